@@ -1,0 +1,114 @@
+"""create_app(): the HTTP door onto the jobs service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from tortoise import Tortoise, connections
+
+from jobline.accounts.users import (
+    UserCreate,
+    UserRead,
+    UserUpdate,
+    bearer_backend,
+    cookie_backend,
+    fastapi_users,
+)
+from jobline.api import errors, jobs
+from jobline.api.cursors import CursorCodec
+from jobline.config import Settings, get_settings, tortoise_config
+from jobline.jobs.service import JobService
+from jobline.jobs.store import JobStore
+from jobline.queueing.app import create_celery
+from jobline.queueing.dispatch import CeleryDispatcher
+from jobline.queueing.spec import load_queues
+
+log = logging.getLogger("jobline.api")
+API = "/api/v1"
+# Room for the envelope around a payload of the maximum size (type, priority, JSON escaping).
+BODY_OVERHEAD_BYTES = 16_384
+READY_TIMEOUT_SECONDS = 3.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app; resources open in its lifespan."""
+    settings = settings or get_settings()
+    queues = load_queues(settings.queues_file)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await Tortoise.init(config=tortoise_config(settings))
+        celery = create_celery(settings, queues)
+        store = JobStore(force_index=not settings.is_sqlite)
+        app.state.celery = celery
+        app.state.service = JobService(store, queues, CeleryDispatcher(celery, queues), settings.max_payload_bytes)
+        try:
+            yield
+        finally:
+            celery.close()
+            await Tortoise.close_connections()
+
+    app = FastAPI(title="jobline", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.secret = settings.resolved_secret()
+    app.state.cursors = CursorCodec(app.state.secret)
+    errors.install(app)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Refuse an oversized body from its Content-Length before reading any of it.
+        length = request.headers.get("content-length")
+        limit = settings.max_payload_bytes + BODY_OVERHEAD_BYTES
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return JSONResponse(
+                errors.problem("PAYLOAD_TOO_LARGE", f"the request body is over {limit} bytes"), status_code=413
+            )
+        return await call_next(request)
+
+    app.include_router(fastapi_users.get_auth_router(bearer_backend), prefix=f"{API}/auth/jwt", tags=["auth"])
+    app.include_router(fastapi_users.get_auth_router(cookie_backend), prefix=f"{API}/auth/cookie", tags=["auth"])
+    app.include_router(fastapi_users.get_register_router(UserRead, UserCreate), prefix=f"{API}/auth", tags=["auth"])
+    app.include_router(fastapi_users.get_users_router(UserRead, UserUpdate), prefix=f"{API}/users", tags=["users"])
+    app.include_router(jobs.router, prefix=API)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database and the broker answer."""
+        checks = {"database": await _check_database(), "broker": await _check_broker(request.app.state.celery)}
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    return app
+
+
+async def _check_database() -> str:
+    try:
+        with anyio.fail_after(READY_TIMEOUT_SECONDS):
+            await connections.get("default").execute_query("SELECT 1")
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+async def _check_broker(celery: Any) -> str:
+    def probe() -> None:
+        with celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=READY_TIMEOUT_SECONDS)
+
+    try:
+        with anyio.fail_after(READY_TIMEOUT_SECONDS * 2):
+            await anyio.to_thread.run_sync(probe, abandon_on_cancel=True)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"

@@ -1,0 +1,63 @@
+"""Domain errors -> HTTP, in one table; every error body is {"detail": {"code", "message"}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette import status
+
+from jobline import errors
+
+log = logging.getLogger("jobline.api")
+
+STATUS_OF: dict[type[errors.JoblineError], int] = {
+    errors.JobNotFound: status.HTTP_404_NOT_FOUND,
+    errors.UnknownJobType: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    errors.InvalidPayload: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    errors.PayloadTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
+    errors.InvalidCursor: status.HTTP_400_BAD_REQUEST,
+    errors.InvalidLastEventId: status.HTTP_400_BAD_REQUEST,
+    errors.InvalidTransition: status.HTTP_409_CONFLICT,
+    errors.JobFinished: status.HTTP_409_CONFLICT,
+    errors.JobNotRetryable: status.HTTP_409_CONFLICT,
+    errors.IdempotencyConflict: status.HTTP_409_CONFLICT,
+    errors.BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+def problem(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"detail": {"code": code, "message": message, **extra}}
+
+
+def status_of(exc: errors.JoblineError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return status.HTTP_500_INTERNAL_SERVER_ERROR
+
+
+def responses(*kinds: type[errors.JoblineError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the errors a route can raise."""
+    from jobline.api.schemas import ErrorResponse
+
+    out: dict[int | str, dict[str, Any]] = {}
+    for kind in kinds:
+        entry = out.setdefault(STATUS_OF[kind], {"model": ErrorResponse, "description": ""})
+        entry["description"] = " / ".join(filter(None, [entry["description"], kind.code]))
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.JoblineError)
+    async def _domain(_: Request, exc: errors.JoblineError) -> JSONResponse:
+        extra = {"errors": exc.context["errors"]} if "errors" in exc.context else {}
+        return JSONResponse(problem(exc.code, exc.message, **extra), status_code=status_of(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Last line of defence: log it whole, tell the client nothing internal.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(problem("INTERNAL", "internal error"), status_code=500)

@@ -1,0 +1,226 @@
+"""The `jobline` command line (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from tortoise.exceptions import BaseORMException as BaseDBError
+
+from jobline.config import Settings, get_settings, tortoise_config
+from jobline.errors import ConfigError, JoblineError
+
+T = TypeVar("T")
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+app = typer.Typer(
+    help="jobline: an event-sourced async job platform.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+_debug = False
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    """jobline: submit jobs over HTTP, run them on Celery workers, keep every transition."""
+    global _debug
+    _debug = debug
+    # The deployment's own job code (tasks/) lives in the working directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
+        raise  # unreachable; fail() exits
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except JoblineError as exc:
+        if _debug:
+            raise
+        fail(exc.message, EXIT_CONFIG if isinstance(exc, ConfigError) else 1)
+        raise
+    except (OSError, ConnectionError, BaseDBError) as exc:
+        if _debug:
+            raise
+        fail(f"database {_where(get_settings().database_url)}: {exc}", EXIT_UNAVAILABLE)
+        raise
+
+
+def _where(url: str) -> str:
+    """A URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def load_queues_or_exit(settings: Settings, check_imports: bool = True) -> Any:
+    from jobline.queueing.spec import load_queues
+
+    try:
+        return load_queues(settings.queues_file, check_imports=check_imports)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
+
+
+async def apply_migrations(settings: Settings) -> list[str]:
+    """Apply the committed aerich migrations of the configured database's dialect."""
+    from aerich import Command
+
+    location = settings.migrations_dir / settings.dialect
+    command = Command(tortoise_config=tortoise_config(settings), app="models", location=str(location))
+    async with command:
+        await command.init()
+        applied: list[str] = await command.upgrade(run_in_transaction=True)
+    return applied
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (aerich) for the configured database."""
+    settings = settings_or_exit()
+    applied = run(apply_migrations(settings))
+    typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False,
+) -> None:
+    """Run the HTTP API with uvicorn (production: gunicorn -c deploy/gunicorn.conf.py asgi:app)."""
+    import uvicorn
+
+    settings = settings_or_exit()
+    load_queues_or_exit(settings)
+    uvicorn.run(
+        "jobline.api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    domain: Annotated[str, typer.Option(help="the domain from queues.yaml whose queue to consume")],
+    pool: Annotated[str | None, typer.Option(help="override the domain's pool")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="override the domain's concurrency")] = None,
+    loglevel: Annotated[str, typer.Option(help="log level")] = "INFO",
+) -> None:
+    """Run a Celery worker on one domain's queue, named DOMAIN@host."""
+    from jobline.queueing.worker import worker_app
+
+    settings = settings_or_exit()
+    queues = load_queues_or_exit(settings)
+    if domain not in queues.domains:
+        fail(f"unknown domain {domain!r}; queues.yaml declares: {', '.join(queues.domains)}", EXIT_CONFIG)
+    spec = queues.domains[domain]
+    celery = worker_app(settings, queues, domain)
+    celery.worker_main(
+        [
+            "worker",
+            f"--queues={spec.queue}",
+            f"--hostname={domain}@%h",
+            f"--pool={pool or spec.pool}",
+            f"--concurrency={concurrency or spec.concurrency}",
+            f"--prefetch-multiplier={spec.prefetch}",
+            f"--loglevel={loglevel}",
+            "--task-events",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Print the resolved settings (secrets masked), queues, routes and job types; exit non-zero on error."""
+    from jobline.queueing.spec import load_queues
+
+    settings = settings_or_exit()
+    typer.echo("settings:")
+    for name, value in settings.model_dump().items():
+        shown = "***" if name in {"secret_key", "flower_basic_auth"} and value else value
+        if name in {"database_url", "broker_url"}:
+            shown = _where(str(value))
+        typer.echo(f"  {name}: {shown}")
+    try:
+        queues = load_queues(settings.queues_file, check_imports=True)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
+        return
+    typer.echo(f"queues ({queues.path}):")
+    for name, domain in queues.domains.items():
+        typer.echo(f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency} prefetch={domain.prefetch}")
+        for jt in queues.domain_types(name):
+            target = f"function {jt.spec.function} (imports)" if jt.importable else f"task_name {jt.spec.task_name} (send_task)"
+            typer.echo(f"    {jt.name}: {target}; retries={jt.policy.max_retries} time_limit={jt.policy.time_limit}s")
+    typer.echo("ok")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="the account's email")],
+    superuser: Annotated[bool, typer.Option("--superuser", help="may see every job")] = False,
+    password: Annotated[str | None, typer.Option(help="read from stdin or prompted when omitted", hidden=True)] = None,
+) -> None:
+    """Create an account (password prompted, or read from stdin)."""
+    from tortoise import Tortoise
+
+    from jobline.accounts.users import create_user
+
+    settings = settings_or_exit()
+    if password is None:
+        password = sys.stdin.readline().strip() if not sys.stdin.isatty() else typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        fail("a password is required", EXIT_CONFIG)
+
+    async def create() -> str:
+        await Tortoise.init(config=tortoise_config(settings))
+        try:
+            user = await create_user(email, password or "", superuser=superuser)
+        finally:
+            await Tortoise.close_connections()
+        return str(user.id)
+
+    from fastapi_users.exceptions import InvalidPasswordException, UserAlreadyExists
+
+    try:
+        user_id = run(create())
+    except UserAlreadyExists:
+        fail(f"an account for {email} already exists")
+    except InvalidPasswordException as exc:
+        fail(f"password refused: {exc.reason}")
+    else:
+        typer.echo(f"created {'superuser' if superuser else 'user'} {email} ({user_id})")
+
+
+def _path(value: str) -> Path:
+    return Path(value)

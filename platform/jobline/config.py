@@ -1,0 +1,117 @@
+"""Settings (env prefix ``JOBLINE_``) and the Tortoise config that aerich reads."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobline.errors import ConfigError
+
+SQLITE_DEFAULT = "sqlite://var/jobline.sqlite3"
+EMBEDDED_BROKER = "filesystem://"
+DEV_SECRET_FILE = "secret_key"
+MODEL_MODULES = ["jobline.jobs.models", "jobline.accounts.models", "aerich.models"]
+# The repository root when installed editable; migrations/ and queues.yaml live there.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Everything jobline reads from the environment or `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBLINE_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = SQLITE_DEFAULT
+    broker_url: str = EMBEDDED_BROKER
+    secret_key: str = ""
+    queues_file: Path = Path("queues.yaml")
+    var_dir: Path = Path("var")
+    max_payload_bytes: int = Field(262_144, gt=0)
+    sse_ping_seconds: float = Field(15.0, gt=0)
+    flower_basic_auth: str | None = None
+    migrations_dir: Path = PROJECT_ROOT / "migrations"
+    db_pool_max: int = Field(20, ge=1, description="Tortoise pool size per process")
+    progress_min_interval_ms: int = Field(
+        250, ge=0, description="a job's progress is written at most this often (latest wins)"
+    )
+    broker_publish_timeout_seconds: float = Field(5.0, gt=0)
+    access_token_lifetime_seconds: int = Field(3600, gt=0)
+    cookie_secure: bool = False
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if len(self.secret_key) < 32:
+            problems.append("JOBLINE_SECRET_KEY must be set to at least 32 characters")
+        if self.database_url.startswith("sqlite"):
+            problems.append("JOBLINE_DATABASE_URL must not be SQLite")
+        if self.broker_url.startswith(EMBEDDED_BROKER):
+            problems.append("JOBLINE_BROKER_URL must not be the embedded broker")
+        if problems:
+            raise ValueError("production refuses unsafe settings: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.is_sqlite else "mysql"
+
+    def resolved_secret(self) -> str:
+        """The JWT secret: the configured one, or one generated once into var/ in development."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / DEV_SECRET_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def broker_dir(self) -> Path:
+        return (self.var_dir / "broker").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    """Tortoise/aerich config for the configured database."""
+    url = settings.database_url
+    if settings.is_sqlite:
+        path = url.removeprefix("sqlite://")
+        if path not in (":memory:", "") and not path.startswith("/"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        sep = "&" if "?" in url else "?"
+        url = f"{url}{sep}charset=utf8mb4&maxsize={settings.db_pool_max}"
+    return {
+        "connections": {"default": url},
+        "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # aerich imports TORTOISE_ORM; computing it lazily keeps importing this module free of I/O.
+    if name == "TORTOISE_ORM":
+        return tortoise_config(get_settings())
+    raise AttributeError(name)

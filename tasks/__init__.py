@@ -1,0 +1,1 @@
+"""This deployment's job code, one module per domain."""
