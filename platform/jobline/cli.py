@@ -192,9 +192,8 @@ def users_create(
     password: Annotated[str | None, typer.Option(help="read from stdin or prompted when omitted", hidden=True)] = None,
 ) -> None:
     """Create an account (password prompted, or read from stdin)."""
-    from tortoise import Tortoise
-
     from jobline.accounts.users import create_user
+    from jobline.db import close_db, open_db
 
     settings = settings_or_exit()
     if password is None:
@@ -203,11 +202,11 @@ def users_create(
         fail("a password is required", EXIT_CONFIG)
 
     async def create() -> str:
-        await Tortoise.init(config=tortoise_config(settings))
+        await open_db(settings)
         try:
             user = await create_user(email, password or "", superuser=superuser)
         finally:
-            await Tortoise.close_connections()
+            await close_db()
         return str(user.id)
 
     from fastapi_users.exceptions import InvalidPasswordException, UserAlreadyExists

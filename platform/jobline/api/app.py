@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from tortoise import Tortoise, connections
+from tortoise import connections
 
 from jobline.accounts.users import (
     UserCreate,
@@ -22,7 +22,8 @@ from jobline.accounts.users import (
 )
 from jobline.api import errors, jobs
 from jobline.api.cursors import CursorCodec
-from jobline.config import Settings, get_settings, tortoise_config
+from jobline.config import Settings, get_settings
+from jobline.db import close_db, open_db
 from jobline.jobs.service import JobService
 from jobline.jobs.store import JobStore
 from jobline.queueing.app import create_celery
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await Tortoise.init(config=tortoise_config(settings))
+        await open_db(settings)
         celery = create_celery(settings, queues)
         store = JobStore(force_index=not settings.is_sqlite)
         app.state.celery = celery
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             celery.close()
-            await Tortoise.close_connections()
+            await close_db()
 
     app = FastAPI(title="jobline", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -24,7 +24,10 @@ Cursor = Annotated[str | None, Query(max_length=512, description="next_page of t
 NOT_FOUND = responses(errors.JobNotFound)
 
 
-class Page[T](CursorPage[T]):
+T = TypeVar("T")
+
+
+class Page(CursorPage[T], Generic[T]):
     """A cursor page: `items` and the opaque `next_page` cursor (null on the last page)."""
 
     total: int | None = None  # never counted: COUNT(*) over a big table costs seconds

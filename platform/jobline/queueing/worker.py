@@ -21,10 +21,10 @@ from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
-from tortoise import Tortoise
 from tortoise.exceptions import DBConnectionError, OperationalError
 
-from jobline.config import Settings, get_settings, tortoise_config
+from jobline.config import Settings, get_settings
+from jobline.db import open_db
 from jobline.errors import InvalidTransition, JobCancelled
 from jobline.jobs.events import EventType
 from jobline.jobs.projection import JobView
@@ -53,7 +53,7 @@ class WorkerRuntime:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="jobline-loop", daemon=True)
         self._thread.start()
-        self.call(Tortoise.init(config=tortoise_config(settings)))
+        self.call(open_db(settings))
         self.store = JobStore(force_index=not settings.is_sqlite)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
