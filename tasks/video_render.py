@@ -21,5 +21,8 @@ def render(ctx: JobContext, req: RenderRequest) -> dict[str, object]:
     for done in range(0, req.frames, 10):
         ctx.raise_if_cancelled()
         time.sleep(req.step_seconds * min(10, req.frames - done))
-        ctx.progress(min(req.frames, done + 10) * 100 / req.frames, f"rendered {min(req.frames, done + 10)} frames")
+        ctx.progress(
+            min(req.frames, done + 10) * 100 / req.frames,
+            f"rendered {min(req.frames, done + 10)} frames",
+        )
     return {"output": f"{req.project}.mp4", "frames": req.frames}

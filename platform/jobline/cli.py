@@ -20,7 +20,9 @@ EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 
 app = typer.Typer(
-    help="jobline: an event-sourced async job platform.", no_args_is_help=True, pretty_exceptions_enable=False
+    help="jobline: an event-sourced async job platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -89,7 +91,9 @@ async def apply_migrations(settings: Settings) -> list[str]:
     from aerich import Command
 
     location = settings.migrations_dir / settings.dialect
-    command = Command(tortoise_config=tortoise_config(settings), app="models", location=str(location))
+    command = Command(
+        tortoise_config=tortoise_config(settings), app="models", location=str(location)
+    )
     async with command:
         await command.init()
         applied: list[str] = await command.upgrade(run_in_transaction=True)
@@ -101,7 +105,9 @@ def migrate() -> None:
     """Apply the database migrations (aerich) for the configured database."""
     settings = settings_or_exit()
     applied = run(apply_migrations(settings))
-    typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    typer.echo(
+        f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
+    )
 
 
 @app.command()
@@ -131,7 +137,9 @@ def serve(
 def worker(
     domain: Annotated[str, typer.Option(help="the domain from queues.yaml whose queue to consume")],
     pool: Annotated[str | None, typer.Option(help="override the domain's pool")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="override the domain's concurrency")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="override the domain's concurrency")
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="log level")] = "INFO",
 ) -> None:
     """Run a Celery worker on one domain's queue, named DOMAIN@host."""
@@ -140,7 +148,10 @@ def worker(
     settings = settings_or_exit()
     queues = load_queues_or_exit(settings)
     if domain not in queues.domains:
-        fail(f"unknown domain {domain!r}; queues.yaml declares: {', '.join(queues.domains)}", EXIT_CONFIG)
+        fail(
+            f"unknown domain {domain!r}; queues.yaml declares: {', '.join(queues.domains)}",
+            EXIT_CONFIG,
+        )
     spec = queues.domains[domain]
     celery = worker_app(settings, queues, domain)
     celery.worker_main(
@@ -178,10 +189,18 @@ def check_config() -> None:
         return
     typer.echo(f"queues ({queues.path}):")
     for name, domain in queues.domains.items():
-        typer.echo(f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency} prefetch={domain.prefetch}")
+        typer.echo(
+            f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency} prefetch={domain.prefetch}"
+        )
         for jt in queues.domain_types(name):
-            target = f"function {jt.spec.function} (imports)" if jt.importable else f"task_name {jt.spec.task_name} (send_task)"
-            typer.echo(f"    {jt.name}: {target}; retries={jt.policy.max_retries} time_limit={jt.policy.time_limit}s")
+            target = (
+                f"function {jt.spec.function} (imports)"
+                if jt.importable
+                else f"task_name {jt.spec.task_name} (send_task)"
+            )
+            typer.echo(
+                f"    {jt.name}: {target}; retries={jt.policy.max_retries} time_limit={jt.policy.time_limit}s"
+            )
     typer.echo("ok")
 
 
@@ -189,7 +208,9 @@ def check_config() -> None:
 def users_create(
     email: Annotated[str, typer.Argument(help="the account's email")],
     superuser: Annotated[bool, typer.Option("--superuser", help="may see every job")] = False,
-    password: Annotated[str | None, typer.Option(help="read from stdin or prompted when omitted", hidden=True)] = None,
+    password: Annotated[
+        str | None, typer.Option(help="read from stdin or prompted when omitted", hidden=True)
+    ] = None,
 ) -> None:
     """Create an account (password prompted, or read from stdin)."""
     from jobline.accounts.users import create_user
@@ -197,7 +218,11 @@ def users_create(
 
     settings = settings_or_exit()
     if password is None:
-        password = sys.stdin.readline().strip() if not sys.stdin.isatty() else typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        password = (
+            sys.stdin.readline().strip()
+            if not sys.stdin.isatty()
+            else typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        )
     if not password:
         fail("a password is required", EXIT_CONFIG)
 

@@ -105,5 +105,7 @@ current_active_user = fastapi_users.current_user(active=True)
 async def create_user(email: str, password: str, *, superuser: bool = False) -> User:
     """Create an account outside a request (CLI, `jobline dev`)."""
     manager = UserManager(TortoiseUserDatabase())
-    created = await manager.create(UserCreate(email=email, password=password, is_superuser=superuser))
+    created = await manager.create(
+        UserCreate(email=email, password=password, is_superuser=superuser)
+    )
     return created

@@ -48,7 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         celery = create_celery(settings, queues)
         store = JobStore(force_index=not settings.is_sqlite)
         app.state.celery = celery
-        app.state.service = JobService(store, queues, CeleryDispatcher(celery, queues), settings.max_payload_bytes)
+        app.state.service = JobService(
+            store, queues, CeleryDispatcher(celery, queues), settings.max_payload_bytes
+        )
         try:
             yield
         finally:
@@ -62,20 +64,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
 
     @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         # Refuse an oversized body from its Content-Length before reading any of it.
         length = request.headers.get("content-length")
         limit = settings.max_payload_bytes + BODY_OVERHEAD_BYTES
         if length is not None and (not length.isdigit() or int(length) > limit):
             return JSONResponse(
-                errors.problem("PAYLOAD_TOO_LARGE", f"the request body is over {limit} bytes"), status_code=413
+                errors.problem("PAYLOAD_TOO_LARGE", f"the request body is over {limit} bytes"),
+                status_code=413,
             )
         return await call_next(request)
 
-    app.include_router(fastapi_users.get_auth_router(bearer_backend), prefix=f"{API}/auth/jwt", tags=["auth"])
-    app.include_router(fastapi_users.get_auth_router(cookie_backend), prefix=f"{API}/auth/cookie", tags=["auth"])
-    app.include_router(fastapi_users.get_register_router(UserRead, UserCreate), prefix=f"{API}/auth", tags=["auth"])
-    app.include_router(fastapi_users.get_users_router(UserRead, UserUpdate), prefix=f"{API}/users", tags=["users"])
+    app.include_router(
+        fastapi_users.get_auth_router(bearer_backend), prefix=f"{API}/auth/jwt", tags=["auth"]
+    )
+    app.include_router(
+        fastapi_users.get_auth_router(cookie_backend), prefix=f"{API}/auth/cookie", tags=["auth"]
+    )
+    app.include_router(
+        fastapi_users.get_register_router(UserRead, UserCreate), prefix=f"{API}/auth", tags=["auth"]
+    )
+    app.include_router(
+        fastapi_users.get_users_router(UserRead, UserUpdate), prefix=f"{API}/users", tags=["users"]
+    )
     app.include_router(jobs.router, prefix=API)
 
     @app.get("/healthz", tags=["ops"])
@@ -86,9 +99,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:
         """Readiness: the database and the broker answer."""
-        checks = {"database": await _check_database(), "broker": await _check_broker(request.app.state.celery)}
+        checks = {
+            "database": await _check_database(),
+            "broker": await _check_broker(request.app.state.celery),
+        }
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
 
     return app
 

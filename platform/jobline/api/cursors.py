@@ -40,7 +40,9 @@ class CursorCodec:
         return values
 
     def _sign(self, scope: str, body: bytes) -> bytes:
-        return hmac.new(self._key, scope.encode() + b"\0" + body, hashlib.sha256).digest()[:SIGNATURE_BYTES]
+        return hmac.new(self._key, scope.encode() + b"\0" + body, hashlib.sha256).digest()[
+            :SIGNATURE_BYTES
+        ]
 
 
 def _b64(raw: bytes) -> str:

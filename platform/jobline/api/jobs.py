@@ -30,7 +30,7 @@ T = TypeVar("T")
 class Page(CursorPage[T], Generic[T]):
     """A cursor page: `items` and the opaque `next_page` cursor (null on the last page)."""
 
-    total: int | None = None  # never counted: COUNT(*) over a big table costs seconds
+    total: int | None = None  # type: ignore[assignment] # never counted: COUNT(*) over a big table costs seconds
 
 
 @router.post(
@@ -39,7 +39,12 @@ class Page(CursorPage[T], Generic[T]):
     response_model=Job,
     responses={
         200: {"model": Job, "description": "the job first submitted with this Idempotency-Key"},
-        **responses(errors.UnknownJobType, errors.InvalidPayload, errors.PayloadTooLarge, errors.IdempotencyConflict),
+        **responses(
+            errors.UnknownJobType,
+            errors.InvalidPayload,
+            errors.PayloadTooLarge,
+            errors.IdempotencyConflict,
+        ),
     },
 )
 async def submit_job(
@@ -52,7 +57,9 @@ async def submit_job(
 ) -> Job:
     """Store a job and enqueue it on its domain's queue."""
     view, created = await service.submit(
-        caller, Submission(body.type, body.payload, body.priority, body.delay_seconds), idempotency_key
+        caller,
+        Submission(body.type, body.payload, body.priority, body.delay_seconds),
+        idempotency_key,
     )
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     response.headers["Location"] = f"{request.scope.get('root_path', '')}/api/v1/jobs/{view.id}"
@@ -81,8 +88,11 @@ async def list_jobs(
     """Jobs, newest first; a superuser sees every user's."""
     query = JobQuery(
         owner_id=None if caller.is_superuser else caller.id,
-        state=state, type=type, queue=queue,
-        created_after=created_after, created_before=created_before,
+        state=state,
+        type=type,
+        queue=queue,
+        created_after=created_after,
+        created_before=created_before,
     )
     scope = f"jobs:{caller.id}:{query}"
     after = None
@@ -110,7 +120,9 @@ async def list_events(
     job: JobDep,
     service: ServiceDep,
     cursors: CursorsDep,
-    after_seq: Annotated[int, Query(ge=0, le=2**31, description="start after this event (the SSE id)")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=2**31, description="start after this event (the SSE id)")
+    ] = 0,
     size: Size = 50,
     cursor: Cursor = None,
 ) -> Page[JobEvent]:
@@ -126,7 +138,9 @@ async def list_events(
     if len(events) > size:
         events = events[:size]
         next_page = cursors.encode(scope, [events[-1].seq])
-    return Page[JobEvent](items=[JobEvent.of(e) for e in events], next_page=next_page, current_page=cursor)
+    return Page[JobEvent](
+        items=[JobEvent.of(e) for e in events], next_page=next_page, current_page=cursor
+    )
 
 
 @router.get("/job-types", response_model=list[JobTypeOut])
@@ -138,9 +152,15 @@ async def list_job_types(service: ServiceDep, _: CallerDep) -> list[JobTypeOut]:
         schema: dict[str, Any] | None = model.model_json_schema() if model is not None else None
         out.append(
             JobTypeOut(
-                name=jt.name, domain=jt.domain, queue=jt.queue, payload_schema=schema,
-                retry=RetryPolicyOut(**jt.policy.model_dump(include=set(RetryPolicyOut.model_fields))),
-                rate_limit=jt.spec.rate_limit, description=jt.spec.description,
+                name=jt.name,
+                domain=jt.domain,
+                queue=jt.queue,
+                payload_schema=schema,
+                retry=RetryPolicyOut(
+                    **jt.policy.model_dump(include=set(RetryPolicyOut.model_fields))
+                ),
+                rate_limit=jt.spec.rate_limit,
+                description=jt.spec.description,
             )
         )
     return out

@@ -62,7 +62,14 @@ class JobEvent(BaseModel):
 
     @classmethod
     def of(cls, event: Event) -> JobEvent:
-        return cls(seq=event.seq, job_id=event.job_id, type=event.type, attempt=event.attempt, at=event.at, data=event.data)
+        return cls(
+            seq=event.seq,
+            job_id=event.job_id,
+            type=event.type,
+            attempt=event.attempt,
+            at=event.at,
+            data=event.data,
+        )
 
 
 class RetryPolicyOut(BaseModel):

@@ -48,7 +48,9 @@ class Submission:
 
 
 class JobService:
-    def __init__(self, store: JobStore, queues: Queues, dispatcher: Dispatcher, max_payload_bytes: int) -> None:
+    def __init__(
+        self, store: JobStore, queues: Queues, dispatcher: Dispatcher, max_payload_bytes: int
+    ) -> None:
         self.store = store
         self.queues = queues
         self.dispatcher = dispatcher
@@ -63,7 +65,14 @@ class JobService:
             known = ", ".join(sorted(self.queues.job_types))
             raise UnknownJobType(f"unknown job type {submission.type!r}; known types: {known}")
         payload = self._validated(job_type.payload_model, submission.payload)
-        request_hash = _hash({"type": submission.type, "payload": payload, "priority": submission.priority, "delay": submission.delay_seconds})
+        request_hash = _hash(
+            {
+                "type": submission.type,
+                "payload": payload,
+                "priority": submission.priority,
+                "delay": submission.delay_seconds,
+            }
+        )
         if idempotency_key is not None:
             first = await self._idempotent(caller, idempotency_key, request_hash)
             if first is not None:
@@ -78,7 +87,10 @@ class JobService:
         }
         try:
             view = await self.store.submit(
-                job_id=uuid.uuid4(), data=data, idempotency_key=idempotency_key, request_hash=request_hash
+                job_id=uuid.uuid4(),
+                data=data,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
             )
         except DuplicateIdempotencyKey:
             # A concurrent request with the same key won the insert.
@@ -94,7 +106,9 @@ class JobService:
         except Exception:
             log.exception("publishing job %s failed; it stays pending", view.id)
             return view
-        done = await self.store.append(view.id, EventType.QUEUED, {"task_id": task_id}, attempt=view.attempt)
+        done = await self.store.append(
+            view.id, EventType.QUEUED, {"task_id": task_id}, attempt=view.attempt
+        )
         return done.view
 
     async def get(self, caller: Caller, job_id: UUID) -> JobView:
@@ -107,7 +121,9 @@ class JobService:
     def _validated(self, model: Any, payload: dict[str, Any]) -> dict[str, Any]:
         size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
         if size > self.max_payload_bytes:
-            raise PayloadTooLarge(f"the payload is {size} bytes; the limit is {self.max_payload_bytes}")
+            raise PayloadTooLarge(
+                f"the payload is {size} bytes; the limit is {self.max_payload_bytes}"
+            )
         if model is None:
             return payload
         try:

@@ -136,7 +136,7 @@ class JobStore:
         return Appended(new_view, event)
 
     async def get(self, job_id: UUID) -> JobView:
-        row = await JobRow.get_or_none(id=job_id).using_db(self._db())
+        row = await JobRow.filter(id=job_id).using_db(self._db()).first()
         if row is None:
             raise JobNotFound(job_id=str(job_id))
         return view_of(row)
@@ -144,7 +144,9 @@ class JobStore:
     async def find_by_idempotency_key(
         self, owner_id: UUID, key: str
     ) -> tuple[JobView, str | None] | None:
-        row = await JobRow.get_or_none(owner_id=owner_id, idempotency_key=key).using_db(self._db())
+        row = (
+            await JobRow.filter(owner_id=owner_id, idempotency_key=key).using_db(self._db()).first()
+        )
         return None if row is None else (view_of(row), row.request_hash)
 
     async def events(self, job_id: UUID, after_seq: int = 0, limit: int = 100) -> list[Event]:

@@ -51,7 +51,10 @@ def create_celery(settings: Settings, queues: Queues) -> Celery:
     app = Celery("jobline", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         task_queues=[declare_queue(d) for d in queues.domains.values()],
-        task_routes={jt.name: {"queue": jt.queue, "routing_key": jt.queue} for jt in queues.job_types.values()},
+        task_routes={
+            jt.name: {"queue": jt.queue, "routing_key": jt.queue}
+            for jt in queues.job_types.values()
+        },
         task_default_queue=next(iter(queues.domains.values())).queue,
         task_create_missing_queues=False,
         task_serializer="json",

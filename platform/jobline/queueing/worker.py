@@ -51,7 +51,9 @@ class WorkerRuntime:
         self.settings = settings
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="jobline-loop", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="jobline-loop", daemon=True
+        )
         self._thread.start()
         self.call(open_db(settings))
         self.store = JobStore(force_index=not settings.is_sqlite)
@@ -75,7 +77,9 @@ class WorkerRuntime:
             try:
                 return self.call(self.store.append(job_id, type, data, attempt=attempt))
             except DB_ERRORS as exc:
-                log.warning("recording %s of %s failed (%s); retrying in %.1fs", type, job_id, exc, delay)
+                log.warning(
+                    "recording %s of %s failed (%s); retrying in %.1fs", type, job_id, exc, delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
 
@@ -142,7 +146,9 @@ class ProgressReporter:
         percent, message = latest
         try:
             done = self.rt.record(
-                self.job_id, EventType.PROGRESS, {"progress": percent, "message": message},
+                self.job_id,
+                EventType.PROGRESS,
+                {"progress": percent, "message": message},
                 attempt=self.attempt,
             )
         except InvalidTransition:
@@ -160,7 +166,9 @@ def error_of(exc: BaseException, code: str | None = None) -> dict[str, Any]:
     return error
 
 
-def begin_attempt(rt: WorkerRuntime, job_type: JobType, job_id: UUID, worker: str, redelivered: bool) -> JobView | None:
+def begin_attempt(
+    rt: WorkerRuntime, job_type: JobType, job_id: UUID, worker: str, redelivered: bool
+) -> JobView | None:
     """Record `started`, or None when this delivery must not run the job.
 
     A delivery for a finished job, or a second copy of a message whose attempt is already
@@ -175,14 +183,21 @@ def begin_attempt(rt: WorkerRuntime, job_type: JobType, job_id: UUID, worker: st
         rt.record(job_id, EventType.QUEUED, {"by": worker}, attempt=view.attempt)
     elif view.state is JobState.RUNNING:
         if not redelivered:
-            log.info("job %s attempt %s is already running; duplicate delivery ignored", job_id, view.attempt)
+            log.info(
+                "job %s attempt %s is already running; duplicate delivery ignored",
+                job_id,
+                view.attempt,
+            )
             return None
         lost = rt.record(job_id, EventType.WORKER_LOST, {"worker": worker}, attempt=view.attempt)
-        losses = sum(1 for e in rt.call(rt.store.all_events(job_id)) if e.type is EventType.WORKER_LOST)
+        losses = sum(
+            1 for e in rt.call(rt.store.all_events(job_id)) if e.type is EventType.WORKER_LOST
+        )
         if losses >= job_type.policy.max_worker_losses:
             message = f"the job's worker died {losses} times"
             rt.record(
-                job_id, EventType.FAILED,
+                job_id,
+                EventType.FAILED,
                 {"error": {"type": "WorkerLost", "message": message, "code": "WORKER_LOST"}},
                 attempt=lost.view.attempt,
             )
@@ -192,12 +207,16 @@ def begin_attempt(rt: WorkerRuntime, job_type: JobType, job_id: UUID, worker: st
     return started.view if started.event is not None else None
 
 
-def run_job(task: Task, job_type: JobType, function: JobFunction, job_id: str, payload: dict[str, Any]) -> None:
+def run_job(
+    task: Task, job_type: JobType, function: JobFunction, job_id: str, payload: dict[str, Any]
+) -> None:
     """The body of every jobline Celery task."""
     rt = runtime()
     jid = UUID(job_id)
     delivery = task.request.delivery_info or {}
-    view = begin_attempt(rt, job_type, jid, task.request.hostname or "worker", bool(delivery.get("redelivered")))
+    view = begin_attempt(
+        rt, job_type, jid, task.request.hostname or "worker", bool(delivery.get("redelivered"))
+    )
     if view is None:
         return
     attempt = view.attempt
@@ -215,7 +234,10 @@ def run_job(task: Task, job_type: JobType, function: JobFunction, job_id: str, p
     try:
         request = function.payload.model_validate(payload) if function.payload else payload
     except ValidationError as exc:
-        finish(EventType.FAILED, {"error": {"type": "ValidationError", "message": str(exc), "code": "INVALID_PAYLOAD"}})
+        finish(
+            EventType.FAILED,
+            {"error": {"type": "ValidationError", "message": str(exc), "code": "INVALID_PAYLOAD"}},
+        )
         return
     try:
         result = rt.call(function(ctx, request)) if function.is_async else function(ctx, request)
@@ -229,7 +251,10 @@ def run_job(task: Task, job_type: JobType, function: JobFunction, job_id: str, p
     except Exception as exc:
         if isinstance(exc, job_type.retry_exceptions()) and attempt <= job_type.policy.max_retries:
             delay = job_type.policy.backoff(attempt)
-            finish(EventType.RETRYING, {"error": error_of(exc), "delay_seconds": delay, "next_attempt": attempt + 1})
+            finish(
+                EventType.RETRYING,
+                {"error": error_of(exc), "delay_seconds": delay, "next_attempt": attempt + 1},
+            )
             raise task.retry(countdown=delay, max_retries=None) from exc
         log.exception("job %s failed", jid)
         finish(EventType.FAILED, {"error": error_of(exc)})

@@ -1,0 +1,169 @@
+"""Helpers the tests share: real services, worker processes, API clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+JOBLINE = str(Path(sys.executable).with_name("jobline"))
+FINAL = {"succeeded", "failed", "cancelled"}
+PASSWORD = "correct-horse-battery-staple"
+WAIT_SECONDS = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """A jobline process started by a test, with its output in a log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = WAIT_SECONDS) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited ({self.popen.returncode}):\n{self.output()[-3000:]}"
+                )
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not print {text!r}:\n{self.output()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+
+def start(
+    name: str, args: list[str], env: Mapping[str, str], logdir: Path, cwd: Path = REPO
+) -> Proc:
+    """Start `jobline ARGS` in its own process group (so a stop takes its children too)."""
+    log = logdir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [JOBLINE, *args],
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Proc(name, popen, log)
+
+
+def start_worker(domain: str, env: Mapping[str, str], logdir: Path, *extra: str) -> Proc:
+    proc = start(f"worker-{domain}", ["worker", f"--domain={domain}", *extra], env, logdir)
+    proc.wait_for(f"{domain}@")
+    proc.wait_for(" ready.")
+    return proc
+
+
+def start_server(env: Mapping[str, str], logdir: Path) -> tuple[Proc, str]:
+    """A real uvicorn server; returns it and its base URL once /readyz answers 200."""
+    port = free_port()
+    proc = start("api", ["serve", "--host=127.0.0.1", f"--port={port}"], env, logdir)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.popen.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.stop()
+    raise RuntimeError(f"the API did not become ready:\n{proc.output()[-3000:]}")
+
+
+@dataclass
+class User:
+    """A registered user and a client that sends their bearer token."""
+
+    email: str
+    id: uuid.UUID
+    token: str
+    client: httpx.AsyncClient
+    jobs: list[str] = field(default_factory=list)
+
+    async def submit(
+        self, type: str, payload: dict[str, Any] | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        r = await self.client.post(
+            "/api/v1/jobs", json={"type": type, "payload": payload or {}, **extra}
+        )
+        assert r.status_code == 202, r.text
+        job: dict[str, Any] = r.json()
+        self.jobs.append(job["id"])
+        return job
+
+    async def wait_final(self, job_id: str, within: float = WAIT_SECONDS) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while True:
+            r = await self.client.get(f"/api/v1/jobs/{job_id}")
+            assert r.status_code == 200, r.text
+            job: dict[str, Any] = r.json()
+            if job["state"] in FINAL:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {within}s")
+            await asyncio.sleep(0.05)
+
+    async def events(self, job_id: str) -> list[dict[str, Any]]:
+        """Every event of a job, walking all pages."""
+        out: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"size": 100}
+            if cursor:
+                params["cursor"] = cursor
+            r = await self.client.get(f"/api/v1/jobs/{job_id}/events", params=params)
+            assert r.status_code == 200, r.text
+            page = r.json()
+            out.extend(page["items"])
+            cursor = page["next_page"]
+            if not cursor:
+                return out
+
+
+async def register(
+    client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
+) -> tuple[str, str, str]:
+    """Register and log in over HTTP; returns (email, user id, bearer token)."""
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    r = await client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
+    r = await client.post("/api/v1/auth/jwt/login", data={"username": email, "password": password})
+    assert r.status_code == 200, r.text
+    return email, user_id, r.json()["access_token"]
