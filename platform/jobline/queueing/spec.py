@@ -146,23 +146,27 @@ def import_object(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys instead of silently keeping the last."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return dict(loader.construct_pairs(node))  # type: ignore[no-untyped-call]
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+def _duplicate_keys(node: yaml.Node, path: str = "") -> list[str]:
+    """`dotted.key: ...` for every key given twice in one mapping (YAML would keep the last)."""
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            dotted = f"{path}.{key}" if path else key
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                problems.append(
+                    f"{dotted}: declared twice (lines {first_line[key]} and {line}); "
+                    "each key may appear once"
+                )
+            else:
+                first_line[key] = line
+            problems.extend(_duplicate_keys(value_node, dotted))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems.extend(_duplicate_keys(item, f"{path}.{index}"))
+    return problems
 
 
 def load_queues(path: Path | str, *, check_imports: bool = True) -> Queues:
@@ -173,9 +177,13 @@ def load_queues(path: Path | str, *, check_imports: bool = True) -> Queues:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    duplicates = _duplicate_keys(node) if node is not None else []
+    if duplicates:
+        raise ConfigError("\n".join(f"{path}: {d}" for d in duplicates))
     try:
         raw = QueuesFile.model_validate(data)
     except ValidationError as exc:

@@ -1,0 +1,73 @@
+"""Settings: production refuses the unsafe development defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from jobline.config import EMBEDDED_BROKER, SQLITE_DEFAULT, Settings, tortoise_config
+
+SAFE = {
+    "database_url": "mysql://app:pw@db:3306/jobline",
+    "broker_url": "amqp://app:pw@mq:5672/jobline",
+    "secret_key": "s" * 48,
+}
+
+
+def production(**overrides: Any) -> Settings:
+    # Explicit values, no .env: the test must not depend on the environment it runs in.
+    return Settings(_env_file=None, env="production", **{**SAFE, **overrides})  # type: ignore[call-arg]
+
+
+def test_safe_production_settings_are_accepted() -> None:
+    settings = production()
+    assert settings.env == "production"
+    assert settings.dialect == "mysql"
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"secret_key": ""}, "JOBLINE_SECRET_KEY"),
+        ({"secret_key": "short"}, "JOBLINE_SECRET_KEY"),
+        ({"database_url": SQLITE_DEFAULT}, "JOBLINE_DATABASE_URL must not be SQLite"),
+        ({"database_url": "sqlite:///srv/x.db"}, "JOBLINE_DATABASE_URL must not be SQLite"),
+        ({"broker_url": EMBEDDED_BROKER}, "JOBLINE_BROKER_URL must not be the embedded broker"),
+    ],
+)
+def test_production_refuses_an_unsafe_default(override: dict[str, str], reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        production(**override)
+
+
+def test_production_names_every_problem_at_once() -> None:
+    with pytest.raises(ValidationError) as caught:
+        production(secret_key="", database_url=SQLITE_DEFAULT, broker_url=EMBEDDED_BROKER)
+    text = str(caught.value)
+    assert "SECRET_KEY" in text and "SQLite" in text and "embedded broker" in text
+
+
+def test_development_allows_the_embedded_defaults(tmp_path: Path) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        env="development",
+        database_url=SQLITE_DEFAULT,
+        broker_url=EMBEDDED_BROKER,
+        secret_key="",
+        var_dir=tmp_path,
+    )
+    assert settings.is_sqlite
+    secret = settings.resolved_secret()
+    assert len(secret) >= 32
+    assert settings.resolved_secret() == secret, "generated once, then reused"
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_the_mysql_url_gets_its_charset_and_pool_size() -> None:
+    settings = production(db_pool_max=7)
+    url = tortoise_config(settings)["connections"]["default"]
+    assert url.startswith(SAFE["database_url"] + "?")
+    assert "charset=utf8mb4" in url and "maxsize=7" in url
