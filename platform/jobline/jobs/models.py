@@ -1,4 +1,4 @@
-"""Tortoise models: `job_events` (append-only, the truth) and `jobs` (its projection)."""
+"""Tortoise models: `job_events` (append-only, the truth), `jobs` (its projection), `job_dispatch` (the outbox)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ IDX_OWNER_STATE = "idx_jobs_owner_state"
 IDX_CREATED = "idx_jobs_created"
 IDX_STATE = "idx_jobs_state"
 IDX_EVENTS_OWNER = "idx_events_owner"
+IDX_DISPATCH_AVAILABLE = "idx_dispatch_available"
 
 
 class JobRow(Model):
@@ -71,3 +72,30 @@ class JobEventRow(Model):
         table = "job_events"
         unique_together = (("job_id", "seq"),)
         indexes = (Index(fields=("owner_id", "id"), name=IDX_EVENTS_OWNER),)
+
+
+class DispatchRow(Model):
+    """The outbox: a job attempt still to be published, written in the transaction that made it due.
+
+    The row is deleted in the transaction recording `queued`. A publisher (the submitting
+    request or a relay) claims it by moving `available_at` past now under a fresh `claim`,
+    so two relays never publish the same row at once; an expired claim is free again.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    job_id = fields.UUIDField()
+    attempt = fields.IntField()
+    task_id = fields.CharField(max_length=64)
+    # Not published before this: a delayed job waits here, not as an ETA message in the broker.
+    due_at = fields.DatetimeField()
+    # The row may be claimed once this is past (the claim's lease, or the next try after a failure).
+    available_at = fields.DatetimeField()
+    claim = fields.CharField(max_length=64, null=True)
+    tries = fields.IntField(default=0)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "job_dispatch"
+        unique_together = (("job_id", "attempt"),)
+        indexes = (Index(fields=("available_at",), name=IDX_DISPATCH_AVAILABLE),)
