@@ -1,0 +1,364 @@
+"""The event store's contract, run unchanged against SQLite and MariaDB.
+
+One module-scoped store per backend (Tortoise has one global context per process), opened
+with jobline.db.open_db on a database migrated by `jobline migrate`'s code. Each test works
+on its own owner id and its own span of time, so tests never see each other's jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pymysql
+import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.exceptions import IntegrityError
+
+from jobline.cli import apply_migrations
+from jobline.config import Settings
+from jobline.db import close_db, open_db
+from jobline.errors import InvalidTransition, JobNotFound
+from jobline.jobs import store as store_module
+from jobline.jobs.events import EventType
+from jobline.jobs.projection import JobView
+from jobline.jobs.states import JobState
+from jobline.jobs.store import JobQuery, JobStore
+from tests.conftest import _mysql_parts
+
+pytestmark = pytest.mark.integration
+
+E = EventType
+CONCURRENT_APPENDS = 40
+
+
+def _private_database(mysql_url: str) -> Iterator[str]:
+    """A database of its own beside the run's, so listing every owner sees only these tests."""
+    parts = _mysql_parts(mysql_url)
+    name = f"{parts['db']}_store"
+    conn = pymysql.connect(
+        host=str(parts["host"]),
+        port=int(str(parts["port"])),
+        user=str(parts["user"]),
+        password=str(parts["password"]),
+        autocommit=True,
+    )
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        yield mysql_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[JobStore]:
+    folder = tmp_path_factory.mktemp(f"store-{request.param}")
+    databases: Iterator[str] | None = None
+    if request.param == "sqlite":
+        url = f"sqlite://{folder / 'jobline.sqlite3'}"
+    else:
+        databases = _private_database(request.getfixturevalue("mysql_url"))
+        url = next(databases)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, env="test", database_url=url, var_dir=folder, secret_key="x" * 40
+    )
+    assert settings.dialect == ("sqlite" if request.param == "sqlite" else "mysql")
+    # Tortoise caches each model's INSERT/DELETE SQL per connection name, whatever the
+    # dialect: switching SQLite <-> MySQL in one process needs the cache emptied.
+    EXECUTOR_CACHE.clear()
+    applied = await apply_migrations(settings)
+    assert applied, "a fresh database gets the initial migration"
+    await open_db(settings)
+    try:
+        yield JobStore(force_index=not settings.is_sqlite)
+    finally:
+        await close_db()
+        EXECUTOR_CACHE.clear()
+        if databases is not None:
+            next(databases, None)
+
+
+def job_data(owner: uuid.UUID, type: str = "music.transcode", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": type,
+        "queue": type.split(".")[0],
+        "payload": {"source": "song.wav"},
+        "priority": 0,
+        "owner_id": str(owner),
+        **extra,
+    }
+
+
+async def new_job(
+    store: JobStore,
+    owner: uuid.UUID,
+    type: str = "music.transcode",
+    job_id: uuid.UUID | None = None,
+) -> JobView:
+    return await store.submit(job_id=job_id or uuid.uuid4(), data=job_data(owner, type))
+
+
+async def running(store: JobStore, owner: uuid.UUID) -> JobView:
+    view = await new_job(store, owner)
+    await store.append(view.id, E.QUEUED, {"task_id": str(view.id)})
+    return (await store.append(view.id, E.STARTED, {"worker": "w@h"})).view
+
+
+async def seqs(store: JobStore, job_id: uuid.UUID) -> list[int]:
+    return [e.seq for e in await store.all_events(job_id)]
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
+    """Pins the store's clock: submit() stamps created_at with clock[0]."""
+    now = [datetime(2031, 1, 1, tzinfo=UTC) + timedelta(days=uuid.uuid4().int % 10_000)]
+    monkeypatch.setattr(store_module, "utcnow", lambda: now[0])
+    return now
+
+
+async def test_submit_stores_the_job_and_its_submitted_event(store: JobStore) -> None:
+    owner = uuid.uuid4()
+    view = await new_job(store, owner)
+    assert view.state is JobState.PENDING
+    assert await store.get(view.id) == view
+    [event] = await store.all_events(view.id)
+    assert (event.seq, event.type, event.attempt) == (1, E.SUBMITTED, 1)
+    assert event.data == job_data(owner)
+
+
+async def test_append_writes_the_event_and_the_projection_together(store: JobStore) -> None:
+    view = await new_job(store, uuid.uuid4())
+    done = await store.append(view.id, E.QUEUED, {"task_id": "t-1"})
+    assert done.event is not None
+    assert (done.event.seq, done.event.type, done.event.data) == (2, E.QUEUED, {"task_id": "t-1"})
+    stored = await store.get(view.id)
+    assert stored == done.view
+    assert (stored.state, stored.last_seq, stored.task_id) == (JobState.QUEUED, 2, "t-1")
+    assert await store.events(view.id, after_seq=1) == [done.event]
+
+
+async def test_a_failing_projection_update_rolls_the_event_back(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = await new_job(store, uuid.uuid4())
+
+    def broken(_: JobView) -> dict[str, Any]:
+        raise RuntimeError("projection update failed")
+
+    # The event row is inserted first; the update that follows fails inside the transaction.
+    monkeypatch.setattr(store_module, "_row_fields", broken)
+    with pytest.raises(RuntimeError):
+        await store.append(view.id, E.QUEUED, {})
+    monkeypatch.undo()
+    assert await seqs(store, view.id) == [1]
+    assert await store.get(view.id) == view
+
+
+async def test_a_failing_event_insert_leaves_no_job(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("event insert failed")
+
+    monkeypatch.setattr(JobStore, "_insert_event", staticmethod(broken))
+    job_id = uuid.uuid4()
+    with pytest.raises(RuntimeError):
+        await store.submit(job_id=job_id, data=job_data(uuid.uuid4()))
+    monkeypatch.undo()
+    with pytest.raises(JobNotFound):
+        await store.get(job_id)
+
+
+async def test_an_illegal_transition_is_not_recorded(store: JobStore) -> None:
+    view = await new_job(store, uuid.uuid4())
+    for illegal in (E.STARTED, E.SUCCEEDED, E.PROGRESS, E.WORKER_LOST, E.CANCEL_REQUESTED):
+        with pytest.raises(InvalidTransition):
+            await store.append(view.id, illegal, {"result": "nope"})
+    # A second `submitted` is the same transition delivered twice: ignored, not an error.
+    assert (await store.append(view.id, E.SUBMITTED, {})).event is None
+    assert await seqs(store, view.id) == [1]
+    assert (await store.get(view.id)).last_seq == 1
+
+
+async def test_an_unknown_job_is_not_found(store: JobStore) -> None:
+    with pytest.raises(JobNotFound):
+        await store.append(uuid.uuid4(), E.QUEUED, {})
+    with pytest.raises(JobNotFound):
+        await store.get(uuid.uuid4())
+
+
+async def test_the_same_transition_twice_in_one_attempt_is_recorded_once(store: JobStore) -> None:
+    view = await running(store, uuid.uuid4())
+    again = await store.append(view.id, E.STARTED, {"worker": "other@h"})
+    assert again.event is None
+    assert again.view == view
+    # A late `queued` (the API's, after the worker already started) is a duplicate too.
+    late = await store.append(view.id, E.QUEUED, {})
+    assert late.event is None
+    assert await seqs(store, view.id) == [1, 2, 3]
+    done = await store.append(view.id, E.SUCCEEDED, {"result": 1})
+    assert done.event is not None
+    twice = await store.append(view.id, E.SUCCEEDED, {"result": 2})
+    assert twice.event is None and twice.view.result == 1
+    assert await seqs(store, view.id) == [1, 2, 3, 4]
+
+
+async def test_progress_is_repeatable(store: JobStore) -> None:
+    view = await running(store, uuid.uuid4())
+    for pct in (10, 10, 20):
+        assert (await store.append(view.id, E.PROGRESS, {"progress": pct})).event is not None
+    assert await seqs(store, view.id) == [1, 2, 3, 4, 5, 6]
+    assert (await store.get(view.id)).progress == 20
+
+
+async def test_an_event_for_a_stale_attempt_is_refused(store: JobStore) -> None:
+    view = await running(store, uuid.uuid4())
+    retrying = await store.append(view.id, E.RETRYING, {"error": {"type": "T", "message": "m"}})
+    assert retrying.view.attempt == 2
+    for stale in (E.PROGRESS, E.SUCCEEDED, E.FAILED):
+        with pytest.raises(InvalidTransition, match="attempt 1"):
+            await store.append(view.id, stale, {"progress": 5}, attempt=1)
+    assert await seqs(store, view.id) == [1, 2, 3, 4]
+    started = await store.append(view.id, E.STARTED, {}, attempt=2)
+    assert started.event is not None and started.event.attempt == 2
+    assert started.view.state is JobState.RUNNING
+
+
+async def test_seq_counts_one_to_n_through_a_whole_life(store: JobStore) -> None:
+    view = await running(store, uuid.uuid4())
+    await store.append(view.id, E.PROGRESS, {"progress": 50})
+    await store.append(view.id, E.RETRYING, {"error": {"type": "T", "message": "m"}})
+    await store.append(view.id, E.STARTED, {}, attempt=2)
+    await store.append(view.id, E.SUCCEEDED, {"result": {"ok": True}}, attempt=2)
+    events = await store.all_events(view.id)
+    assert [e.seq for e in events] == list(range(1, 8))
+    assert [e.type for e in events] == [
+        E.SUBMITTED,
+        E.QUEUED,
+        E.STARTED,
+        E.PROGRESS,
+        E.RETRYING,
+        E.STARTED,
+        E.SUCCEEDED,
+    ]
+    assert [e.attempt for e in events] == [1, 1, 1, 1, 1, 2, 2]
+    final = await store.get(view.id)
+    assert (final.state, final.last_seq, final.attempt) == (JobState.SUCCEEDED, 7, 2)
+    assert await store.events(view.id, after_seq=3, limit=2) == events[3:5]
+
+
+async def test_concurrent_appends_get_distinct_consecutive_seqs(store: JobStore) -> None:
+    view = await running(store, uuid.uuid4())
+    results = await asyncio.gather(
+        *(store.append(view.id, E.PROGRESS, {"progress": i}) for i in range(CONCURRENT_APPENDS))
+    )
+    appended = sorted(r.event.seq for r in results if r.event is not None)
+    assert appended == list(range(4, 4 + CONCURRENT_APPENDS))
+    assert await seqs(store, view.id) == list(range(1, 4 + CONCURRENT_APPENDS))
+    assert (await store.get(view.id)).last_seq == 3 + CONCURRENT_APPENDS
+
+
+async def test_the_database_refuses_a_second_event_with_the_same_seq(store: JobStore) -> None:
+    from jobline.jobs.models import JobEventRow
+
+    view = await new_job(store, uuid.uuid4())
+    with pytest.raises(IntegrityError):
+        await JobEventRow.create(
+            job_id=view.id,
+            seq=1,
+            type=E.QUEUED,
+            attempt=1,
+            at=datetime.now(UTC),
+            data={},
+            owner_id=view.owner_id,
+        )
+
+
+async def walk(store: JobStore, query: JobQuery, size: int) -> list[JobView]:
+    """Every page of a listing, following the keyset the way the API does."""
+    out: list[JobView] = []
+    after = None
+    while True:
+        page = await store.list_jobs(query, after, size)
+        out.extend(page)
+        if len(page) < size:
+            return out
+        after = (page[-1].created_at, page[-1].id)
+
+
+async def test_list_jobs_is_newest_first_and_ties_break_on_id(
+    store: JobStore, clock: list[datetime]
+) -> None:
+    owner = uuid.uuid4()
+    start = clock[0]
+    made = []
+    # Three jobs share one created_at; their ids are given out of order on purpose.
+    for offset, id_low in [(0, 5), (1, 9), (1, 2), (1, 7), (2, 1), (3, 3)]:
+        clock[0] = start + timedelta(seconds=offset)
+        made.append(
+            await new_job(store, owner, job_id=uuid.UUID(int=(owner.int >> 8 << 8) + id_low))
+        )
+    expected = sorted(made, key=lambda v: (v.created_at, v.id), reverse=True)
+    assert [v.id.int & 0xFF for v in expected] == [3, 1, 9, 7, 2, 5]
+    query = JobQuery(owner_id=owner)
+    assert [v.id for v in await store.list_jobs(query, None, 100)] == [v.id for v in expected]
+    for size in (1, 2, 4):
+        assert [v.id for v in await walk(store, query, size)] == [v.id for v in expected]
+    # Starting inside the tie returns only the rest of the tie, then older jobs.
+    after = (expected[2].created_at, expected[2].id)
+    rest = await store.list_jobs(query, after, 100)
+    assert [v.id for v in rest] == [v.id for v in expected[3:]]
+
+
+async def test_list_jobs_filters(store: JobStore, clock: list[datetime]) -> None:
+    owner, other = uuid.uuid4(), uuid.uuid4()
+    start = clock[0]
+
+    async def at(seconds: int, type: str, who: uuid.UUID = owner) -> JobView:
+        clock[0] = start + timedelta(seconds=seconds)
+        return await new_job(store, who, type)
+
+    a = await at(0, "music.transcode")
+    b = await at(1, "video.thumbnail")
+    c = await at(2, "music.fingerprint")
+    d = await at(3, "video.thumbnail")
+    foreign = await at(4, "music.transcode", other)
+    await store.append(b.id, E.QUEUED, {})
+    await store.append(c.id, E.QUEUED, {})
+    await store.append(c.id, E.STARTED, {})
+    await store.append(d.id, E.CANCELLED, {})
+
+    async def ids(**filters: Any) -> list[uuid.UUID]:
+        query = JobQuery(owner_id=filters.pop("owner_id", owner), **filters)
+        return [v.id for v in await walk(store, query, 2)]
+
+    assert await ids() == [d.id, c.id, b.id, a.id]
+    assert await ids(state=JobState.PENDING) == [a.id]
+    assert await ids(state=JobState.QUEUED) == [b.id]
+    assert await ids(state=JobState.RUNNING) == [c.id]
+    assert await ids(state=JobState.CANCELLED) == [d.id]
+    assert await ids(state=JobState.SUCCEEDED) == []
+    assert await ids(type="video.thumbnail") == [d.id, b.id]
+    assert await ids(queue="music") == [c.id, a.id]
+    assert await ids(queue="video", state=JobState.QUEUED) == [b.id]
+    assert await ids(created_after=start + timedelta(seconds=1)) == [d.id, c.id]
+    assert await ids(created_before=start + timedelta(seconds=2)) == [b.id, a.id]
+    assert await ids(created_after=start, created_before=start + timedelta(seconds=3)) == [
+        c.id,
+        b.id,
+    ]
+    assert await ids(owner_id=other) == [foreign.id]
+    window = {
+        "created_after": start - timedelta(seconds=1),
+        "created_before": start + timedelta(seconds=5),
+    }
+    assert await ids(owner_id=None, **window) == [foreign.id, d.id, c.id, b.id, a.id]
+    assert await ids(owner_id=None, state=JobState.PENDING, **window) == [foreign.id, a.id]
