@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from tortoise import connections
 
@@ -22,6 +22,7 @@ from jobline.accounts.users import (
 )
 from jobline.api import errors, jobs
 from jobline.api.cursors import CursorCodec
+from jobline.api.limits import BodyLimit
 from jobline.config import Settings, get_settings
 from jobline.db import close_db, open_db
 from jobline.jobs.service import JobService
@@ -63,19 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cursors = CursorCodec(app.state.secret)
     errors.install(app)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Refuse an oversized body from its Content-Length before reading any of it.
-        length = request.headers.get("content-length")
-        limit = settings.max_payload_bytes + BODY_OVERHEAD_BYTES
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse(
-                errors.problem("PAYLOAD_TOO_LARGE", f"the request body is over {limit} bytes"),
-                status_code=413,
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=settings.max_payload_bytes + BODY_OVERHEAD_BYTES)
 
     app.include_router(
         fastapi_users.get_auth_router(bearer_backend), prefix=f"{API}/auth/jwt", tags=["auth"]
