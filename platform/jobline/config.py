@@ -7,8 +7,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tortoise.backends.base.config_generator import expand_db_url
 
 from jobline.errors import ConfigError
 
@@ -36,6 +37,21 @@ class Settings(BaseSettings):
     flower_basic_auth: str | None = None
     migrations_dir: Path = PROJECT_ROOT / "migrations"
     db_pool_max: int = Field(20, ge=1, description="Tortoise pool size per process")
+    sqlite_busy_timeout_ms: int = Field(
+        30_000, ge=0, description="SQLite: how long a writer waits for the file's write lock"
+    )
+    broker_poll_seconds: float = Field(
+        0.1, gt=0, description="embedded broker: how often an idle worker looks for messages"
+    )
+    preflight_timeout_seconds: float = Field(
+        10.0, gt=0, description="start-up: how long the database and the broker get to answer"
+    )
+    dev_ready_seconds: float = Field(
+        60.0, gt=0, description="jobline dev: how long to wait for the API to become ready"
+    )
+    dev_stop_seconds: float = Field(
+        20.0, gt=0, description="jobline dev: how long children get to stop before SIGKILL"
+    )
     progress_min_interval_ms: int = Field(
         250, ge=0, description="a job's progress is written at most this often (latest wins)"
     )
@@ -88,20 +104,35 @@ def get_settings() -> Settings:
     """Process-wide settings, read once."""
     try:
         return Settings()
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    except ValidationError as exc:
+        raise ConfigError(settings_problems(exc)) from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """One line per problem, named by its variable (pydantic's own text spans several lines)."""
+    lines = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"JOBLINE_{name}: {message}" if name else message)
+    return "\n".join(lines)
 
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Tortoise/aerich config for the configured database."""
-    url = settings.database_url
+    url: str | dict[str, Any] = settings.database_url
     if settings.is_sqlite:
-        path = url.removeprefix("sqlite://")
+        path = settings.database_url.removeprefix("sqlite://")
         if path not in (":memory:", "") and not path.startswith("/"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Our engine begins transactions as the writer, so concurrent processes wait their
+        # turn instead of failing (see jobline.sqlite_engine).
+        url = expand_db_url(settings.database_url)
+        url["engine"] = "jobline.sqlite_engine"
+        url["credentials"]["busy_timeout"] = settings.sqlite_busy_timeout_ms
     else:
-        sep = "&" if "?" in url else "?"
-        url = f"{url}{sep}charset=utf8mb4&maxsize={settings.db_pool_max}"
+        sep = "&" if "?" in settings.database_url else "?"
+        url = f"{settings.database_url}{sep}charset=utf8mb4&maxsize={settings.db_pool_max}"
     return {
         "connections": {"default": url},
         "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},

@@ -91,6 +91,12 @@ class BrokerUnavailable(JoblineError):
     code = "BROKER_UNAVAILABLE"
 
 
+class DatabaseUnavailable(JoblineError):
+    """The database is unreachable."""
+
+    code = "DATABASE_UNAVAILABLE"
+
+
 class TransientError(JoblineError):
     """A temporary failure: the job is retried with backoff."""
 

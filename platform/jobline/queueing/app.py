@@ -43,6 +43,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
         "store_processed": False,
+        # kombu polls the folder once a second by default: a second of latency per job.
+        "polling_interval": settings.broker_poll_seconds,
     }
 
 
