@@ -10,23 +10,18 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from tortoise import Tortoise
 from tortoise.exceptions import BaseORMException as BaseDBError
 
 from jobline.config import Settings, get_settings, tortoise_config
-from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
+from jobline.errors import ConfigError, JoblineError
 
 T = TypeVar("T")
-EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 
 app = typer.Typer(
     help="jobline: an event-sourced async job platform.",
-    epilog=(
-        "Exit codes: 0 done; 1 failed; 2 bad configuration or usage;"
-        " 3 the database or the broker is unreachable. Errors are one line; --debug adds"
-        " the traceback."
-    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -65,32 +60,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except JoblineError as exc:
         if _debug:
             raise
-        fail(exc.message, exit_code(exc))
+        fail(exc.message, EXIT_CONFIG if isinstance(exc, ConfigError) else 1)
         raise
     except (OSError, ConnectionError, BaseDBError) as exc:
         if _debug:
             raise
-        from jobline.preflight import reason
-
-        where = _where(get_settings().database_url)
-        fail(f"database {where} is unreachable: {reason(exc)}", EXIT_UNAVAILABLE)
+        fail(f"database {_where(get_settings().database_url)}: {exc}", EXIT_UNAVAILABLE)
         raise
-
-
-def exit_code(exc: JoblineError) -> int:
-    """2 for bad configuration, 3 for an unreachable database or broker, 1 otherwise."""
-    if isinstance(exc, ConfigError):
-        return EXIT_CONFIG
-    if isinstance(exc, DatabaseUnavailable | BrokerUnavailable):
-        return EXIT_UNAVAILABLE
-    return EXIT_FAILED
-
-
-def check_services_or_exit(settings: Settings, *, broker: bool = True) -> None:
-    """Stop with one line (exit 3) when the database, or the broker, does not answer."""
-    from jobline.preflight import check_services
-
-    run(check_services(settings, broker=broker))
 
 
 def _where(url: str) -> str:
@@ -116,9 +92,11 @@ async def apply_migrations(settings: Settings) -> list[str]:
     from aerich import Command
 
     location = settings.migrations_dir / settings.dialect
-    command = Command(
-        tortoise_config=tortoise_config(settings), app="models", location=str(location)
-    )
+    config = tortoise_config(settings)
+    command = Command(tortoise_config=config, app="models", location=str(location))
+    # aerich skips its own init when the task's Tortoise context says it is initialised, even
+    # one closed by close_db() or open on another database: init it for this database here.
+    await Tortoise.init(config=config)
     async with command:
         await command.init()
         applied: list[str] = await command.upgrade(run_in_transaction=True)
@@ -129,7 +107,6 @@ async def apply_migrations(settings: Settings) -> list[str]:
 def migrate() -> None:
     """Apply the database migrations (aerich) for the configured database."""
     settings = settings_or_exit()
-    check_services_or_exit(settings, broker=False)
     applied = run(apply_migrations(settings))
     typer.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
@@ -148,7 +125,6 @@ def serve(
 
     settings = settings_or_exit()
     load_queues_or_exit(settings)
-    check_services_or_exit(settings)
     uvicorn.run(
         "jobline.api.app:create_app",
         factory=True,
@@ -180,7 +156,6 @@ def worker(
             EXIT_CONFIG,
         )
     spec = queues.domains[domain]
-    check_services_or_exit(settings)
     celery = worker_app(settings, queues, domain)
     celery.worker_main(
         [
@@ -245,7 +220,6 @@ def users_create(
     from jobline.db import close_db, open_db
 
     settings = settings_or_exit()
-    check_services_or_exit(settings, broker=False)
     if password is None:
         password = (
             sys.stdin.readline().strip()

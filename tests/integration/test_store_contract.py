@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pymysql
@@ -356,6 +356,13 @@ async def test_list_jobs_filters(store: JobStore, clock: list[datetime]) -> None
         b.id,
     ]
     assert await ids(owner_id=other) == [foreign.id]
+    # An offset other than UTC, or none (taken as UTC), names the same instant.
+    tokyo = timezone(timedelta(hours=9))
+    assert await ids(created_after=(start + timedelta(seconds=1)).astimezone(tokyo)) == [d.id, c.id]
+    assert await ids(created_before=(start + timedelta(seconds=2)).replace(tzinfo=None)) == [
+        b.id,
+        a.id,
+    ]
     window = {
         "created_after": start - timedelta(seconds=1),
         "created_before": start + timedelta(seconds=5),

@@ -27,6 +27,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(at: datetime) -> datetime:
+    """The same instant in UTC (a naive time is taken as UTC).
+
+    MySQL compares the wall-clock digits Tortoise sends, dropping any offset: 03:00+01:00
+    must be sent as 02:00 or a filter is off by the offset.
+    """
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Appended:
     """The outcome of an append: the job's view, and the event, or None for a duplicate."""
@@ -174,12 +183,12 @@ class JobStore:
         if query.queue is not None:
             filters["queue"] = query.queue
         if query.created_after is not None:
-            filters["created_at__gt"] = query.created_after
+            filters["created_at__gt"] = as_utc(query.created_after)
         if query.created_before is not None:
-            filters["created_at__lt"] = query.created_before
+            filters["created_at__lt"] = as_utc(query.created_before)
         qs = qs.filter(**filters)
         if after is not None:
-            created, job_id = after
+            created, job_id = as_utc(after[0]), after[1]
             # The OR form, not a row comparison: with the index hint MariaDB seeks straight
             # to the key instead of reading every earlier row.
             qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=job_id))
