@@ -14,14 +14,20 @@ from tortoise import Tortoise
 from tortoise.exceptions import BaseORMException as BaseDBError
 
 from jobline.config import Settings, get_settings, tortoise_config
-from jobline.errors import ConfigError, JoblineError
+from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
 
 T = TypeVar("T")
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
 
 app = typer.Typer(
     help="jobline: an event-sourced async job platform.",
+    epilog=(
+        "Exit codes: 0 done; 1 failed; 2 bad configuration or usage;"
+        " 3 the database or the broker is unreachable. Errors are one line; --debug adds"
+        " the traceback."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -60,13 +66,32 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except JoblineError as exc:
         if _debug:
             raise
-        fail(exc.message, EXIT_CONFIG if isinstance(exc, ConfigError) else 1)
+        fail(exc.message, exit_code(exc))
         raise
     except (OSError, ConnectionError, BaseDBError) as exc:
         if _debug:
             raise
-        fail(f"database {_where(get_settings().database_url)}: {exc}", EXIT_UNAVAILABLE)
+        from jobline.preflight import reason
+
+        where = _where(get_settings().database_url)
+        fail(f"database {where} is unreachable: {reason(exc)}", EXIT_UNAVAILABLE)
         raise
+
+
+def exit_code(exc: JoblineError) -> int:
+    """2 for bad configuration, 3 for an unreachable database or broker, 1 otherwise."""
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, DatabaseUnavailable | BrokerUnavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED
+
+
+def check_services_or_exit(settings: Settings, *, broker: bool = True) -> None:
+    """Stop with one line (exit 3) when the database, or the broker, does not answer."""
+    from jobline.preflight import check_services
+
+    run(check_services(settings, broker=broker))
 
 
 def _where(url: str) -> str:
@@ -107,6 +132,7 @@ async def apply_migrations(settings: Settings) -> list[str]:
 def migrate() -> None:
     """Apply the database migrations (aerich) for the configured database."""
     settings = settings_or_exit()
+    check_services_or_exit(settings, broker=False)
     applied = run(apply_migrations(settings))
     typer.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
@@ -125,6 +151,7 @@ def serve(
 
     settings = settings_or_exit()
     load_queues_or_exit(settings)
+    check_services_or_exit(settings)
     uvicorn.run(
         "jobline.api.app:create_app",
         factory=True,
@@ -156,6 +183,7 @@ def worker(
             EXIT_CONFIG,
         )
     spec = queues.domains[domain]
+    check_services_or_exit(settings)
     celery = worker_app(settings, queues, domain)
     celery.worker_main(
         [
@@ -220,6 +248,7 @@ def users_create(
     from jobline.db import close_db, open_db
 
     settings = settings_or_exit()
+    check_services_or_exit(settings, broker=False)
     if password is None:
         password = (
             sys.stdin.readline().strip()
