@@ -62,3 +62,23 @@ def validate_master(ctx: JobContext, req: ValidateMasterRequest) -> dict[str, ob
     if req.sample_rate_hz < 44_100:
         raise UnsupportedMaster(f"sample rate {req.sample_rate_hz} Hz is below 44100 Hz")
     return {"ok": True}
+
+
+class ChattyRequest(BaseModel):
+    calls: int = Field(5000, ge=1, le=1_000_000)
+    seconds: float = Field(1.0, ge=0, le=600)
+
+
+# How many progress calls share one sleep: a tight loop, not a sleep per call.
+CHATTY_CALLS_PER_SLEEP = 100
+
+
+@job(payload=ChattyRequest)
+def chatty(ctx: JobContext, req: ChattyRequest) -> dict[str, object]:
+    """Calls ctx.progress `calls` times over `seconds`: coalescing must keep the writes few."""
+    pause = req.seconds * CHATTY_CALLS_PER_SLEEP / req.calls
+    for i in range(req.calls):
+        ctx.progress((i + 1) * 100 / req.calls, f"call {i + 1}/{req.calls}")
+        if (i + 1) % CHATTY_CALLS_PER_SLEEP == 0:
+            time.sleep(pause)
+    return {"calls": req.calls}

@@ -13,6 +13,7 @@ import typer
 from tortoise import Tortoise
 from tortoise.exceptions import BaseORMException as BaseDBError
 
+from jobline import client_cli
 from jobline.config import Settings, get_settings, tortoise_config
 from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
 
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+client_cli.register(app)  # submit, follow: over HTTP
 
 _debug = False
 

@@ -55,6 +55,31 @@ class Settings(BaseSettings):
     progress_min_interval_ms: int = Field(
         250, ge=0, description="a job's progress is written at most this often (latest wins)"
     )
+    # Live streams (SSE) and the one event feed per API process: see jobline/streaming/.
+    sse_retry_ms: int = Field(2000, gt=0, description="the reconnect delay streams advise")
+    sse_send_timeout_seconds: float = Field(
+        30.0, gt=0, description="a stream whose client reads nothing for this long is closed"
+    )
+    sse_buffer_events: int = Field(
+        1000, ge=1, description="events buffered per follower; past it, it re-reads the database"
+    )
+    feed_notifications: bool = Field(
+        True, description="publish and consume event notices on the broker (off: poll only)"
+    )
+    events_exchange: str = Field("jobline.events", description="fanout exchange of event notices")
+    feed_poll_seconds: float = Field(
+        1.0, gt=0, description="safety-net read of new events when notices come from the broker"
+    )
+    feed_fast_poll_seconds: float = Field(
+        0.2, gt=0, description="read interval without notices (embedded broker, notices off)"
+    )
+    feed_min_read_interval_ms: int = Field(
+        20, ge=0, description="a burst of notices costs the feed at most one read per interval"
+    )
+    feed_batch: int = Field(500, ge=1, description="events per read of the feed and of replays")
+    feed_gap_seconds: float = Field(
+        5.0, gt=0, description="how long an unseen event id holds back per-user streams"
+    )
     broker_publish_timeout_seconds: float = Field(5.0, gt=0)
     access_token_lifetime_seconds: int = Field(3600, gt=0)
     cookie_secure: bool = False

@@ -85,6 +85,12 @@ class InvalidLastEventId(JoblineError):
     code = "INVALID_LAST_EVENT_ID"
 
 
+class SuperuserRequired(JoblineError):
+    """Only a superuser may do this."""
+
+    code = "SUPERUSER_REQUIRED"
+
+
 class BrokerUnavailable(JoblineError):
     """The message broker is unreachable."""
 

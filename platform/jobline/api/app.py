@@ -20,7 +20,7 @@ from jobline.accounts.users import (
     cookie_backend,
     fastapi_users,
 )
-from jobline.api import errors, jobs
+from jobline.api import errors, jobs, stream
 from jobline.api.cursors import CursorCodec
 from jobline.api.limits import BodyLimit
 from jobline.config import Settings, get_settings
@@ -30,6 +30,7 @@ from jobline.jobs.store import JobStore
 from jobline.queueing.app import create_celery
 from jobline.queueing.dispatch import CeleryDispatcher
 from jobline.queueing.spec import load_queues
+from jobline.streaming.runtime import StreamingRuntime
 
 log = logging.getLogger("jobline.api")
 API = "/api/v1"
@@ -47,7 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await open_db(settings)
         celery = create_celery(settings, queues)
-        store = JobStore(force_index=not settings.is_sqlite)
+        streaming = StreamingRuntime(settings)
+        await streaming.start()
+        app.state.feed = streaming.feed
+        store = JobStore(force_index=not settings.is_sqlite, listener=streaming.notifier)
         app.state.celery = celery
         app.state.service = JobService(
             store, queues, CeleryDispatcher(celery, queues), settings.max_payload_bytes
@@ -55,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await streaming.stop()
             celery.close()
             await close_db()
 
@@ -79,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fastapi_users.get_users_router(UserRead, UserUpdate), prefix=f"{API}/users", tags=["users"]
     )
     app.include_router(jobs.router, prefix=API)
+    app.include_router(stream.router, prefix=API)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
@@ -21,6 +22,7 @@ from jobline.jobs.projection import JobView, apply, start
 from jobline.jobs.states import JobState
 
 VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(JobView) if f.name != "id")
+log = logging.getLogger("jobline.jobs")
 
 
 def utcnow() -> datetime:
@@ -56,6 +58,12 @@ class JobQuery:
     created_before: datetime | None = None
 
 
+class CommitListener(Protocol):
+    """Told of each event after its transaction commits (the live streams' notices)."""
+
+    def committed(self, event: Event, owner_id: UUID | None, row_id: int) -> None: ...
+
+
 class DuplicateIdempotencyKey(Exception):
     """A job with this (owner, Idempotency-Key) already exists."""
 
@@ -78,10 +86,17 @@ def event_of(row: JobEventRow) -> Event:
 class JobStore:
     """Jobs and their events in the Tortoise database (SQLite or MySQL through aiomysql)."""
 
-    def __init__(self, connection: str = "default", *, force_index: bool = False) -> None:
+    def __init__(
+        self,
+        connection: str = "default",
+        *,
+        force_index: bool = False,
+        listener: CommitListener | None = None,
+    ) -> None:
         self.connection = connection
         # MariaDB picks a poor plan for keyset pages without the hint; SQLite has no hints.
         self.force_index = force_index
+        self.listener = listener
 
     async def submit(
         self,
@@ -103,11 +118,12 @@ class JobStore:
                     request_hash=request_hash,
                     **_row_fields(view),
                 )
-                await self._insert_event(event, view.owner_id, conn)
+                row_id = await self._insert_event(event, view.owner_id, conn)
         except IntegrityError as exc:
             if idempotency_key is not None:
                 raise DuplicateIdempotencyKey(idempotency_key) from exc
             raise
+        self._committed(event, view.owner_id, row_id)
         return view
 
     async def append(
@@ -140,8 +156,9 @@ class JobStore:
                 )
             event = Event(job_id, view.last_seq + 1, type, at_attempt, utcnow(), data or {})
             new_view = apply(view, event)
-            await self._insert_event(event, view.owner_id, conn)
+            row_id = await self._insert_event(event, view.owner_id, conn)
             await JobRow.filter(id=job_id).using_db(conn).update(**_row_fields(new_view))
+        self._committed(event, view.owner_id, row_id)
         return Appended(new_view, event)
 
     async def get(self, job_id: UUID) -> JobView:
@@ -214,8 +231,8 @@ class JobStore:
         return connections.get(self.connection)
 
     @staticmethod
-    async def _insert_event(event: Event, owner_id: UUID | None, conn: Any) -> None:
-        await JobEventRow.create(
+    async def _insert_event(event: Event, owner_id: UUID | None, conn: Any) -> int:
+        row = await JobEventRow.create(
             using_db=conn,
             job_id=event.job_id,
             seq=event.seq,
@@ -225,6 +242,16 @@ class JobStore:
             data=event.data,
             owner_id=owner_id,
         )
+        return int(row.id)
+
+    def _committed(self, event: Event, owner_id: UUID | None, row_id: int) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener.committed(event, owner_id, row_id)
+        except Exception:
+            # The event is stored; a listener's failure must not turn that into an error.
+            log.exception("the commit listener failed for event %s of %s", event.seq, event.job_id)
 
 
 def _row_fields(view: JobView) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from jobline.jobs.store import Appended, JobStore
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.context import TASK_REGISTRY, JobContext, JobFunction
 from jobline.queueing.spec import JobType, Queues
+from jobline.streaming.runtime import start_notifier
 
 log = logging.getLogger("jobline.worker")
 T = TypeVar("T")
@@ -56,7 +57,7 @@ class WorkerRuntime:
         )
         self._thread.start()
         self.call(open_db(settings))
-        self.store = JobStore(force_index=not settings.is_sqlite)
+        self.store = JobStore(force_index=not settings.is_sqlite, listener=start_notifier(settings))
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -105,6 +106,7 @@ class ProgressReporter:
         self._lock = threading.Lock()
         self._latest: tuple[int, str | None] | None = None
         self._flush: Future[None] | None = None
+        self._flushing = False  # a _flush_later is running; it will write `_latest`
         self._last_write = 0.0
         self._cancel_requested = False
         self._last_cancel_check = time.monotonic()
@@ -112,8 +114,9 @@ class ProgressReporter:
     def progress(self, percent: int, message: str | None) -> None:
         with self._lock:
             self._latest = (percent, message)
-            if self._flush is not None and not self._flush.done():
+            if self._flushing:
                 return
+            self._flushing = True
             self._flush = self.rt.submit(self._flush_later())
 
     def cancel_requested(self) -> bool:
@@ -134,13 +137,23 @@ class ProgressReporter:
             self._write(latest)
 
     async def _flush_later(self) -> None:
-        wait = self._last_write + self.interval - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        with self._lock:
-            latest, self._latest = self._latest, None
-        if latest is not None:
-            await asyncio.to_thread(self._write, latest)
+        # Loops until nothing new was reported: a value reported while a write was in
+        # flight is written one interval later, not left until the job reports again.
+        try:
+            while True:
+                wait = self._last_write + self.interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                with self._lock:
+                    latest, self._latest = self._latest, None
+                    if latest is None:
+                        self._flushing = False
+                        return
+                await asyncio.to_thread(self._write, latest)
+        except BaseException:
+            with self._lock:
+                self._flushing = False
+            raise
 
     def _write(self, latest: tuple[int, str | None]) -> None:
         percent, message = latest
