@@ -28,7 +28,9 @@ class CeleryDispatcher:
             raise RuntimeError("jobs run on workers, not in the API process")
 
         not_here.__name__ = job_type.name.replace(".", "_")
-        self.app.task(name=job_type.name, bind=True)(not_here)
+        # shared=False: a shared task would be copied into every Celery app made later in
+        # this process, and a worker app there would run this stub instead of the job.
+        self.app.task(name=job_type.name, bind=True, shared=False)(not_here)
 
     @staticmethod
     def task_id(view: JobView) -> str:

@@ -294,7 +294,8 @@ def _register(app: Celery, job_type: JobType, function: JobFunction) -> None:
         run_job(task, job_type, function, job_id, payload)
 
     body.__name__ = job_type.name.replace(".", "_")
-    app.task(**task_options(job_type))(body)
+    # Not shared: each app runs its own registration, never another app's (see dispatch.py).
+    app.task(**task_options(job_type), shared=False)(body)
 
 
 def worker_app(settings: Settings, queues: Queues, domain: str) -> Celery:
