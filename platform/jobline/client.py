@@ -28,7 +28,7 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_STREAM_READ_TIMEOUT_SECONDS = 60.0
 DEFAULT_RECONNECT_SECONDS = 1.0
 DEFAULT_MAX_RECONNECTS = 10
-PAGE_SIZE = 100
+PAGE_SIZE = 100  # the API's largest page
 
 
 class ClientError(Exception):
@@ -118,9 +118,11 @@ class Client:
         job: dict[str, Any] = r.json()
         return job
 
-    def events(self, job_id: str, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+    def events(
+        self, job_id: str, after_seq: int = 0, page_size: int = PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
         """The job's stored events after `after_seq`, oldest first, walking every page."""
-        params: dict[str, Any] = {"after_seq": after_seq, "size": PAGE_SIZE}
+        params: dict[str, Any] = {"after_seq": after_seq, "size": page_size}
         while True:
             r = self.http.get(f"{API}/jobs/{job_id}/events", params=params)
             _check(r)
@@ -128,7 +130,7 @@ class Client:
             yield from page["items"]
             if not page["next_page"]:
                 return
-            params = {"cursor": page["next_page"], "size": PAGE_SIZE}
+            params = {"cursor": page["next_page"], "size": page_size}
 
     def follow(self, job_id: str, last_event_id: int | None = None) -> Iterator[dict[str, Any]]:
         """The job's events after `last_event_id` (all without), live, until the terminal one.

@@ -1,0 +1,106 @@
+"""Progress coalescing on the worker: latest wins, one write per interval, nothing stranded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import pytest
+
+from jobline.jobs.events import EventType
+from jobline.queueing.worker import ProgressReporter
+
+T = TypeVar("T")
+INTERVAL = 0.05
+WAIT = 5.0
+
+
+class FakeRuntime:
+    """The worker runtime's loop thread, with `record` writing into a list."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.written: list[int] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+        self.changed = threading.Condition()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def record(
+        self, job_id: uuid.UUID, type: EventType, data: dict[str, Any], *, attempt: int
+    ) -> Any:
+        assert type is EventType.PROGRESS
+        self.entered.set()
+        assert self.release.wait(WAIT)
+        with self.changed:
+            self.written.append(data["progress"])
+            self.changed.notify_all()
+        return SimpleNamespace(view=SimpleNamespace(cancel_requested=False))
+
+    def wait_written(self, value: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: value in self.written, WAIT), self.written
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(WAIT)
+
+
+@pytest.fixture
+def rt() -> Iterator[FakeRuntime]:
+    runtime = FakeRuntime()
+    yield runtime
+    runtime.close()
+
+
+def reporter(rt: FakeRuntime) -> ProgressReporter:
+    return ProgressReporter(rt, uuid.uuid4(), 1, INTERVAL)  # type: ignore[arg-type]
+
+
+def test_a_value_reported_during_a_write_is_written_without_another_report(
+    rt: FakeRuntime,
+) -> None:
+    progress = reporter(rt)
+    rt.release.clear()
+    progress.progress(10, "first")
+    assert rt.entered.wait(WAIT)
+    progress.progress(20, "while the first is being written")
+    rt.release.set()
+    # No further report and no drain: the value still gets written.
+    rt.wait_written(20)
+    assert rt.written == [10, 20]
+    progress.drain()
+    assert rt.written == [10, 20]
+
+
+def test_a_tight_loop_is_coalesced_latest_wins(rt: FakeRuntime) -> None:
+    progress = reporter(rt)
+    calls = 50_000
+    rt.release.clear()  # the first write is in flight for the whole loop
+    for i in range(calls):
+        progress.progress(i * 100 // calls, f"call {i}")
+        if i == 0:
+            assert rt.entered.wait(WAIT)
+    rt.release.set()
+    progress.drain()
+    assert rt.written == [0, 99], "the first value, then only the latest"
+
+
+def test_drain_writes_the_value_still_pending(rt: FakeRuntime) -> None:
+    progress = reporter(rt)
+    progress.progress(30, None)
+    rt.wait_written(30)
+    progress.progress(60, None)  # inside the interval: not written yet
+    progress.progress(100, None)
+    progress.drain()
+    assert rt.written == [30, 100]
