@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Coroutine
@@ -204,8 +205,17 @@ def worker(
 
 
 @app.command("check-config")
-def check_config() -> None:
+def check_config(
+    write_consumer_timeout: Annotated[
+        bool,
+        typer.Option(
+            "--write-consumer-timeout",
+            help="set consumer_timeout in deploy/rabbitmq/rabbitmq.conf from queues.yaml",
+        ),
+    ] = False,
+) -> None:
     """Print the resolved settings (secrets masked), queues, routes and job types; exit non-zero on error."""
+    from jobline.queueing import consumer_timeout
     from jobline.queueing.spec import load_queues
 
     settings = settings_or_exit()
@@ -234,7 +244,90 @@ def check_config() -> None:
             typer.echo(
                 f"    {jt.name}: {target}; retries={jt.policy.max_retries} time_limit={jt.policy.time_limit}s"
             )
+    margin = settings.consumer_timeout_margin_seconds
+    if write_consumer_timeout:
+        wanted = consumer_timeout.wanted_ms(queues, margin)
+        changed = consumer_timeout.write_ms(wanted)
+        typer.echo(
+            f"consumer_timeout: {'wrote' if changed else 'kept'} {wanted} ms in "
+            f"{consumer_timeout.RABBITMQ_CONF} (apply: deploy/local/services up)"
+        )
+    timeout_check = consumer_timeout.check(queues, margin)
+    if timeout_check.problem is not None:
+        typer.secho(f"warning: {timeout_check.problem}", fg=typer.colors.YELLOW, err=True)
+        typer.echo("  fix: jobline check-config --write-consumer-timeout")
+    else:
+        typer.echo(f"consumer_timeout: {timeout_check.configured} ms ({timeout_check.source})")
     typer.echo("ok")
+
+
+@app.command()
+def relay() -> None:
+    """Publish the outbox: jobs stored while the broker was away, delayed jobs once due, retries."""
+    from jobline.db import close_db, open_db
+    from jobline.jobs.store import JobStore
+    from jobline.queueing.app import create_celery
+    from jobline.queueing.relay import wire
+
+    settings = settings_or_exit()
+    queues = load_queues_or_exit(settings)
+
+    async def serve() -> None:
+        await open_db(settings)
+        celery = create_celery(settings, queues)
+        _, _, outbox_relay = wire(
+            settings, queues, celery, JobStore(force_index=not settings.is_sqlite)
+        )
+        typer.echo(f"relay {outbox_relay.name}: publishing the outbox (Ctrl-C stops)")
+        try:
+            await outbox_relay.run()
+        finally:
+            celery.close()
+            await close_db()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(serve())
+
+
+@app.command()
+def replay(
+    job: Annotated[
+        list[str] | None, typer.Option("--job", help="only this job id (repeatable)")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="only compare; exit 1 if any job differs")
+    ] = False,
+) -> None:
+    """Rebuild job projections from their events; --verify lists the jobs that differ."""
+    from uuid import UUID
+
+    from jobline.db import close_db, open_db
+    from jobline.jobs.replay import ReplayReport, describe
+    from jobline.jobs.replay import replay as replay_jobs
+
+    settings = settings_or_exit()
+    try:
+        job_ids = [UUID(j) for j in job] if job else None
+    except ValueError:
+        fail("--job must be a job id (UUID)", EXIT_CONFIG)
+        return
+
+    async def go() -> ReplayReport:
+        await open_db(settings)
+        try:
+            return await replay_jobs(job_ids, verify=verify)
+        finally:
+            await close_db()
+
+    report = run(go())
+    for difference in report.differences:
+        typer.echo(describe(difference))
+    if verify:
+        typer.echo(f"checked {report.checked} job(s); {len(report.differences)} differ")
+        if report.differences:
+            raise typer.Exit(1)
+        return
+    typer.echo(f"checked {report.checked} job(s); rewrote {report.rewritten}")
 
 
 @users_app.command("create")

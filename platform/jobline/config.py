@@ -80,7 +80,29 @@ class Settings(BaseSettings):
     feed_gap_seconds: float = Field(
         5.0, gt=0, description="how long an unseen event id holds back per-user streams"
     )
-    broker_publish_timeout_seconds: float = Field(5.0, gt=0)
+    broker_publish_timeout_seconds: float = Field(
+        5.0, gt=0, description="longest wait for one publish (connect + publisher confirm)"
+    )
+    # The outbox relay (queueing/relay.py): in every API process and as `jobline relay`.
+    api_relay: bool = Field(True, description="run the outbox relay inside each API process")
+    relay_interval_seconds: float = Field(
+        1.0, gt=0, description="idle wait between rounds; first retry delay of a failed publish"
+    )
+    relay_batch: int = Field(100, ge=1, description="outbox rows claimed per round")
+    relay_concurrency: int = Field(8, ge=1, description="publishes in flight per relay")
+    relay_lease_seconds: float = Field(
+        60.0, gt=0, description="a claimed row is not published by anyone else for this long"
+    )
+    relay_retry_max_seconds: float = Field(30.0, gt=0, description="cap of a row's retry delay")
+    broker_recheck_seconds: float = Field(
+        5.0, gt=0, description="after a failed publish, requests leave publishing to the relay"
+    )
+    cancel_poll_seconds: float = Field(
+        1.0, gt=0, description="how often a worker checks whether its running job was cancelled"
+    )
+    consumer_timeout_margin_seconds: int = Field(
+        300, ge=0, description="RabbitMQ consumer_timeout beyond the longest job + retry wait"
+    )
     access_token_lifetime_seconds: int = Field(3600, gt=0)
     cookie_secure: bool = False
     api_host: str = "127.0.0.1"

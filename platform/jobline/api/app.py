@@ -28,7 +28,7 @@ from jobline.db import close_db, open_db
 from jobline.jobs.service import JobService
 from jobline.jobs.store import JobStore
 from jobline.queueing.app import create_celery
-from jobline.queueing.dispatch import CeleryDispatcher
+from jobline.queueing.relay import wire
 from jobline.queueing.spec import load_queues
 from jobline.streaming.runtime import StreamingRuntime
 
@@ -53,12 +53,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.feed = streaming.feed
         store = JobStore(force_index=not settings.is_sqlite, listener=streaming.notifier)
         app.state.celery = celery
+        dispatcher, publisher, relay = wire(settings, queues, celery, store)
         app.state.service = JobService(
-            store, queues, CeleryDispatcher(celery, queues), settings.max_payload_bytes
+            store, queues, dispatcher, settings.max_payload_bytes, publisher
         )
+        app.state.relay = relay
+        if settings.api_relay:
+            relay.start()
         try:
             yield
         finally:
+            await relay.stop()
             await streaming.stop()
             celery.close()
             await close_db()

@@ -72,6 +72,28 @@ async def get_job(job: JobDep) -> Job:
     return Job.of(job)
 
 
+@router.post(
+    "/jobs/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=responses(errors.JobNotFound, errors.JobFinished),
+)
+async def cancel_job(job_id: UUID, caller: CallerDep, service: ServiceDep) -> Job:
+    """Cancel a job: pending or queued at once; running: asked to stop, terminated after a grace."""
+    return Job.of(await service.cancel(caller, job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Job,
+    responses=responses(errors.JobNotFound, errors.JobNotRetryable),
+)
+async def retry_job(job_id: UUID, caller: CallerDep, service: ServiceDep) -> Job:
+    """Run a failed or cancelled job again, as its next attempt."""
+    return Job.of(await service.retry(caller, job_id))
+
+
 @router.get("/jobs", response_model=Page[Job], responses=responses(errors.InvalidCursor))
 async def list_jobs(
     caller: CallerDep,

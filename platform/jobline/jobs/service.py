@@ -7,28 +7,37 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
+import anyio
 from pydantic import ValidationError
 
+from jobline.config import get_settings
 from jobline.errors import (
     IdempotencyConflict,
     InvalidPayload,
+    InvalidTransition,
+    JobFinished,
     JobNotFound,
+    JobNotRetryable,
     PayloadTooLarge,
     UnknownJobType,
 )
 from jobline.jobs.events import EventType
+from jobline.jobs.outbox import Outbox, new_claim
 from jobline.jobs.projection import JobView
-from jobline.jobs.store import DuplicateIdempotencyKey, JobStore
+from jobline.jobs.states import JobState
+from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, TxHook, utcnow
+from jobline.queueing.relay import Dispatcher, Publisher
 from jobline.queueing.spec import Queues
 
 log = logging.getLogger("jobline.jobs")
 
-
-class Dispatcher(Protocol):
-    async def publish(self, view: JobView, delay_seconds: float | None = None) -> str: ...
+# A cancel races the worker: the state read first may change before the write; retried this often.
+CANCEL_TRIES = 3
+RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -49,12 +58,22 @@ class Submission:
 
 class JobService:
     def __init__(
-        self, store: JobStore, queues: Queues, dispatcher: Dispatcher, max_payload_bytes: int
+        self,
+        store: JobStore,
+        queues: Queues,
+        dispatcher: Dispatcher,
+        max_payload_bytes: int,
+        publisher: Publisher | None = None,
     ) -> None:
         self.store = store
         self.queues = queues
         self.dispatcher = dispatcher
         self.max_payload_bytes = max_payload_bytes
+        if publisher is None:
+            settings = get_settings()
+            outbox = Outbox(skip_locked=not settings.is_sqlite)
+            publisher = Publisher(store, outbox, dispatcher, settings)
+        self.publisher = publisher
 
     async def submit(
         self, caller: Caller, submission: Submission, idempotency_key: str | None = None
@@ -85,30 +104,99 @@ class JobService:
             "owner_id": str(caller.id),
             "delay_seconds": submission.delay_seconds,
         }
+        now = utcnow()
+        due_at = now + timedelta(seconds=submission.delay_seconds or 0)
+        # The job, its `submitted` event and its outbox row commit together: once stored, it
+        # is published, by this request right away or by a relay later.
+        publish_now = due_at <= now and self.publisher.health.ok
+        write_outbox, written = Outbox.writer(
+            1, due_at, new_claim() if publish_now else None, self.publisher.lease
+        )
         try:
             view = await self.store.submit(
                 job_id=uuid.uuid4(),
                 data=data,
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
+                also=write_outbox,
             )
         except DuplicateIdempotencyKey:
             # A concurrent request with the same key won the insert.
             first = await self._idempotent(caller, idempotency_key or "", request_hash)
             assert first is not None
             return first, False
-        return await self.enqueue(view, submission.delay_seconds), True
+        if publish_now:
+            view = await self.publisher.publish(written[0]) or view
+        return view, True
 
-    async def enqueue(self, view: JobView, delay_seconds: float | None = None) -> JobView:
-        """Publish the job and record `queued`; a broker failure leaves it pending."""
-        try:
-            task_id = await self.dispatcher.publish(view, delay_seconds)
-        except Exception:
-            log.exception("publishing job %s failed; it stays pending", view.id)
-            return view
-        done = await self.store.append(
-            view.id, EventType.QUEUED, {"task_id": task_id}, attempt=view.attempt
+    async def cancel(self, caller: Caller, job_id: UUID) -> JobView:
+        """Cancel a job: at once unless it runs; a running job is asked to stop (cancel_requested).
+
+        The worker running it stops at its next `raise_if_cancelled()`, or terminates it after
+        the domain's cancel_grace_seconds. A finished job raises JobFinished.
+        """
+        view = await self.get(caller, job_id)
+        for _ in range(CANCEL_TRIES):
+            if view.state.is_final:
+                raise JobFinished(f"job {job_id} is already {view.state}")
+            try:
+                if view.state is JobState.RUNNING:
+                    done = await self.store.append(
+                        job_id, EventType.CANCEL_REQUESTED, {}, attempt=view.attempt
+                    )
+                    return done.view
+                done = await self.store.append(
+                    job_id,
+                    EventType.CANCELLED,
+                    {"reason": "cancelled by request"},
+                    attempt=view.attempt,
+                    also=_refuse_if(JobState.RUNNING, then=Outbox.remover()),
+                )
+            except (InvalidTransition, _StateChanged):
+                view = await self.store.get(job_id)
+                continue
+            if view.task_id is not None and self.publisher.health.ok:
+                # Workers drop a revoked message unrun; one that misses the broadcast still
+                # skips it, because a worker never runs a finished job.
+                try:
+                    with anyio.fail_after(self.publisher.timeout):
+                        await self.dispatcher.revoke(view.task_id)
+                except Exception as exc:
+                    log.warning("revoking %s failed (%r); workers skip it anyway", job_id, exc)
+            return done.view
+        raise JobFinished(f"job {job_id} changed state while being cancelled; try again")
+
+    async def retry(self, caller: Caller, job_id: UUID) -> JobView:
+        """Run a failed or cancelled job again as its next attempt; anything else: JobNotRetryable."""
+        view = await self.get(caller, job_id)
+        if view.state not in RETRYABLE:
+            raise JobNotRetryable(
+                f"job {job_id} is {view.state}; only failed or cancelled jobs retry"
+            )
+        attempt = view.attempt
+        publish_now = self.publisher.health.ok
+        write_outbox, written = Outbox.writer(
+            attempt + 1,
+            utcnow(),
+            new_claim() if publish_now else None,
+            self.publisher.lease,
+            only_if=lambda locked: locked.state in RETRYABLE and locked.attempt == attempt,
         )
+
+        try:
+            done = await self.store.append(
+                job_id,
+                EventType.RETRYING,
+                {"by": "request", "error": view.error, "next_attempt": attempt + 1},
+                attempt=attempt,
+                also=write_outbox,
+            )
+        except InvalidTransition:
+            done = None
+        if done is None or done.event is None:
+            raise JobNotRetryable(f"job {job_id} is already being retried")
+        if publish_now and written:
+            return await self.publisher.publish(written[0]) or done.view
         return done.view
 
     async def get(self, caller: Caller, job_id: UUID) -> JobView:
@@ -142,6 +230,21 @@ class JobService:
         if first_hash != request_hash:
             raise IdempotencyConflict(f"Idempotency-Key {key!r} was used with a different request")
         return view
+
+
+class _StateChanged(Exception):
+    """The job's state, read under its row lock, is not the one the caller decided on."""
+
+
+def _refuse_if(state: JobState, then: TxHook) -> TxHook:
+    """A hook that aborts the append when the locked job is in `state`, else runs `then`."""
+
+    async def check(conn: Any, locked: JobView) -> None:
+        if locked.state is state:
+            raise _StateChanged(str(locked.state))
+        await then(conn, locked)
+
+    return check
 
 
 def _hash(value: Any) -> str:

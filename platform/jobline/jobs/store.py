@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -40,10 +40,18 @@ def as_utc(at: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """The outcome of an append: the job's view, and the event, or None for a duplicate."""
+    """The outcome of an append: the job's view, and the event, or None for a duplicate.
+
+    For a duplicate, `existing` is the event recorded earlier for the same attempt.
+    """
 
     view: JobView
     event: Event | None
+    existing: Event | None = None
+
+
+# Extra writes that must commit with an append or a submit (the outbox row): (conn, view).
+TxHook = Callable[[Any, JobView], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +113,12 @@ class JobStore:
         data: dict[str, Any],
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        also: TxHook | None = None,
     ) -> JobView:
-        """Store a new job with its `submitted` event (data: type, queue, payload, owner...)."""
+        """Store a new job with its `submitted` event (data: type, queue, payload, owner...).
+
+        `also` runs in the same transaction (the outbox row of the job's first publish).
+        """
         event = Event(job_id, 1, EventType.SUBMITTED, 1, utcnow(), data)
         view = start(event)
         try:
@@ -119,6 +131,8 @@ class JobStore:
                     **_row_fields(view),
                 )
                 row_id = await self._insert_event(event, view.owner_id, conn)
+                if also is not None:
+                    await also(conn, view)
         except IntegrityError as exc:
             if idempotency_key is not None:
                 raise DuplicateIdempotencyKey(idempotency_key) from exc
@@ -133,23 +147,29 @@ class JobStore:
         data: dict[str, Any] | None = None,
         *,
         attempt: int | None = None,
+        also: TxHook | None = None,
     ) -> Appended:
         """Append one event if the state machine allows it.
 
         A non-repeatable event already recorded for the same attempt is a duplicate
         delivery: nothing is written and `event` is None. `attempt` pins the attempt the
         caller acts for; an event for an attempt that is no longer current is refused.
+        `also` runs in the same transaction once the job row is locked, whatever the
+        outcome, and commits unless the append raises.
         """
         async with in_transaction(self.connection) as conn:
             row = await JobRow.select_for_update().using_db(conn).get_or_none(id=job_id)
             if row is None:
                 raise JobNotFound(job_id=str(job_id))
             view = view_of(row)
+            if also is not None:
+                await also(conn, view)
             at_attempt = view.attempt if attempt is None else attempt
             if type not in REPEATABLE:
                 seen = JobEventRow.filter(job_id=job_id, attempt=at_attempt, type=type)
-                if await seen.using_db(conn).exists():
-                    return Appended(view, None)
+                earlier = await seen.using_db(conn).first()
+                if earlier is not None:
+                    return Appended(view, None, event_of(earlier))
             if at_attempt != view.attempt:
                 raise InvalidTransition(
                     f"{type} for attempt {at_attempt}, but the job is at attempt {view.attempt}"

@@ -73,7 +73,8 @@ def create_celery(settings: Settings, queues: Queues) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_options(settings),
-        task_queue_max_priority=MAX_PRIORITY,
+        # No task_queue_max_priority: Celery would add x-max-priority to every queue, and a
+        # quorum queue refuses it. declare_queue sets it on classic queues only.
         task_default_priority=0,
     )
     return app
@@ -87,6 +88,9 @@ def task_options(job_type: JobType) -> dict[str, Any]:
         "bind": True,
         "acks_late": True,
         "reject_on_worker_lost": True,
+        # Killed at the hard limit: requeue, so the next delivery records `failed` TIME_LIMIT
+        # (an ack would leave the job `running` for ever: the killed child recorded nothing).
+        "acks_on_timeout": False,
         "time_limit": policy.time_limit,
         "soft_time_limit": policy.soft_time_limit,
         "rate_limit": job_type.spec.rate_limit,

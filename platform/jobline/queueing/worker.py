@@ -12,11 +12,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Coroutine
-from concurrent.futures import Future
+import uuid
+from collections.abc import Callable, Coroutine
+from concurrent.futures import CancelledError, Future
+from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+import pymysql
 from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
@@ -27,10 +30,12 @@ from jobline.config import Settings, get_settings
 from jobline.db import open_db
 from jobline.errors import InvalidTransition, JobCancelled
 from jobline.jobs.events import EventType
+from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
-from jobline.jobs.store import Appended, JobStore
+from jobline.jobs.store import Appended, JobStore, TxHook, utcnow
 from jobline.queueing.app import create_celery, task_options
+from jobline.queueing.cancel import CancelWatch
 from jobline.queueing.context import TASK_REGISTRY, JobContext, JobFunction
 from jobline.queueing.spec import JobType, Queues
 from jobline.streaming.runtime import start_notifier
@@ -38,11 +43,17 @@ from jobline.streaming.runtime import start_notifier
 log = logging.getLogger("jobline.worker")
 T = TypeVar("T")
 
-DB_ERRORS = (OperationalError, DBConnectionError, ConnectionError, OSError)
+# What a restarting MariaDB raises: Tortoise wraps most, aiomysql's pool raises pymysql's own.
+DB_ERRORS = (
+    OperationalError,
+    DBConnectionError,
+    ConnectionError,
+    OSError,
+    pymysql.err.OperationalError,
+    pymysql.err.InterfaceError,
+)
 RECORD_RETRY_FIRST_DELAY = 0.2
 RECORD_RETRY_MAX_DELAY = 5.0
-# How often raise_if_cancelled() may read the job row; it is called in tight loops.
-CANCEL_CHECK_INTERVAL = 0.5
 
 
 class WorkerRuntime:
@@ -67,20 +78,34 @@ class WorkerRuntime:
         return self.submit(coro).result()
 
     def record(
-        self, job_id: UUID, type: EventType, data: dict[str, Any] | None = None, *, attempt: int
+        self,
+        job_id: UUID,
+        type: EventType,
+        data: dict[str, Any] | None = None,
+        *,
+        attempt: int,
+        also: TxHook | None = None,
     ) -> Appended:
         """Append an event, retrying with backoff while the database is unreachable.
 
         Safe to repeat: an append that did commit before the error is found as a duplicate.
         """
+        return self.retrying(
+            lambda: self.store.append(job_id, type, data, attempt=attempt, also=also),
+            f"recording {type} of {job_id}",
+        )
+
+    def retrying(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
+        """Run a coroutine on the loop, again and again with backoff while the database is away.
+
+        The task does not return, so its message is not acked, until the work is stored.
+        """
         delay = RECORD_RETRY_FIRST_DELAY
         while True:
             try:
-                return self.call(self.store.append(job_id, type, data, attempt=attempt))
+                return self.call(make())
             except DB_ERRORS as exc:
-                log.warning(
-                    "recording %s of %s failed (%s); retrying in %.1fs", type, job_id, exc, delay
-                )
+                log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
 
@@ -109,7 +134,6 @@ class ProgressReporter:
         self._flushing = False  # a _flush_later is running; it will write `_latest`
         self._last_write = 0.0
         self._cancel_requested = False
-        self._last_cancel_check = time.monotonic()
 
     def progress(self, percent: int, message: str | None) -> None:
         with self._lock:
@@ -120,12 +144,12 @@ class ProgressReporter:
             self._flush = self.rt.submit(self._flush_later())
 
     def cancel_requested(self) -> bool:
-        now = time.monotonic()
-        if not self._cancel_requested and now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL:
-            self._last_cancel_check = now
-            view = self.rt.call(self.rt.store.get(self.job_id))
-            self._cancel_requested = view.cancel_requested or view.state is JobState.CANCELLED
+        # Set by the attempt's CancelWatch (or a progress write): no database read here, so a
+        # job calling raise_if_cancelled() in a tight loop costs nothing and never sees a DB error.
         return self._cancel_requested
+
+    def mark_cancel_requested(self) -> None:
+        self._cancel_requested = True
 
     def drain(self) -> None:
         """Write the last reported progress now; called before the terminal event."""
@@ -180,44 +204,105 @@ def error_of(exc: BaseException, code: str | None = None) -> dict[str, Any]:
 
 
 def begin_attempt(
-    rt: WorkerRuntime, job_type: JobType, job_id: UUID, worker: str, redelivered: bool
+    rt: WorkerRuntime,
+    job_type: JobType,
+    job_id: UUID,
+    worker: str,
+    redelivered: bool,
+    delivery: str = "",
 ) -> JobView | None:
     """Record `started`, or None when this delivery must not run the job.
 
     A delivery for a finished job, or a second copy of a message whose attempt is already
-    running, does nothing. A redelivered message of a running attempt means its worker died.
+    running, does nothing. A redelivered message of a running attempt means its worker died,
+    or, past the soft time limit, that Celery killed it at the hard one. `delivery` marks
+    this delivery's `started`, so a write that committed before a lost connection is
+    recognised as ours when repeated.
     """
-    view = rt.call(rt.store.get(job_id))
+    view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
     if view.state.is_final:
         log.info("job %s is already %s; delivery ignored", job_id, view.state)
         return None
-    if view.state is JobState.PENDING:
-        # The broker delivered it, so it accepted it: the API's own `queued` may still be on its way.
-        rt.record(job_id, EventType.QUEUED, {"by": worker}, attempt=view.attempt)
-    elif view.state is JobState.RUNNING:
-        if not redelivered:
-            log.info(
-                "job %s attempt %s is already running; duplicate delivery ignored",
-                job_id,
-                view.attempt,
-            )
-            return None
-        lost = rt.record(job_id, EventType.WORKER_LOST, {"worker": worker}, attempt=view.attempt)
-        losses = sum(
-            1 for e in rt.call(rt.store.all_events(job_id)) if e.type is EventType.WORKER_LOST
+    try:
+        if view.state is JobState.PENDING:
+            # The broker delivered it, so it accepted it: the `queued` of its publisher may
+            # still be on its way.
+            rt.record(job_id, EventType.QUEUED, {"by": worker}, attempt=view.attempt)
+        elif view.state is JobState.RUNNING:
+            if not redelivered:
+                log.info(
+                    "job %s attempt %s is already running; duplicate delivery ignored",
+                    job_id,
+                    view.attempt,
+                )
+                return None
+            if _past_soft_limit(view, job_type):
+                limit = job_type.policy.time_limit
+                rt.record(
+                    job_id,
+                    EventType.FAILED,
+                    {
+                        "error": {
+                            "type": "TimeLimitExceeded",
+                            "message": f"the job was killed at its hard time limit ({limit}s)",
+                            "code": "TIME_LIMIT",
+                        }
+                    },
+                    attempt=view.attempt,
+                )
+                return None
+            requeued = _worker_lost(rt, job_type, view, worker)
+            if requeued is None:
+                return None
+            view = requeued
+        started = rt.record(
+            job_id,
+            EventType.STARTED,
+            {"worker": worker, "delivery": delivery},
+            attempt=view.attempt,
         )
-        if losses >= job_type.policy.max_worker_losses:
-            message = f"the job's worker died {losses} times"
-            rt.record(
-                job_id,
-                EventType.FAILED,
-                {"error": {"type": "WorkerLost", "message": message, "code": "WORKER_LOST"}},
-                attempt=lost.view.attempt,
-            )
-            return None
-        view = lost.view
-    started = rt.record(job_id, EventType.STARTED, {"worker": worker}, attempt=view.attempt)
-    return started.view if started.event is not None else None
+    except InvalidTransition as exc:
+        # Cancelled (or moved on) between our read and our write.
+        log.info("job %s changed while starting (%s); delivery ignored", job_id, exc)
+        return None
+    if started.event is not None:
+        return started.view
+    earlier = started.existing
+    if delivery and earlier is not None and earlier.data.get("delivery") == delivery:
+        return started.view  # our own write, committed before the connection dropped
+    return None
+
+
+def _past_soft_limit(view: JobView, job_type: JobType) -> bool:
+    """Whether the running attempt started longer ago than its soft time limit.
+
+    Celery kills a job at its hard limit and requeues the message (acks_on_timeout off);
+    the attempt then shows up here, redelivered, older than any attempt that died early.
+    """
+    if view.started_at is None:
+        return False
+    elapsed = (utcnow() - view.started_at).total_seconds()
+    return elapsed >= job_type.policy.soft_time_limit
+
+
+def _worker_lost(
+    rt: WorkerRuntime, job_type: JobType, view: JobView, worker: str
+) -> JobView | None:
+    """Record that the running attempt's worker died; None once it died too often (failed)."""
+    job_id = view.id
+    lost = rt.record(job_id, EventType.WORKER_LOST, {"worker": worker}, attempt=view.attempt)
+    events = rt.retrying(lambda: rt.store.all_events(job_id), f"reading events of {job_id}")
+    losses = sum(1 for e in events if e.type is EventType.WORKER_LOST)
+    if losses >= job_type.policy.max_worker_losses:
+        message = f"the job's worker died {losses} times"
+        rt.record(
+            job_id,
+            EventType.FAILED,
+            {"error": {"type": "WorkerLost", "message": message, "code": "WORKER_LOST"}},
+            attempt=lost.view.attempt,
+        )
+        return None
+    return lost.view
 
 
 def run_job(
@@ -228,18 +313,33 @@ def run_job(
     jid = UUID(job_id)
     delivery = task.request.delivery_info or {}
     view = begin_attempt(
-        rt, job_type, jid, task.request.hostname or "worker", bool(delivery.get("redelivered"))
+        rt,
+        job_type,
+        jid,
+        task.request.hostname or "worker",
+        bool(delivery.get("redelivered")),
+        uuid.uuid4().hex,
     )
     if view is None:
         return
     attempt = view.attempt
     reporter = ProgressReporter(rt, jid, attempt, rt.settings.progress_min_interval_ms / 1000)
     ctx = JobContext(jid, job_type.name, attempt, reporter)
+    watch = CancelWatch(
+        rt,
+        jid,
+        attempt,
+        grace_seconds=job_type.policy.cancel_grace_seconds,
+        poll_seconds=rt.settings.cancel_poll_seconds,
+        on_request=reporter.mark_cancel_requested,
+    )
 
-    def finish(type: EventType, data: dict[str, Any]) -> None:
+    def finish(type: EventType, data: dict[str, Any], also: TxHook | None = None) -> None:
+        if not watch.finish():
+            return  # the watch terminated it: `cancelled` is recorded
         reporter.drain()
         try:
-            rt.record(jid, type, data, attempt=attempt)
+            rt.record(jid, type, data, attempt=attempt, also=also)
         except InvalidTransition as exc:
             # Cancelled from outside while it ran: the job's outcome is already final.
             log.info("job %s: %s not recorded: %s", jid, type, exc)
@@ -252,10 +352,15 @@ def run_job(
             {"error": {"type": "ValidationError", "message": str(exc), "code": "INVALID_PAYLOAD"}},
         )
         return
+    watch.start()
     try:
-        result = rt.call(function(ctx, request)) if function.is_async else function(ctx, request)
+        if function.is_async:
+            watch.future = rt.submit(function(ctx, request))
+            result = watch.future.result()
+        else:
+            result = function(ctx, request)
         result = to_jsonable_python(result)
-    except JobCancelled:
+    except (JobCancelled, CancelledError, asyncio.CancelledError):
         finish(EventType.CANCELLED, {"reason": "cancelled by request"})
     except SoftTimeLimitExceeded as exc:
         finish(EventType.FAILED, {"error": error_of(exc, "TIME_LIMIT")})
@@ -264,15 +369,29 @@ def run_job(
     except Exception as exc:
         if isinstance(exc, job_type.retry_exceptions()) and attempt <= job_type.policy.max_retries:
             delay = job_type.policy.backoff(attempt)
+            # The next attempt goes through the outbox, written with `retrying`: a broker
+            # outage at this moment cannot lose it, and no ETA message waits in RabbitMQ.
+            write_next, _ = Outbox.writer(
+                attempt + 1,
+                utcnow() + timedelta(seconds=delay),
+                None,
+                rt.settings.relay_lease_seconds,
+                only_if=lambda locked: (
+                    locked.state is JobState.RUNNING and locked.attempt == attempt
+                ),
+            )
             finish(
                 EventType.RETRYING,
                 {"error": error_of(exc), "delay_seconds": delay, "next_attempt": attempt + 1},
+                also=write_next,
             )
-            raise task.retry(countdown=delay, max_retries=None) from exc
+            return
         log.exception("job %s failed", jid)
         finish(EventType.FAILED, {"error": error_of(exc)})
     else:
         finish(EventType.SUCCEEDED, {"result": result})
+    finally:
+        watch.finish()
 
 
 def register_tasks(app: Celery, queues: Queues, domains: list[str] | None = None) -> None:

@@ -1,0 +1,59 @@
+"""Job functions the fault tests run (tests/chaos_queues.yaml): steady, stubborn, flaky, overrun."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import BaseModel, Field
+
+from jobline import JobContext, TransientError, job
+
+
+class Steps(BaseModel):
+    steps: int = Field(10, ge=1, le=100_000)
+    step_seconds: float = Field(0.05, ge=0, le=60)
+    # The job raises TransientError on this many attempts before it succeeds.
+    flaky_attempts: int = Field(0, ge=0, le=10)
+
+
+@job(payload=Steps)
+def steady(ctx: JobContext, req: Steps) -> dict[str, object]:
+    """Reports progress per step and stops when cancelled."""
+    for i in range(req.steps):
+        ctx.raise_if_cancelled()
+        time.sleep(req.step_seconds)
+        ctx.progress((i + 1) * 100 / req.steps, f"step {i + 1}/{req.steps}")
+    if ctx.attempt <= req.flaky_attempts:
+        raise TransientError(f"flaky on attempt {ctx.attempt}")
+    return {"steps": req.steps, "attempt": ctx.attempt}
+
+
+@job(payload=Steps)
+async def steady_async(ctx: JobContext, req: Steps) -> dict[str, object]:
+    """The async twin of steady; never checks for cancellation itself."""
+    for i in range(req.steps):
+        await asyncio.sleep(req.step_seconds)
+        ctx.progress((i + 1) * 100 / req.steps)
+    return {"steps": req.steps}
+
+
+@job(payload=Steps)
+def stubborn(ctx: JobContext, req: Steps) -> dict[str, object]:
+    """Ignores cancellation: never calls raise_if_cancelled()."""
+    for i in range(req.steps):
+        time.sleep(req.step_seconds)
+        ctx.progress((i + 1) * 100 / req.steps)
+    return {"steps": req.steps}
+
+
+@job(payload=Steps)
+def overrun(ctx: JobContext, req: Steps) -> dict[str, object]:
+    """Ignores its soft time limit too, so only the hard limit stops it."""
+    for _ in range(req.steps):
+        try:
+            time.sleep(req.step_seconds)
+        except SoftTimeLimitExceeded:
+            continue
+    return {"steps": req.steps}
