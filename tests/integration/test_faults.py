@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 import uuid
 from collections import Counter
@@ -340,3 +341,46 @@ async def test_replay_verify_finds_a_tampered_projection_and_replay_repairs_it(
     assert "rewrote 1" in one.stdout
     assert stack.replay_verify().returncode == 0
     assert stack.states([ids[0]])[ids[0]] == "succeeded"
+
+
+async def test_a_job_whose_worker_dies_too_often_ends_failed_worker_lost(
+    stack: ChaosStack, client: httpx.AsyncClient
+) -> None:
+    # `fragile` allows 2 worker losses: the first kill runs the job again as attempt 2,
+    # the second ends it failed with code WORKER_LOST instead of looping.
+    stack.start_worker("fragile")
+    long = {"steps": 400, "step_seconds": 0.05}
+    r = await client.post("/api/v1/jobs", json={"type": "fragile.steady", "payload": long})
+    job_id = r.json()["id"]
+    rng = random.Random(2)
+    for attempt in (1, 2):
+        deadline = time.monotonic() + WAIT
+        while (await wait_state(client, job_id, {"running"}))["attempt"] != attempt:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert stack.kill_child("fragile", rng)
+    done = await wait_state(client, job_id, {"succeeded", "failed", "cancelled"})
+    assert done["state"] == "failed"
+    assert done["error"]["code"] == "WORKER_LOST"
+    names = types_of(stack, job_id)
+    assert names.count("worker_lost") == 2 and names.count("started") == 2
+    report(stack.figures("worker-lost-limit", [job_id], faults=2, within=WAIT))
+
+
+def test_publishes_wait_for_publisher_confirms(stack: ChaosStack) -> None:
+    from jobline.config import Settings
+    from jobline.queueing.app import create_celery
+    from jobline.queueing.spec import load_queues
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, broker_url=stack.env["JOBLINE_BROKER_URL"]
+    )
+    app = create_celery(settings, load_queues(stack.env["JOBLINE_QUEUES_FILE"]))
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1)
+            assert conn.connection.confirm_publish is True
+            # py-amqp swaps in the publish that waits for the broker's ack.
+            assert conn.default_channel.basic_publish.__name__ == "basic_publish_confirm"
+    finally:
+        app.close()

@@ -117,7 +117,8 @@ class Outbox:
             candidates = candidates.order_by("available_at", "id").limit(limit)
             if self.skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True)
-            ids = await candidates.using_db(conn).values_list("id", flat=True)
+            # Rows, not values_list(): Tortoise drops FOR UPDATE from a values query.
+            ids = [row.id for row in await candidates.only("id").using_db(conn)]
             if not ids:
                 return []
             # Re-checked per row under its lock: a row another claimer took meanwhile no longer matches.

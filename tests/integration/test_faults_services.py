@@ -1,0 +1,128 @@
+"""Faults of the processes and services under a batch of jobs: kill -9 of workers, RabbitMQ
+stopped during a submit burst, MariaDB restarted while workers record events.
+
+RabbitMQ and MariaDB are shared with everyone's test runs: the outages are kept to a few
+seconds, and they use `rabbitmqctl stop_app`/`start_app` and `mariadb-admin shutdown` then
+`deploy/local/services up`, never `services down`. Each test prints a FAULT-FIGURES line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import chaos
+from tests.chaos import ChaosStack, assert_clean
+
+pytestmark = pytest.mark.integration
+
+WAIT = 240.0
+OUTAGE_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
+    s = ChaosStack("services", logdir, var_dir)
+    s.create()
+    try:
+        s.start_server()
+        s.start_worker("chaos")
+        yield s
+    finally:
+        s.destroy()
+
+
+@pytest.fixture(scope="module")
+async def client(stack: ChaosStack) -> AsyncIterator[httpx.AsyncClient]:
+    c = await stack.client()
+    yield c
+    await c.aclose()
+
+
+async def test_kill_9_of_workers_at_random_moments_loses_nothing(
+    stack: ChaosStack, client: httpx.AsyncClient
+) -> None:
+    rng = random.Random(4)
+    specs = [("chaos.steady", {"steps": 10, "step_seconds": 0.1})] * 40
+    ids, _ = await stack.submit_many(client, specs)
+    faults = {"child": 0, "worker": 0}
+    for _ in range(8):
+        await asyncio.sleep(rng.uniform(0.5, 1.5))
+        if rng.random() < 0.7:
+            if stack.kill_child("chaos", rng):
+                faults["child"] += 1
+        else:
+            await asyncio.to_thread(stack.kill_worker, "chaos")
+            faults["worker"] += 1
+
+    figures = stack.figures("kill-9", ids, faults=sum(faults.values()), within=WAIT)
+    figures.extra |= {f"killed_{k}": v for k, v in faults.items()}
+    figures.extra["worker_lost_events"] = stack.query(
+        "SELECT COUNT(*) FROM job_events WHERE type = 'worker_lost'"
+    )[0][0]
+    print(figures.line())
+    assert_clean(figures)
+    assert sum(faults.values()) >= 5
+
+
+async def test_rabbitmq_stopped_during_a_submit_burst_loses_nothing(
+    stack: ChaosStack, client: httpx.AsyncClient
+) -> None:
+    short = {"steps": 4, "step_seconds": 0.05}
+    before, _ = await stack.submit_many(client, [("chaos.steady", short)] * 20)
+    await asyncio.to_thread(chaos.rabbitmq_stop)
+    outage_began = time.monotonic()
+    try:
+        during, latencies = await stack.submit_many(client, [("chaos.steady", short)] * 20)
+        pending = sum(1 for s in stack.states(during).values() if s == "pending")
+        await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_began)))
+    finally:
+        await asyncio.to_thread(chaos.rabbitmq_start)
+    outage = time.monotonic() - outage_began
+    after, _ = await stack.submit_many(client, [("chaos.steady", short)] * 20)
+
+    ids = before + during + after
+    figures = stack.figures("rabbitmq-outage", ids, faults=1, within=WAIT)
+    figures.extra |= {
+        "outage_seconds": round(outage, 1),
+        "posted_during_outage": len(during),
+        "pending_at_post": pending,
+        "slowest_post_during_outage_s": round(max(latencies), 2),
+    }
+    print(figures.line())
+    assert_clean(figures)
+    assert figures.outcomes == {"succeeded": len(ids)}
+    # Every POST during the outage was answered (202) with its job stored and pending.
+    assert pending == len(during)
+
+
+async def test_mariadb_restarted_while_workers_record_events_loses_nothing(
+    stack: ChaosStack, client: httpx.AsyncClient
+) -> None:
+    specs = [("chaos.steady", {"steps": 20, "step_seconds": 0.1})] * 30
+    ids, _ = await stack.submit_many(client, specs)
+    # Wait until workers are busy recording progress, then take the database away.
+    deadline = time.monotonic() + WAIT
+    while "running" not in stack.states(ids).values():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    began = time.monotonic()
+    await asyncio.to_thread(chaos.mariadb_stop)
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        await asyncio.to_thread(chaos.mariadb_start)
+    outage = time.monotonic() - began
+
+    figures = stack.figures("mariadb-restart", ids, faults=1, within=WAIT)
+    figures.extra["outage_seconds"] = round(outage, 1)
+    print(figures.line())
+    assert_clean(figures)
+    assert figures.outcomes == {"succeeded": len(ids)}

@@ -1,0 +1,162 @@
+"""The outbox's contract, run unchanged against SQLite and MariaDB: a row commits with its
+job, racing claimers never share a row, a claim holds for its lease, a release frees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+
+import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from jobline.cli import apply_migrations
+from jobline.config import Settings
+from jobline.db import close_db, open_db
+from jobline.errors import JobNotFound
+from jobline.jobs.events import EventType
+from jobline.jobs.models import DispatchRow
+from jobline.jobs.outbox import Dispatch, Outbox, new_claim, task_id_for
+from jobline.jobs.projection import JobView
+from jobline.jobs.states import JobState
+from jobline.jobs.store import JobStore, utcnow
+from tests.integration.test_store_contract import _private_database, job_data
+
+pytestmark = pytest.mark.integration
+
+LEASE = 60.0
+RACERS = 6
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
+async def outbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[JobStore, Outbox]]:
+    folder = tmp_path_factory.mktemp(f"outbox-{request.param}")
+    databases: Iterator[str] | None = None
+    if request.param == "sqlite":
+        url = f"sqlite://{folder / 'jobline.sqlite3'}"
+    else:
+        databases = _private_database(request.getfixturevalue("mysql_url"))
+        url = next(databases)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, env="test", database_url=url, var_dir=folder, secret_key="x" * 40
+    )
+    EXECUTOR_CACHE.clear()
+    await apply_migrations(settings)
+    await open_db(settings)
+    try:
+        yield (
+            JobStore(force_index=not settings.is_sqlite),
+            Outbox(skip_locked=not settings.is_sqlite),
+        )
+    finally:
+        await DispatchRow.all().delete()
+        await close_db()
+        EXECUTOR_CACHE.clear()
+        if databases is not None:
+            next(databases, None)
+
+
+async def submit(store: JobStore, claim: str | None = None) -> tuple[JobView, list[Dispatch]]:
+    write, written = Outbox.writer(1, utcnow(), claim, LEASE)
+    view = await store.submit(job_id=uuid.uuid4(), data=job_data(uuid.uuid4()), also=write)
+    return view, written
+
+
+async def drain(outbox: Outbox) -> None:
+    """Leave no free row behind for the next test (rows from other tests are discarded)."""
+    while claimed := await outbox.claim(1000, LEASE):
+        for d in claimed:
+            await outbox.discard(d)
+
+
+async def test_a_submitted_job_has_its_outbox_row_in_the_same_transaction(
+    outbox: tuple[JobStore, Outbox],
+) -> None:
+    store, box = outbox
+    await drain(box)
+    view, written = await submit(store)
+    assert [(d.job_id, d.attempt, d.task_id) for d in written] == [(view.id, 1, str(view.id))]
+    claimed = await box.claim(10, LEASE)
+    assert [d.job_id for d in claimed] == [view.id]
+
+    async def broken(conn: object, locked: JobView) -> None:
+        raise RuntimeError("the outbox write fails")
+
+    job_id = uuid.uuid4()
+    with pytest.raises(RuntimeError):
+        await store.submit(job_id=job_id, data=job_data(uuid.uuid4()), also=broken)
+    with pytest.raises(JobNotFound):  # rolled back with its outbox row: nothing half-stored
+        await store.get(job_id)
+    await box.discard(claimed[0])
+
+
+async def test_racing_claimers_never_share_a_row(outbox: tuple[JobStore, Outbox]) -> None:
+    store, box = outbox
+    await drain(box)
+    jobs = [(await submit(store))[0].id for _ in range(60)]
+    rounds = await asyncio.gather(*(box.claim(15, LEASE) for _ in range(RACERS)))
+    claimed = [d.job_id for batch in rounds for d in batch]
+    assert max(Counter(claimed).values()) == 1
+    # Claims with the lease running: nobody gets them again; the rest are still free.
+    rest = await box.claim(1000, LEASE)
+    assert set(claimed).isdisjoint(d.job_id for d in rest)
+    assert set(claimed) | {d.job_id for d in rest} == set(jobs)
+    assert await box.claim(1000, LEASE) == []
+    for d in [d for batch in rounds for d in batch] + rest:
+        await box.discard(d)
+
+
+async def test_a_claim_holds_for_its_lease_and_a_release_frees_the_row(
+    outbox: tuple[JobStore, Outbox],
+) -> None:
+    store, box = outbox
+    await drain(box)
+    view, written = await submit(store, claim=new_claim())  # the submitter holds it
+    assert await box.claim(10, LEASE) == []
+    await box.release(written[0], "ConnectionRefusedError()", 0)
+    again = await box.claim(10, lease_seconds=0.001)
+    assert [d.job_id for d in again] == [view.id] and again[0].tries == 1
+    await asyncio.sleep(0.01)
+    expired = await box.claim(10, LEASE)  # the short lease ran out: free again
+    assert [d.job_id for d in expired] == [view.id]
+    # A release by a claimer whose lease was taken over changes nothing.
+    await box.release(again[0], "late", 0)
+    assert await box.claim(10, LEASE) == []
+    await box.discard(expired[0])
+
+
+async def test_queued_deletes_the_row_and_a_retry_writes_the_next_attempt(
+    outbox: tuple[JobStore, Outbox],
+) -> None:
+    store, box = outbox
+    await drain(box)
+    view, _ = await submit(store)
+    await store.append(view.id, EventType.QUEUED, {"task_id": str(view.id)}, also=Outbox.remover(1))
+    assert await box.claim(10, LEASE) == []
+    await store.append(view.id, EventType.STARTED)
+    await store.append(view.id, EventType.FAILED, {"error": {"type": "X", "message": "x"}})
+
+    write, written = Outbox.writer(
+        2,
+        utcnow() + timedelta(hours=1),
+        None,
+        LEASE,
+        only_if=lambda locked: locked.state is JobState.FAILED,
+    )
+    done = await store.append(view.id, EventType.RETRYING, {"by": "request"}, also=write)
+    assert done.view.attempt == 2 and written[0].task_id == task_id_for(view.id, 2)
+    assert await box.claim(10, LEASE) == []  # not due for an hour
+    # The same retry again is a duplicate: its hook sees `retrying`, writes nothing.
+    write_again, written_again = Outbox.writer(
+        2, utcnow(), None, LEASE, only_if=lambda locked: locked.state is JobState.FAILED
+    )
+    again = await store.append(
+        view.id, EventType.RETRYING, {"by": "request"}, attempt=1, also=write_again
+    )
+    assert again.event is None and written_again == []
+    assert await DispatchRow.filter(job_id=view.id).count() == 1
