@@ -204,6 +204,36 @@ def worker(
     )
 
 
+@app.command()
+def dev(
+    host: Annotated[str | None, typer.Option(help="the API's address (JOBLINE_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="the API's port (JOBLINE_API_PORT)")] = None,
+) -> None:
+    """Run everything on this machine: migrations, a demo account, the API, a worker per domain.
+
+    The embedded default needs no server (SQLite and a broker in files, both under var/);
+    JOBLINE_DATABASE_URL and JOBLINE_BROKER_URL point it at MariaDB and RabbitMQ, and then
+    Flower starts too. Ctrl-C stops every process it started.
+    """
+    from jobline.devserver import DevFailed, DevServer
+
+    settings = settings_or_exit()
+    if settings.env == "production":
+        fail(
+            "jobline dev is for development (it creates a demo account); in production run"
+            " `jobline serve` and `jobline worker --domain NAME`",
+            EXIT_CONFIG,
+        )
+    queues = load_queues_or_exit(settings)
+    check_services_or_exit(settings)
+    server = DevServer(settings, queues, host or settings.api_host, port or settings.api_port)
+    try:
+        code = run(server.run())
+    except DevFailed as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
 @app.command("check-config")
 def check_config(
     write_consumer_timeout: Annotated[

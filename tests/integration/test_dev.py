@@ -1,0 +1,186 @@
+"""`jobline dev`: one command runs the platform; Ctrl-C leaves nothing running.
+
+Each test starts `jobline dev` as a user would, in a directory holding only queues.yaml and
+tasks/, logs in with the credentials it printed, runs a job to `succeeded` (through httpx
+and through the very shell lines it printed), then interrupts it and looks in /proc for
+anything left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jobline.config import Settings
+from tests.conftest import AMQP_ADMIN_URL, RABBIT_API, RUN_ID
+from tests.integration.dev_helpers import (
+    DevRun,
+    alive,
+    descendants,
+    login,
+    processes_in,
+    project_dir,
+    run_shell,
+    start_dev,
+    wait_final,
+)
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+DOMAINS = ("music", "video")
+
+
+def run_a_job_then_interrupt(dev: DevRun) -> str:
+    """The whole user story; returns dev's output."""
+    banner = dev.banner()
+    try:
+        client = login(banner.base, banner.email, banner.password)
+        r = client.post(
+            "/api/v1/jobs",
+            json={"type": "music.transcode", "payload": {"source": "song.wav", "chunks": 3}},
+        )
+        assert r.status_code == 202, r.text
+        job = wait_final(client, r.json()["id"])
+        assert job["state"] == "succeeded", job
+        assert job["result"]["output"] == "song.wav.ogg"
+
+        # The printed lines, pasted into a shell: submit, then follow the stream to its end.
+        stream = run_shell("\n".join(banner.commands), dev.workdir)
+        assert "event: submitted" in stream and "event: started" in stream, stream
+        assert stream.rstrip().splitlines()[-1].startswith("data: "), stream
+        last = json.loads(stream.rstrip().splitlines()[-1].removeprefix("data: "))
+        assert last["type"] == "succeeded", stream
+
+        tree = descendants(dev.popen.pid)
+        # The API, and per domain a worker with at least one pool process.
+        assert len(tree) >= 1 + 2 * len(DOMAINS), tree
+    except BaseException:
+        dev.kill()
+        raise
+    code = dev.interrupt()
+    out = dev.output()
+    assert code == 0, out[-3000:]
+    assert "dev: every process stopped" in out
+    survivors = {pid for pid in tree if alive(pid)} | processes_in(dev.workdir)
+    assert not survivors, f"still running after Ctrl-C: {survivors}"
+    return out
+
+
+def test_dev_on_the_embedded_default_runs_a_job_and_stops_everything(tmp_path: Path) -> None:
+    workdir = project_dir(tmp_path / "project")
+    port = free_port()
+    env = {"JOBLINE_API_PORT": str(port)}
+    out = run_a_job_then_interrupt(start_dev(workdir, env))
+
+    assert "(created now;" in out
+    assert "database      sqlite://var/jobline.sqlite3" in out
+    assert "broker        filesystem://" in out
+    assert all(f"{domain}@" in out for domain in DOMAINS)
+    assert "Flower" not in out, "the embedded broker has no events for Flower"
+    assert (workdir / "var" / "jobline.sqlite3").exists()
+    assert (workdir / "var" / "broker" / "queue").is_dir()
+    assert "database is locked" not in out
+
+    # A second start: nothing to migrate, the same account and password, still working.
+    again = start_dev(workdir, env)
+    first = re.search(r"password: (\S+)", out)
+    out2 = run_a_job_then_interrupt(again)
+    second = re.search(r"password: (\S+)", out2)
+    assert first and second and first.group(1) == second.group(1)
+    assert "(0 migration(s) applied)" in out2 and "(existing;" in out2
+
+
+def test_dev_refuses_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    workdir = project_dir(tmp_path / "project")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        dev = start_dev(workdir, {"JOBLINE_API_PORT": str(port)})
+        code = dev.popen.wait(120)
+    out = dev.output()
+    assert code == 1, out
+    assert f"error: cannot listen on 127.0.0.1:{port}" in out
+    assert "Traceback" not in out
+    assert not processes_in(workdir)
+
+
+def test_dev_refuses_production(tmp_path: Path) -> None:
+    workdir = project_dir(tmp_path / "project")
+    dev = start_dev(
+        workdir,
+        {
+            "JOBLINE_ENV": "production",
+            "JOBLINE_DATABASE_URL": "mysql://u:p@127.0.0.1:3306/x",
+            "JOBLINE_BROKER_URL": "amqp://u:p@127.0.0.1:5672/x",
+            "JOBLINE_SECRET_KEY": "k" * 48,
+        },
+    )
+    assert dev.popen.wait(60) == 2
+    assert "jobline dev is for development" in dev.output()
+
+
+@pytest.fixture(scope="module")
+def dev_vhost() -> Iterator[str]:
+    """A RabbitMQ vhost of its own: dev's workers are named music@host like the suite's."""
+    rest = AMQP_ADMIN_URL.split("://", 1)[1]
+    creds, hostpart = rest.rsplit("@", 1)
+    user, password = creds.split(":", 1)
+    vhost = f"jobline_dev_{RUN_ID}"
+    auth = (user, password)
+    r = httpx.put(f"{RABBIT_API}/vhosts/{vhost}", auth=auth, timeout=10)
+    assert r.status_code in (201, 204), r.text
+    r = httpx.put(
+        f"{RABBIT_API}/permissions/{vhost}/{user}",
+        auth=auth,
+        timeout=10,
+        json={"configure": ".*", "write": ".*", "read": ".*"},
+    )
+    assert r.status_code in (201, 204), r.text
+    yield f"amqp://{user}:{password}@{hostpart.split('/', 1)[0]}/{vhost}"
+    httpx.delete(f"{RABBIT_API}/vhosts/{vhost}", auth=auth, timeout=10)
+
+
+def test_dev_on_mariadb_and_rabbitmq_runs_the_same_way_with_flower(
+    tmp_path: Path, migrated: Settings, dev_vhost: str
+) -> None:
+    workdir = project_dir(tmp_path / "project")
+    flower_port = free_port()
+    env = {
+        "JOBLINE_API_PORT": str(free_port()),
+        "JOBLINE_DATABASE_URL": migrated.database_url,
+        "JOBLINE_BROKER_URL": dev_vhost,
+        "JOBLINE_FLOWER_PORT": str(flower_port),
+    }
+    dev = start_dev(workdir, env)
+    banner = dev.banner()
+    flower = f"http://127.0.0.1:{flower_port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                anonymous = httpx.get(flower, timeout=5)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, dev.output()[-3000:]
+                time.sleep(0.5)
+        assert anonymous.status_code == 401
+        authed = httpx.get(flower, auth=(banner.email, banner.password), timeout=10)
+        assert authed.status_code == 200
+    except BaseException:
+        dev.kill()
+        raise
+    out = run_a_job_then_interrupt(dev)
+    assert "database      mysql://jobline:***@" in out
+    assert "broker        amqp://jobline:***@" in out
+    assert f"Flower        http://127.0.0.1:{flower_port}" in out
+    assert ":jobline@" not in out, "the database and broker passwords are masked"
