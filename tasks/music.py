@@ -13,7 +13,7 @@ CODECS = {"ogg", "mp3", "flac", "aac"}
 
 
 class TranscodeRequest(BaseModel):
-    source: str = Field(min_length=1, max_length=1024)
+    source: str = Field(min_length=1, max_length=1024, examples=["song.wav"])
     codec: str = "ogg"
     bitrate_kbps: int = Field(128, ge=32, le=320)
     chunks: int = Field(10, ge=1, le=1000)
