@@ -169,6 +169,15 @@ def _duplicate_keys(node: yaml.Node, path: str = "") -> list[str]:
     return problems
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The parser's complaint in one line, with where it is in the file."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        context = f" ({exc.context})" if exc.context else ""
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}{context}"
+    return " ".join(str(exc).split())
+
+
 def load_queues(path: Path | str, *, check_imports: bool = True) -> Queues:
     """Load and validate queues.yaml; every problem is a ConfigError naming file, key, reason."""
     path = Path(path)
@@ -180,7 +189,7 @@ def load_queues(path: Path | str, *, check_imports: bool = True) -> Queues:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(exc)}") from exc
     duplicates = _duplicate_keys(node) if node is not None else []
     if duplicates:
         raise ConfigError("\n".join(f"{path}: {d}" for d in duplicates))
