@@ -7,6 +7,7 @@ its life; Celery's task threads hand coroutines to that loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -132,7 +133,9 @@ class ProgressReporter:
         self._latest: tuple[int, str | None] | None = None
         self._flush: Future[None] | None = None
         self._flushing = False  # a _flush_later is running; it will write `_latest`
-        self._last_write = 0.0
+        self._last_write = float("-inf")  # never written: the first report goes out at once
+        # Set by drain(): the flusher stops waiting out the interval and writes at once.
+        self._wake = asyncio.Event()
         self._cancel_requested = False
 
     def progress(self, percent: int, message: str | None) -> None:
@@ -154,6 +157,9 @@ class ProgressReporter:
     def drain(self) -> None:
         """Write the last reported progress now; called before the terminal event."""
         if self._flush is not None:
+            # Unwoken, the flusher would first sleep out the rest of the interval and every
+            # job that reports progress would finish up to one interval late.
+            self.rt.loop.call_soon_threadsafe(self._wake.set)
             self._flush.result()
         with self._lock:
             latest, self._latest = self._latest, None
@@ -167,7 +173,8 @@ class ProgressReporter:
             while True:
                 wait = self._last_write + self.interval - time.monotonic()
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait)
                 with self._lock:
                     latest, self._latest = self._latest, None
                     if latest is None:
