@@ -26,7 +26,7 @@ from jobline.errors import (
     UnknownJobType,
 )
 from jobline.jobs.events import EventType
-from jobline.jobs.outbox import Outbox, new_claim
+from jobline.jobs.outbox import Dispatch, Outbox, new_claim
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
 from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, TxHook, utcnow
@@ -126,7 +126,7 @@ class JobService:
             assert first is not None
             return first, False
         if publish_now:
-            view = await self.publisher.publish(written[0]) or view
+            view = await self._publish_now(written[0]) or view
         return view, True
 
     async def cancel(self, caller: Caller, job_id: UUID) -> JobView:
@@ -196,8 +196,19 @@ class JobService:
         if done is None or done.event is None:
             raise JobNotRetryable(f"job {job_id} is already being retried")
         if publish_now and written:
-            return await self.publisher.publish(written[0]) or done.view
+            return await self._publish_now(written[0]) or done.view
         return done.view
+
+    async def _publish_now(self, dispatch: Dispatch) -> JobView | None:
+        """Publish a job this request just stored; on any error the relay publishes it later.
+
+        The job is stored already: failing the request now would invite a second submit.
+        """
+        try:
+            return await self.publisher.publish(dispatch)
+        except Exception:
+            log.exception("publishing job %s failed; the relay will", dispatch.job_id)
+            return None
 
     async def get(self, caller: Caller, job_id: UUID) -> JobView:
         """The job, if the caller may see it; another user's job is not found."""

@@ -16,7 +16,9 @@ import time
 from typing import Protocol
 
 import anyio
+import pymysql
 from celery import Celery
+from tortoise.exceptions import BaseORMException
 
 from jobline.config import Settings
 from jobline.errors import InvalidTransition, JobNotFound
@@ -29,6 +31,8 @@ from jobline.queueing.spec import Queues
 
 log = logging.getLogger("jobline.relay")
 
+# The database restarting: expected, logged without a traceback, outlived.
+UNAVAILABLE = (BaseORMException, OSError, pymysql.err.Error)
 # A job in these states is waiting for the publish of its current attempt.
 AWAITING_PUBLISH = frozenset({JobState.PENDING, JobState.RETRYING})
 
@@ -159,6 +163,9 @@ class Relay:
         while True:
             try:
                 claimed = await self.run_once()
+            except UNAVAILABLE as exc:
+                log.warning("relay round failed (%r); retrying in %.1fs", exc, self.interval)
+                claimed = 0
             except Exception:
                 log.exception("relay round failed; retrying in %.1fs", self.interval)
                 claimed = 0
