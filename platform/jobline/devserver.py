@@ -34,6 +34,8 @@ DEMO_FILE = "demo-account.json"
 DEMO_PASSWORD_BYTES = 12
 # Celery prints "<name>@<host> ready." once its consumer is up.
 WORKER_READY = " ready."
+# `jobline relay` says this once it runs.
+RELAY_READY = "publishing the outbox"
 # Flower logs "Visit me at http://host:port" once it listens.
 FLOWER_READY = "Visit me at "
 READY_POLL_SECONDS = 0.25
@@ -189,9 +191,11 @@ class DevServer:
         self.out.flush()
 
     def plan(self, account: DemoAccount) -> list[Child]:
-        """The processes to start: the API (which also runs the relay), workers, Flower."""
+        """The processes to start: the API, the relay unless the API runs it, workers, Flower."""
         jobline = [sys.executable, "-m", "jobline"]
         children = [Child("api", [*jobline, "serve", f"--host={self.host}", f"--port={self.port}"])]
+        if not self.settings.api_relay:
+            children.append(Child("relay", [*jobline, "relay"], ready_text=RELAY_READY))
         for domain in self.queues.domains:
             children.append(
                 Child(domain, [*jobline, "worker", f"--domain={domain}"], ready_text=WORKER_READY)
@@ -352,7 +356,9 @@ class DevServer:
             f"  database      {redact_url(settings.database_url)}",
             f"  broker        {broker}",
             f"  workers       {workers}",
-            "  relay         inside the API process (publishes jobs the broker did not take)",
+            "  relay         "
+            + ("inside the API process" if settings.api_relay else "its own process")
+            + " (publishes jobs the broker did not take at once)",
         ]
         if self.has_flower:
             lines.append(f"  Flower        {self.flower_url()} (log in with the demo account)")
