@@ -15,7 +15,9 @@ from tortoise import Tortoise
 from tortoise.exceptions import BaseORMException as BaseDBError
 
 from jobline import client_cli
+from jobline.audit.cli import audit_app
 from jobline.config import Settings, get_settings, tortoise_config
+from jobline.deploy import deploy_app
 from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
 
 T = TypeVar("T")
@@ -35,6 +37,8 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(deploy_app, name="deploy")
 client_cli.register(app)  # submit, follow: over HTTP
 
 _debug = False
@@ -152,9 +156,12 @@ def serve(
     """Run the HTTP API with uvicorn (production: gunicorn -c deploy/gunicorn.conf.py asgi:app)."""
     import uvicorn
 
+    from jobline.logging import configure
+
     settings = settings_or_exit()
     load_queues_or_exit(settings)
     check_services_or_exit(settings)
+    configure(settings.log_format, settings.log_level)
     uvicorn.run(
         "jobline.api.app:create_app",
         factory=True,
@@ -163,6 +170,7 @@ def serve(
         workers=workers,
         reload=reload,
         proxy_headers=True,
+        log_config=None,  # configured above: JOBLINE_LOG_FORMAT, request ids on every line
     )
 
 
@@ -173,12 +181,18 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(help="override the domain's concurrency")
     ] = None,
-    loglevel: Annotated[str, typer.Option(help="log level")] = "INFO",
+    loglevel: Annotated[
+        str, typer.Option("--log-level", "--loglevel", help="DEBUG, INFO, WARNING or ERROR")
+    ] = "INFO",
 ) -> None:
     """Run a Celery worker on one domain's queue, named DOMAIN@host."""
-    from jobline.queueing.worker import worker_app
+    from jobline.queueing import telemetry
 
     settings = settings_or_exit()
+    # Before any import creates a metric: the prefork children inherit the directory.
+    telemetry.prepare_metrics_dir(settings, domain)
+    from jobline.queueing.worker import worker_app
+
     queues = load_queues_or_exit(settings)
     if domain not in queues.domains:
         fail(
@@ -202,6 +216,21 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+@app.command()
+def flower(
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 5555)")] = None,
+) -> None:
+    """Run Flower on the configured broker, with basic auth from JOBLINE_FLOWER_BASIC_AUTH."""
+    from jobline import flower as flower_module
+
+    settings = settings_or_exit()
+    try:
+        flower_module.run(settings, host, port)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
 
 
 @app.command()
@@ -251,7 +280,8 @@ def check_config(
     settings = settings_or_exit()
     typer.echo("settings:")
     for name, value in settings.model_dump().items():
-        shown = "***" if name in {"secret_key", "flower_basic_auth"} and value else value
+        secret = {"secret_key", "flower_basic_auth", "flower_broker_api"}
+        shown = "***" if name in secret and value else value
         if name in {"database_url", "broker_url"}:
             shown = _where(str(value))
         typer.echo(f"  {name}: {shown}")

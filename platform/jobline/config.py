@@ -16,7 +16,12 @@ from jobline.errors import ConfigError
 SQLITE_DEFAULT = "sqlite://var/jobline.sqlite3"
 EMBEDDED_BROKER = "filesystem://"
 DEV_SECRET_FILE = "secret_key"
-MODEL_MODULES = ["jobline.jobs.models", "jobline.accounts.models", "aerich.models"]
+MODEL_MODULES = [
+    "jobline.jobs.models",
+    "jobline.accounts.models",
+    "jobline.audit.models",
+    "aerich.models",
+]
 # The repository root when installed editable; migrations/ and queues.yaml live there.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,6 +112,32 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Operations (deploy/, metrics, audit log, logs): see deploy/README.md.
+    api_workers: int = Field(2, ge=1, description="gunicorn worker processes")
+    graceful_timeout_seconds: int = Field(
+        90, ge=1, description="gunicorn: how long a stopping worker lets SSE streams drain"
+    )
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    audit_enabled: bool = True
+    audit_queue_max: int = Field(
+        10_000, ge=1, description="audit records held in memory; past it new ones are dropped"
+    )
+    audit_batch_max: int = Field(500, ge=1, description="audit rows per INSERT")
+    audit_flush_seconds: float = Field(0.5, gt=0, description="longest wait before a write")
+    audit_prune_batch: int = Field(5_000, ge=1, description="rows deleted per statement")
+    metrics_refresh_seconds: float = Field(
+        15.0, gt=0, description="how often the API counts active jobs per state"
+    )
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="a worker serves /metrics here when set"
+    )
+    flower_host: str = "127.0.0.1"
+    flower_port: int = Field(5555, ge=1, le=65535)
+    flower_broker_api: str | None = Field(
+        None, description="RabbitMQ management API; derived from the broker URL when unset"
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

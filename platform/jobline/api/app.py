@@ -20,7 +20,7 @@ from jobline.accounts.users import (
     cookie_backend,
     fastapi_users,
 )
-from jobline.api import errors, jobs, stream
+from jobline.api import audit, errors, jobs, observe, stream
 from jobline.api.cursors import CursorCodec
 from jobline.api.limits import BodyLimit
 from jobline.config import Settings, get_settings
@@ -60,10 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.relay = relay
         if settings.api_relay:
             relay.start()
+        operations = observe.start(app, settings)
         try:
             yield
         finally:
             await relay.stop()
+            await operations.stop()
             await streaming.stop()
             celery.close()
             await close_db()
@@ -75,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
 
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes + BODY_OVERHEAD_BYTES)
+
+    # Added last, so it runs first: it sees every response, the 413 above included.
+    observe.install(app)
 
     app.include_router(
         fastapi_users.get_auth_router(bearer_backend), prefix=f"{API}/auth/jwt", tags=["auth"]
@@ -90,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(jobs.router, prefix=API)
     app.include_router(stream.router, prefix=API)
+    app.include_router(audit.router, prefix=API)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -25,8 +25,8 @@ STATUS_OF: dict[type[errors.JoblineError], int] = {
     errors.JobNotRetryable: status.HTTP_409_CONFLICT,
     errors.IdempotencyConflict: status.HTTP_409_CONFLICT,
     errors.BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
-    errors.SuperuserRequired: status.HTTP_403_FORBIDDEN,
     errors.DatabaseUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    errors.SuperuserRequired: status.HTTP_403_FORBIDDEN,
 }
 
 

@@ -14,6 +14,7 @@ from uuid import UUID
 import anyio
 from pydantic import ValidationError
 
+from jobline import metrics
 from jobline.config import get_settings
 from jobline.errors import (
     IdempotencyConflict,
@@ -30,6 +31,7 @@ from jobline.jobs.outbox import Dispatch, Outbox, new_claim
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
 from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, TxHook, utcnow
+from jobline.logging import current_request_id
 from jobline.queueing.relay import Dispatcher, Publisher
 from jobline.queueing.spec import Queues
 
@@ -104,6 +106,10 @@ class JobService:
             "owner_id": str(caller.id),
             "delay_seconds": submission.delay_seconds,
         }
+        request_id = current_request_id()
+        if request_id is not None:
+            # One grep of the id finds the request's log lines, this event and the worker's lines.
+            data["request_id"] = request_id
         now = utcnow()
         due_at = now + timedelta(seconds=submission.delay_seconds or 0)
         # The job, its `submitted` event and its outbox row commit together: once stored, it
@@ -125,6 +131,7 @@ class JobService:
             first = await self._idempotent(caller, idempotency_key or "", request_hash)
             assert first is not None
             return first, False
+        metrics.JOBS_SUBMITTED.labels(job_type.name).inc()
         if publish_now:
             view = await self._publish_now(written[0]) or view
         return view, True

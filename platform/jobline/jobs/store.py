@@ -14,6 +14,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from jobline import metrics
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs import models
 from jobline.jobs.events import REPEATABLE, Event, EventType
@@ -137,6 +138,7 @@ class JobStore:
             if idempotency_key is not None:
                 raise DuplicateIdempotencyKey(idempotency_key) from exc
             raise
+        metrics.record_transition(view, event.type, event.at)
         self._committed(event, view.owner_id, row_id)
         return view
 
@@ -178,6 +180,7 @@ class JobStore:
             new_view = apply(view, event)
             row_id = await self._insert_event(event, view.owner_id, conn)
             await JobRow.filter(id=job_id).using_db(conn).update(**_row_fields(new_view))
+        metrics.record_transition(new_view, event.type, event.at)
         self._committed(event, view.owner_id, row_id)
         return Appended(new_view, event)
 

@@ -9,6 +9,7 @@ from celery import Celery
 
 from jobline.jobs.outbox import task_id_for
 from jobline.jobs.projection import JobView
+from jobline.logging import REQUEST_ID_MESSAGE_HEADER, current_request_id
 from jobline.queueing.context import JobFunction
 from jobline.queueing.spec import JobType, Queues
 
@@ -77,6 +78,9 @@ class CeleryDispatcher:
             "timeout": self.publish_timeout,
             "confirm_timeout": self.publish_timeout,
         }
+        request_id = current_request_id()
+        if request_id is not None:
+            options["headers"] = {REQUEST_ID_MESSAGE_HEADER: request_id}
         if job_type.importable:
             self.app.tasks[job_type.name].apply_async(**options)
         else:

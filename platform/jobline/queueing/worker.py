@@ -35,6 +35,7 @@ from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
 from jobline.jobs.store import Appended, JobStore, TxHook, utcnow
+from jobline.queueing import telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.cancel import CancelWatch
 from jobline.queueing.context import TASK_REGISTRY, JobContext, JobFunction
@@ -428,4 +429,5 @@ def worker_app(settings: Settings, queues: Queues, domain: str) -> Celery:
     """A Celery app with the tasks of one domain registered."""
     app = create_celery(settings, queues)
     register_tasks(app, queues, [domain])
+    telemetry.install(settings)
     return app
