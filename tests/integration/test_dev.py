@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from tests.conftest import AMQP_ADMIN_URL, RABBIT_API, RUN_ID
 from tests.integration.dev_helpers import (
     DevRun,
     alive,
+    clean_env,
     descendants,
     login,
     processes_in,
@@ -31,7 +34,7 @@ from tests.integration.dev_helpers import (
     start_dev,
     wait_final,
 )
-from tests.support import free_port
+from tests.support import REPO, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +218,21 @@ def test_dev_on_mariadb_and_rabbitmq_runs_the_same_way_with_flower(
     assert f"Flower        http://127.0.0.1:{flower_port}" in out
     assert "relay         its own process" in out and "relay  | relay " in out
     assert ":jobline@" not in out, "the database and broker passwords are masked"
+
+
+def test_scripts_dev_names_a_python_too_old_to_run_jobline(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(REPO / "scripts" / "dev", tmp_path / "scripts" / "dev")
+    old = tmp_path / "python3.9"
+    old.write_text('#!/bin/sh\n[ "$1" = "-V" ] && echo "Python 3.9.2" && exit 0\nexit 1\n')
+    old.chmod(0o755)
+    done = subprocess.run(
+        [str(tmp_path / "scripts" / "dev")],
+        env=clean_env({"PYTHON": str(old)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert f"jobline needs Python 3.11 or newer; {old} is Python 3.9.2" in done.stderr
+    assert not (tmp_path / ".venv").exists()
