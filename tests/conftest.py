@@ -62,6 +62,9 @@ def mysql_url() -> Iterator[str]:
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     yield f"mysql://{parts['user']}:{parts['password']}@{parts['host']}:{parts['port']}/{name}"
+    # A new connection: the fault tests restart MariaDB, which ends the first one.
+    conn.close()
+    conn = _admin_connection()
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     conn.close()
