@@ -34,6 +34,8 @@ HEALTH_START = "30s"
 MARIADB_IMAGE = "mariadb:11.4"
 RABBITMQ_IMAGE = "rabbitmq:4-management"
 JOBLINE_IMAGE = "jobline:latest"
+# Never fold a long health-check command over two lines.
+YAML_WIDTH = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -133,15 +135,14 @@ def supervisor_conf(queues: Queues, root: str = "/srv/jobline", user: str = "job
 
 def _python_probe(url: str, auth_env: str | None = None) -> list[str]:
     """A health check with the image's Python (the slim image has no curl)."""
-    code = f"import urllib.request as u\nr = u.Request({url!r})\n"
+    code = ["import base64, os, urllib.request as u", f"r = u.Request({url!r})"]
     if auth_env:
-        code += (
-            "import base64, os\n"
-            f"r.add_header('Authorization', 'Basic ' + "
-            f"base64.b64encode(os.environ[{auth_env!r}].encode()).decode())\n"
+        code.append(
+            "r.add_header('Authorization', 'Basic ' + "
+            f"base64.b64encode(os.environ[{auth_env!r}].encode()).decode())"
         )
-    code += "u.urlopen(r, timeout=5)"
-    return ["CMD", "python", "-c", code]
+    code.append("u.urlopen(r, timeout=5)")
+    return ["CMD", "python", "-c", "; ".join(code)]
 
 
 def _health(test: list[str]) -> dict[str, Any]:
@@ -223,6 +224,13 @@ def compose(queues: Queues) -> dict[str, Any]:
             "healthcheck": _health(_python_probe(f"http://127.0.0.1:{API_PORT}/readyz")),
         },
     }
+    services["relay"] = {
+        **app_image,
+        # Publishes jobs whose own request could not reach the broker (the outbox).
+        "command": ["jobline", "relay"],
+        "environment": common,
+        "depends_on": after_migrate,
+    }
     for w in worker_programs(queues):
         services[f"worker-{w.domain}"] = {
             **app_image,
@@ -269,7 +277,14 @@ def compose_yaml(queues: Queues) -> str:
         "# docker compose -f deploy/compose.yaml up -d   (needs JOBLINE_SECRET_KEY,\n"
         "# JOBLINE_DB_PASSWORD, JOBLINE_RABBITMQ_PASSWORD, JOBLINE_FLOWER_BASIC_AUTH)\n"
     )
-    return header + yaml.safe_dump(compose(queues), sort_keys=False, width=100)
+    return header + yaml.dump(compose(queues), Dumper=_PlainDumper, sort_keys=False, width=YAML_WIDTH)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a shared mapping out in full each time: no &id001 anchors in a file people read."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 deploy_app = typer.Typer(help="Write deployment files from queues.yaml.", no_args_is_help=True)

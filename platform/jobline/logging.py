@@ -79,6 +79,33 @@ def formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
+# Servers that configure their own loggers: their lines go to the root handler instead.
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access")
+
+
+def dict_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]:
+    """The same setup as `configure()`, as a dictConfig (gunicorn's `logconfig_dict`)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": ContextFilter}},
+        "formatters": {"jobline": {"()": formatter, "log_format": log_format}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "jobline",
+                "filters": ["context"],
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            name: {"handlers": [], "propagate": True, "level": level.upper()}
+            for name in SERVER_LOGGERS
+        },
+    }
+
+
 def configure(log_format: str = "text", level: str = "INFO") -> None:
     """Send every log line to stderr in the chosen format, with the ids filled in.
 
@@ -94,7 +121,7 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # uvicorn's own handlers would print its lines a second time, in its format.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access"):
+    for name in SERVER_LOGGERS:
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True

@@ -11,7 +11,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from jobline.config import Settings
-from tests.support import Proc, User, register, start_server, start_worker
+from tests.support import Proc, User, free_port, register, start_server, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +20,16 @@ pytestmark = pytest.mark.integration
 def workers(
     migrated: Settings, stack_env: dict[str, str], logdir: Path
 ) -> Iterator[dict[str, Proc]]:
-    """One real Celery worker process per domain of the shipped queues.yaml."""
-    procs = {domain: start_worker(domain, stack_env, logdir) for domain in ("music", "video")}
+    """One real Celery worker process per domain of the shipped queues.yaml.
+
+    Each serves its Prometheus metrics on a free port (its log names the URL).
+    """
+    procs = {
+        domain: start_worker(
+            domain, {**stack_env, "JOBLINE_WORKER_METRICS_PORT": str(free_port())}, logdir
+        )
+        for domain in ("music", "video")
+    }
     yield procs
     for proc in procs.values():
         proc.stop()

@@ -331,6 +331,8 @@ def run_job(
     if view is None:
         return
     attempt = view.attempt
+    # With the request id on the line (telemetry.py), one grep follows the job from its POST.
+    log.info("job %s (%s) attempt %d started", jid, job_type.name, attempt)
     reporter = ProgressReporter(rt, jid, attempt, rt.settings.progress_min_interval_ms / 1000)
     ctx = JobContext(jid, job_type.name, attempt, reporter)
     watch = CancelWatch(
@@ -351,6 +353,8 @@ def run_job(
         except InvalidTransition as exc:
             # Cancelled from outside while it ran: the job's outcome is already final.
             log.info("job %s: %s not recorded: %s", jid, type, exc)
+        else:
+            log.info("job %s attempt %d %s", jid, attempt, type)
 
     try:
         request = function.payload.model_validate(payload) if function.payload else payload

@@ -1,0 +1,139 @@
+"""deploy/: the committed supervisor and compose files are what queues.yaml generates."""
+
+from __future__ import annotations
+
+import configparser
+from typing import Any
+
+import yaml
+
+from jobline.deploy import compose_yaml, supervisor_conf, worker_programs
+from jobline.queueing.spec import Queues, load_queues
+from tests.support import REPO
+
+DEPLOY = REPO / "deploy"
+LONG_RUNNING_WITH_PROBES = {"mariadb", "rabbitmq", "api", "flower"}
+
+
+def shipped_queues() -> Queues:
+    return load_queues(REPO / "queues.yaml", check_imports=False)
+
+
+def test_the_committed_supervisor_conf_is_what_the_generator_writes() -> None:
+    committed = (DEPLOY / "supervisor" / "jobline.conf").read_text()
+    assert committed == supervisor_conf(shipped_queues()), (
+        "deploy/supervisor/jobline.conf is out of step with queues.yaml: "
+        "run `jobline deploy supervisor`"
+    )
+
+
+def test_supervisor_runs_the_api_a_worker_per_domain_the_relay_and_flower() -> None:
+    queues = shipped_queues()
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read_string((DEPLOY / "supervisor" / "jobline.conf").read_text())
+    programs = {s.removeprefix("program:") for s in conf.sections() if s.startswith("program:")}
+    assert programs == {
+        "jobline-api",
+        "jobline-relay",
+        "jobline-flower",
+        *(f"jobline-worker-{d}" for d in queues.domains),
+    }
+    assert conf["group:jobline"]["programs"].split(",") == sorted(
+        programs, key=list(conf["group:jobline"]["programs"].split(",")).index
+    )
+    assert "gunicorn -c deploy/gunicorn.conf.py asgi:app" in conf["program:jobline-api"]["command"]
+    for name, domain in queues.domains.items():
+        section = conf[f"program:jobline-worker-{name}"]
+        assert section["command"].endswith(
+            f"jobline worker --domain={name} --pool={domain.pool} --concurrency={domain.concurrency}"
+        )
+        longest = max(jt.policy.time_limit for jt in queues.domain_types(name))
+        assert int(section["stopwaitsecs"]) > longest, "a stop must let running jobs finish"
+        assert section["stopasgroup"] == "true"
+
+
+def test_a_changed_queues_yaml_changes_the_generated_programs() -> None:
+    queues = shipped_queues()
+    music = queues.domains["music"].model_copy(update={"concurrency": 7, "pool": "threads"})
+    changed = Queues(
+        queues.path,
+        queues.raw.model_copy(update={"domains": {**queues.domains, "music": music}}),
+        queues.job_types,
+    )
+    assert "--domain=music --pool=threads --concurrency=7" in supervisor_conf(changed)
+    assert "--domain=music --pool=threads --concurrency=7" not in supervisor_conf(queues)
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return data
+
+
+def test_the_committed_compose_file_is_what_the_generator_writes() -> None:
+    committed = (DEPLOY / "compose.yaml").read_text()
+    assert committed == compose_yaml(shipped_queues()), (
+        "deploy/compose.yaml is out of step with queues.yaml: run `jobline deploy compose`"
+    )
+
+
+def test_compose_has_a_worker_service_per_domain_of_queues_yaml() -> None:
+    queues = shipped_queues()
+    services = compose()["services"]
+    workers = {name for name in services if name.startswith("worker-")}
+    assert workers == {f"worker-{d}" for d in queues.domains}
+    for program in worker_programs(queues):
+        service = services[f"worker-{program.domain}"]
+        domain = queues.domains[program.domain]
+        assert service["command"] == [
+            "jobline",
+            "worker",
+            f"--domain={program.domain}",
+            f"--pool={domain.pool}",
+            f"--concurrency={domain.concurrency}",
+        ]
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert service["healthcheck"]["test"][0] == "CMD"
+        assert str(program.metrics_port) in " ".join(service["healthcheck"]["test"])
+
+
+def test_compose_stack_mariadb_rabbitmq_migrations_api_flower_health_and_volumes() -> None:
+    data = compose()
+    services = data["services"]
+    assert {"mariadb", "rabbitmq", "migrate", "api", "flower", "relay"} <= set(services)
+    for name in LONG_RUNNING_WITH_PROBES:
+        assert services[name]["healthcheck"]["test"], name
+
+    mariadb = services["mariadb"]
+    mounts = dict(v.split(":", 1) for v in mariadb["volumes"])
+    cnf = mounts["./mysql/jobline.cnf"]
+    assert cnf.startswith("/etc/mysql/conf.d/")
+    assert "max_allowed_packet" in (DEPLOY / "mysql" / "jobline.cnf").read_text()
+
+    rabbit = services["rabbitmq"]
+    assert "management" in rabbit["image"]
+    rabbit_mounts = dict(v.split(":", 1) for v in rabbit["volumes"])
+    assert "./rabbitmq/rabbitmq.conf" in rabbit_mounts
+    assert (DEPLOY / "rabbitmq" / "rabbitmq.conf").exists()
+
+    # Every named volume a service uses is declared; bind mounts point at files that exist.
+    declared = set(data["volumes"])
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), source
+            else:
+                assert source in declared, source
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services
+    assert declared == {"mariadb-data", "rabbitmq-data"}
+
+    assert services["migrate"]["command"] == ["jobline", "migrate"]
+    assert services["api"]["command"] == ["gunicorn", "-c", "deploy/gunicorn.conf.py", "asgi:app"]
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    flower_env = services["flower"]["environment"]
+    assert "JOBLINE_FLOWER_BASIC_AUTH" in flower_env
+    assert flower_env["JOBLINE_FLOWER_BROKER_API"].endswith("@rabbitmq:15672/api/")
+    # The build the services share exists.
+    build = services["migrate"]["build"]
+    assert (DEPLOY / build["context"] / build["dockerfile"]).resolve().exists()
