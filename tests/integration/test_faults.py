@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import chaos as chaos_module
 from tests.chaos import ChaosStack, Figures, assert_clean
 
 pytestmark = pytest.mark.integration
@@ -384,3 +385,26 @@ def test_publishes_wait_for_publisher_confirms(stack: ChaosStack) -> None:
             assert conn.default_channel.basic_publish.__name__ == "basic_publish_confirm"
     finally:
         app.close()
+
+
+def test_workers_ack_manually_with_a_prefetch_of_their_concurrency(stack: ChaosStack) -> None:
+    # concurrency 3 x prefetch 1 (queues.yaml): a worker holds at most 3 unacked messages,
+    # one per pool process, so a kill -9 sends back only the jobs that were running.
+    auth = stack.rabbit_auth
+    deadline = time.monotonic() + WAIT
+    while True:
+        r = httpx.get(f"{chaos_module.RABBIT_API}/consumers/{stack.vhost}", auth=auth, timeout=10)
+        consumers = [c for c in r.json() if c["queue"]["name"] == "chaos"]
+        if consumers or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len(consumers) == 1
+    consumer = consumers[0]
+    assert consumer["ack_required"] is True
+    channel = httpx.get(
+        f"{chaos_module.RABBIT_API}/channels/{consumer['channel_details']['name']}",
+        auth=auth,
+        timeout=10,
+    ).json()
+    # Celery sets the limit per channel (global QoS) on classic queues.
+    assert max(consumer["prefetch_count"], channel.get("global_prefetch_count", 0)) == 3
