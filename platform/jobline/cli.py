@@ -240,9 +240,11 @@ def dev(
 ) -> None:
     """Run everything on this machine: migrations, a demo account, the API, a worker per domain.
 
-    The embedded default needs no server (SQLite and a broker in files, both under var/);
-    JOBLINE_DATABASE_URL and JOBLINE_BROKER_URL point it at MariaDB and RabbitMQ, and then
-    Flower starts too. Ctrl-C stops every process it started.
+    With no settings: SQLite and a broker kept in files, both under var/.
+
+    With JOBLINE_DATABASE_URL and JOBLINE_BROKER_URL: MariaDB and RabbitMQ, and Flower too.
+
+    Ctrl-C stops every process it started.
     """
     from jobline.devserver import DevFailed, DevServer
 
