@@ -8,10 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette import status
+from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline import errors
 
 log = logging.getLogger("jobline.api")
+# What a client is told to wait after a 503 for a database outage.
+RETRY_AFTER_SECONDS = 2
 
 STATUS_OF: dict[type[errors.JoblineError], int] = {
     errors.JobNotFound: status.HTTP_404_NOT_FOUND,
@@ -57,6 +60,19 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, exc: errors.JoblineError) -> JSONResponse:
         extra = {"errors": exc.context["errors"]} if "errors" in exc.context else {}
         return JSONResponse(problem(exc.code, exc.message, **extra), status_code=status_of(exc))
+
+    @app.exception_handler(DBConnectionError)
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(ConnectionError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # A restarting database is an outage, not a bug in the request: 503, retry later.
+        log.warning("database error on %s %s: %s", request.method, request.url.path, exc)
+        unavailable = errors.DatabaseUnavailable()
+        return JSONResponse(
+            problem(unavailable.code, unavailable.message),
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
