@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     feed_gap_seconds: float = Field(
         5.0, gt=0, description="how long an unseen event id holds back per-user streams"
     )
+    api_gc_thresholds: tuple[int, int, int] | None = Field(
+        (50_000, 20, 100),
+        description="gc.set_threshold for an API process after start-up (null: CPython's)",
+    )
     broker_publish_timeout_seconds: float = Field(
         5.0, gt=0, description="longest wait for one publish (connect + publisher confirm)"
     )
