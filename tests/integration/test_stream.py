@@ -319,7 +319,7 @@ async def test_the_user_stream_resumes_from_its_last_id(
 
 
 async def test_two_api_processes_both_stream_a_job_live(
-    alice: User, second_server: str, workers: dict[str, Proc]
+    alice: User, admin: User, second_server: str, workers: dict[str, Proc]
 ) -> None:
     other = httpx.AsyncClient(
         base_url=second_server,
@@ -327,6 +327,11 @@ async def test_two_api_processes_both_stream_a_job_live(
         timeout=STREAM_TIMEOUT,
     )
     async with other:
+        r = await other.get(
+            "/api/v1/stream/stats", headers={"Authorization": f"Bearer {admin.token}"}
+        )
+        before = r.json()
+        assert before["mode"] == "notices"
         job = await alice.submit("music.transcode", {"source": "l.wav", "chunks": 40})
         (here, closed_here), (there, closed_there) = await asyncio.gather(
             read_stream(alice.client, job_path(job["id"])),
@@ -336,6 +341,12 @@ async def test_two_api_processes_both_stream_a_job_live(
         history = await alice.events(job["id"])
         assert_replays(here, history)
         assert_replays(there, history)
+        r = await other.get(
+            "/api/v1/stream/stats", headers={"Authorization": f"Bearer {admin.token}"}
+        )
+        after = r.json()
+    # The workers' notices reached the second process too (each has its own queue).
+    assert after["notices"] - before["notices"] >= len(history)
 
 
 async def test_pings_keep_a_quiet_stream_alive(

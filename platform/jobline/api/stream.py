@@ -185,7 +185,7 @@ class FeedStatsOut(BaseModel):
     user_subscribers: int
     queries: int
     reads: int
-    notifications: int
+    notices: int
     high_id: int
     watermark: int
     pending_gaps: int

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import TracebackType
 from uuid import UUID
@@ -112,7 +112,7 @@ class FeedStats:
     user_subscribers: int
     queries: int
     reads: int
-    notifications: int
+    notices: int  # event notices received from the broker
     high_id: int
     watermark: int
     pending_gaps: int
@@ -146,7 +146,7 @@ class EventFeed:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.reads = 0
-        self.notifications = 0
+        self.notices = 0
 
     # lifecycle
 
@@ -164,9 +164,9 @@ class EventFeed:
 
     # waking
 
-    def notified(self, ids: Iterable[int]) -> None:
-        """Notifications of committed events (row ids); wakes the feed for any it has not read."""
-        self.notifications += 1
+    def notified(self, ids: Collection[int]) -> None:
+        """Notices of committed events (row ids); wakes the feed for any it has not read."""
+        self.notices += len(ids)
         if self._count and any(i > self._high or i in self._missing for i in ids):
             self._wake.set()
 
@@ -221,7 +221,7 @@ class EventFeed:
             user_subscribers=self._count - jobs,
             queries=self.reader.queries,
             reads=self.reads,
-            notifications=self.notifications,
+            notices=self.notices,
             high_id=self._high,
             watermark=self._watermark,
             pending_gaps=len(self._missing),
