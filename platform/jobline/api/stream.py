@@ -8,8 +8,10 @@ is the event's row id, which orders events across jobs (seq counts per job).
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -17,10 +19,12 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Message, Send
+from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline import errors, metrics
 from jobline.api.deps import CallerDep, JobDep
 from jobline.api.errors import responses
+from jobline.api.quotas import StreamSlot
 from jobline.api.schemas import JobEvent
 from jobline.config import Settings
 from jobline.jobs.service import Caller
@@ -29,6 +33,8 @@ from jobline.streaming.follow import StartAt, follow_job, follow_user
 from jobline.streaming.reader import FeedEvent
 
 router = APIRouter(tags=["stream"])
+log = logging.getLogger("jobline.api")
+DB_ERRORS = (OperationalError, DBConnectionError, ConnectionError, OSError)
 
 SEP = "\n"
 PING = ServerSentEvent(comment="ping", sep=SEP).encode()
@@ -112,6 +118,16 @@ def event_source(request: Request, frames: AsyncIterator[bytes]) -> EventSourceR
     )
 
 
+@contextmanager
+def ends_on_outage() -> Iterator[None]:
+    """End a stream quietly when its database read fails: the client resumes from its
+    Last-Event-ID once the database is back (a thousand tracebacks would say nothing)."""
+    try:
+        yield
+    except DB_ERRORS as exc:
+        log.warning("a stream ended: the database is unreachable (%s)", exc)
+
+
 def retry_hint(request: Request) -> bytes:
     settings: Settings = request.app.state.settings
     return b"retry: %d\n\n" % settings.sse_retry_ms
@@ -127,7 +143,11 @@ def retry_hint(request: Request) -> bytes:
     },
 )
 async def stream_job(
-    job: JobDep, request: Request, feed: FeedDep, last_event_id: LastEventId = None
+    job: JobDep,
+    request: Request,
+    feed: FeedDep,
+    _: StreamSlot,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """A job's events as SSE: a replay after Last-Event-ID (all without it), then live.
 
@@ -141,7 +161,7 @@ async def stream_job(
     hint = retry_hint(request)
 
     async def frames() -> AsyncIterator[bytes]:
-        with metrics.sse_stream_open():
+        with metrics.sse_stream_open(), ends_on_outage():
             yield hint
             async for item in follow_job(feed, job.id, after):
                 yield item.frames.get("job") or item.frames.setdefault("job", frame(item, item.seq))
@@ -151,7 +171,11 @@ async def stream_job(
 
 @router.get("/stream", response_class=EventSourceResponse, responses=STREAM_RESPONSES)
 async def stream_mine(
-    caller: CallerDep, request: Request, feed: FeedDep, last_event_id: LastEventId = None
+    caller: CallerDep,
+    request: Request,
+    feed: FeedDep,
+    _: StreamSlot,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """Events of all the caller's jobs (every job for a superuser) as SSE, live.
 
@@ -165,7 +189,7 @@ async def stream_mine(
     hint = retry_hint(request)
 
     async def frames() -> AsyncIterator[bytes]:
-        with metrics.sse_stream_open():
+        with metrics.sse_stream_open(), ends_on_outage():
             yield hint
             async for item in follow_user(feed, owner, after):
                 if isinstance(item, StartAt):

@@ -254,8 +254,8 @@ class EventFeed:
             try:
                 while await self.read_once():
                     pass
-            except Exception:
-                log.warning("the event feed could not read new events; retrying", exc_info=True)
+            except Exception as exc:
+                log.warning("the event feed could not read new events (%s); retrying", exc)
                 await asyncio.sleep(options.poll_seconds)
             # A burst of notifications costs one read per interval.
             await asyncio.sleep(options.min_read_interval)

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sse_starlette import ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
+from tortoise.exceptions import OperationalError
 
-from jobline.api.stream import PING, SEP, FanoutResponse
+from jobline.api.stream import PING, SEP, FanoutResponse, ends_on_outage
 
 FRAMES_BEFORE_STUCK = 3
 WITHIN = 5.0
@@ -55,3 +56,23 @@ async def test_a_client_that_stops_reading_is_dropped_when_its_ping_times_out() 
     assert closed.is_set(), "the generator, and with it the subscription, is closed"
     assert sent == [b"id: 0\n\n", b"id: 1\n\n", b"id: 2\n\n"]
     assert PING == b": ping\n\n"
+
+
+async def test_a_database_outage_ends_a_stream_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    async def frames() -> AsyncIterator[bytes]:
+        with ends_on_outage():
+            yield b"id: 1\n\n"
+            raise OperationalError("(2013, 'Lost connection to MySQL server during query')")
+
+    assert [chunk async for chunk in frames()] == [b"id: 1\n\n"]
+    assert "the database is unreachable" in caplog.text
+
+
+async def test_other_errors_are_not_swallowed() -> None:
+    async def frames() -> AsyncIterator[bytes]:
+        with ends_on_outage():
+            yield b"id: 1\n\n"
+            raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        _ = [chunk async for chunk in frames()]
