@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     )
     events_exchange: str = Field("jobline.events", description="fanout exchange of event notices")
     feed_poll_seconds: float = Field(
-        1.0, gt=0, description="safety-net read of new events when notices come from the broker"
+        1.0, gt=0, description="safety-net read with notices, and the read interval when idle"
     )
     feed_fast_poll_seconds: float = Field(
         0.2, gt=0, description="read interval without notices (embedded broker, notices off)"

@@ -39,7 +39,8 @@ log = logging.getLogger("jobline.streaming")
 class FeedOptions:
     """How the feed reads: see the `feed_*` settings."""
 
-    poll_seconds: float
+    poll_seconds: float  # read at least this often while anybody follows
+    idle_poll_seconds: float  # ... and this often while nobody does
     min_read_interval: float
     batch: int
     gap_seconds: float
@@ -249,7 +250,10 @@ class EventFeed:
         options = self.options
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), options.poll_seconds)
+                await asyncio.wait_for(
+                    self._wake.wait(),
+                    options.poll_seconds if self._count else options.idle_poll_seconds,
+                )
             self._wake.clear()
             try:
                 while await self.read_once():

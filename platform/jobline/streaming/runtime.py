@@ -60,6 +60,7 @@ class StreamingRuntime:
                 poll_seconds=(
                     settings.feed_poll_seconds if notices else settings.feed_fast_poll_seconds
                 ),
+                idle_poll_seconds=settings.feed_poll_seconds,
                 min_read_interval=settings.feed_min_read_interval_ms / 1000,
                 batch=settings.feed_batch,
                 gap_seconds=settings.feed_gap_seconds,

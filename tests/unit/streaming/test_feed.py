@@ -95,6 +95,7 @@ def clock() -> Clock:
 def make_feed(table: TableReader, clock: Clock, buffer_events: int = 100) -> EventFeed:
     options = FeedOptions(
         poll_seconds=60,
+        idle_poll_seconds=60,
         min_read_interval=0,
         batch=10,
         gap_seconds=GAP_SECONDS,
