@@ -171,6 +171,9 @@ def serve(
         reload=reload,
         proxy_headers=True,
         log_config=None,  # configured above: JOBLINE_LOG_FORMAT, request ids on every line
+        # Slow or idle clients: see api/limits.py (body read timeout) and deploy/README.md.
+        timeout_keep_alive=settings.uvicorn_keep_alive_seconds,
+        limit_concurrency=settings.uvicorn_limit_concurrency,
     )
 
 

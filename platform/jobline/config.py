@@ -143,6 +143,50 @@ class Settings(BaseSettings):
         None, description="RabbitMQ management API; derived from the broker URL when unset"
     )
 
+    # Hardening against hostile input and abuse: see api/security.py, api/limits.py,
+    # accounts/throttle.py, accounts/sessions.py and queueing/limits.py.
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed cross-site (none: CORS closed)"
+    )
+    # MariaDB refuses a JSON document nested 32 deep; a job's events nest its payload and
+    # result one level below the top, as deep as the request body does.
+    max_json_depth: int = Field(
+        31, ge=1, le=31, description="deepest nesting of a JSON request body or job result"
+    )
+    body_read_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request body whose next chunk takes longer gets 408"
+    )
+    password_min_length: int = Field(12, ge=1)
+    password_max_length: int = Field(1024, ge=1, description="bounds the work of hashing one")
+    login_failures_per_account: int = Field(
+        5, ge=1, description="failed logins for one account within the window before 429"
+    )
+    login_failures_per_address: int = Field(
+        50, ge=1, description="failed logins from one client address within the window"
+    )
+    login_window_seconds: int = Field(900, ge=1, description="window of the login counters")
+    max_streams_per_user: int = Field(
+        10, ge=1, description="SSE streams one user may hold open at once, per API process"
+    )
+    max_active_jobs_per_user: int = Field(
+        10_000, ge=1, description="jobs not yet finished one user may have; more get 429"
+    )
+    max_progress_message_chars: int = Field(
+        1000, ge=1, description="a longer progress message is cut (worker side)"
+    )
+    max_result_bytes: int = Field(
+        65_536, ge=1, description="a larger job result fails the job (RESULT_TOO_LARGE)"
+    )
+    max_error_message_chars: int = Field(
+        4000, ge=1, description="a longer exception message of a failed job is cut"
+    )
+    uvicorn_keep_alive_seconds: int = Field(
+        5, ge=1, description="an idle keep-alive connection is closed after this"
+    )
+    uvicorn_limit_concurrency: int | None = Field(
+        None, ge=1, description="connections+tasks per API process beyond which it answers 503"
+    )
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.env != "production":

@@ -113,3 +113,15 @@ class JobCancelled(JoblineError):
     """The job was cancelled."""
 
     code = "CANCELLED"
+
+
+class TooManyActiveJobs(JoblineError):
+    """Too many of this user's jobs have not finished yet (JOBLINE_MAX_ACTIVE_JOBS_PER_USER)."""
+
+    code = "TOO_MANY_ACTIVE_JOBS"
+
+
+class TooManyStreams(JoblineError):
+    """Too many open streams for this user (JOBLINE_MAX_STREAMS_PER_USER)."""
+
+    code = "TOO_MANY_STREAMS"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tortoise import fields
+from tortoise.indexes import Index
 from tortoise.models import Model
 
 
@@ -22,3 +23,29 @@ class User(Model):
 
     class Meta:
         table = "users"
+
+
+class RevokedSession(Model):
+    """A cookie session ended by logout: its token id is refused until the token expires."""
+
+    jti = fields.CharField(max_length=32, primary_key=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "revoked_sessions"
+
+
+class LoginFailure(Model):
+    """One failed login, counted per account and per client address (accounts/throttle.py).
+
+    `key` is a keyed hash of "account:<email>" or "address:<ip>": what a person typed as
+    a user name (sometimes their password) is never stored.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.CharField(max_length=64)
+    at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "login_failures"
+        indexes = (Index(fields=("key", "at"), name="idx_login_failures_key"),)

@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, Request
-from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, schemas
+from fastapi_users import (
+    BaseUserManager,
+    FastAPIUsers,
+    InvalidPasswordException,
+    UUIDIDMixin,
+    models,
+    schemas,
+)
 from fastapi_users.authentication import (
     AuthenticationBackend,
     BearerTransport,
@@ -16,12 +23,16 @@ from fastapi_users.authentication import (
 )
 from fastapi_users.db import BaseUserDatabase
 from fastapi_users.password import PasswordHelper
+from pydantic import StrictBool
 
 from jobline.accounts.models import User
+from jobline.accounts.passwords import password_problem
+from jobline.accounts.sessions import get_session_strategy
 from jobline.config import get_settings
 
 API_PREFIX = "/api/v1"
 COOKIE_NAME = "jobline_auth"
+COLUMNS = frozenset(User._meta.fields_map)
 
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
@@ -29,11 +40,16 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
 
 
 class UserCreate(schemas.BaseUserCreate):
-    pass
+    # Strict: `0` or `"yes"` is refused, not read as a boolean.
+    is_active: StrictBool | None = True
+    is_superuser: StrictBool | None = False
+    is_verified: StrictBool | None = False
 
 
 class UserUpdate(schemas.BaseUserUpdate):
-    pass
+    is_active: StrictBool | None = None
+    is_superuser: StrictBool | None = None
+    is_verified: StrictBool | None = None
 
 
 class TortoiseUserDatabase(BaseUserDatabase[User, uuid.UUID]):
@@ -49,6 +65,8 @@ class TortoiseUserDatabase(BaseUserDatabase[User, uuid.UUID]):
         return await User.create(**create_dict)
 
     async def update(self, user: User, update_dict: dict[str, Any]) -> User:
+        # An explicit null means "unchanged": every column here is NOT NULL.
+        update_dict = {k: v for k, v in update_dict.items() if v is not None and k in COLUMNS}
         user.update_from_dict(update_dict)
         await user.save()
         return user
@@ -65,6 +83,18 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         secret = get_settings().resolved_secret()
         self.reset_password_token_secret = secret
         self.verification_token_secret = secret
+
+    async def validate_password(self, password: str, user: schemas.UC | models.UP) -> None:
+        """Refuse a password the rules of accounts/passwords.py refuse."""
+        settings = get_settings()
+        problem = password_problem(
+            password,
+            str(user.email or ""),
+            min_length=settings.password_min_length,
+            max_length=settings.password_max_length,
+        )
+        if problem is not None:
+            raise InvalidPasswordException(reason=problem)
 
 
 async def get_user_db() -> AsyncIterator[TortoiseUserDatabase]:
@@ -96,7 +126,8 @@ cookie_backend = AuthenticationBackend(
         cookie_secure=get_settings().cookie_secure,
         cookie_max_age=get_settings().access_token_lifetime_seconds,
     ),
-    get_strategy=get_jwt_strategy,
+    # Revocable: a logout ends the cookie session at once (accounts/sessions.py).
+    get_strategy=get_session_strategy,
 )
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [bearer_backend, cookie_backend])
 current_active_user = fastapi_users.current_user(active=True)

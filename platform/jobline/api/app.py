@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from tortoise import connections
 
+from jobline.accounts.throttle import LoginThrottle
 from jobline.accounts.users import (
     UserCreate,
     UserRead,
@@ -20,9 +21,9 @@ from jobline.accounts.users import (
     cookie_backend,
     fastapi_users,
 )
-from jobline.api import audit, errors, jobs, observe, stream
+from jobline.api import audit, errors, jobs, observe, openapi, security, stream
 from jobline.api.cursors import CursorCodec
-from jobline.api.limits import BodyLimit
+from jobline.api.limits import BodyGuard, BodyLimit
 from jobline.config import Settings, get_settings
 from jobline.db import close_db, open_db
 from jobline.jobs.service import JobService
@@ -75,8 +76,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret = settings.resolved_secret()
     app.state.cursors = CursorCodec(app.state.secret)
     errors.install(app)
+    openapi.install(app)
+
+    # Innermost: it reads a login form the guards below have already bounded.
+    app.add_middleware(
+        LoginThrottle,
+        paths=(f"{API}/auth/jwt/login", f"{API}/auth/cookie/login"),
+        secret=app.state.secret,
+        settings=settings,
+    )
+    # Inside the BodyLimit below: it reads only bodies already known to be under the cap.
+    app.add_middleware(
+        BodyGuard,
+        read_timeout=settings.body_read_timeout_seconds,
+        max_depth=settings.max_json_depth,
+    )
 
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes + BODY_OVERHEAD_BYTES)
+    # Headers and CORS on every answer, the 413 and 408 above included.
+    security.install(app, settings)
 
     # Added last, so it runs first: it sees every response, the 413 above included.
     observe.install(app)

@@ -13,6 +13,7 @@ from jobline import errors
 from jobline.api.deps import CallerDep, CursorsDep
 from jobline.api.errors import responses
 from jobline.api.jobs import Cursor, Page, Size
+from jobline.api.schemas import Instant
 from jobline.audit.models import AuditRow
 from jobline.audit.store import AuditQuery, list_audit
 from jobline.jobs.service import Caller
@@ -59,8 +60,8 @@ async def list_audit_log(
     ] = None,
     method: Annotated[str | None, Query(max_length=16)] = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
-    since: Annotated[datetime | None, Query(description="at or after this time")] = None,
-    until: Annotated[datetime | None, Query(description="before this time")] = None,
+    since: Annotated[Instant | None, Query(description="at or after this time")] = None,
+    until: Annotated[Instant | None, Query(description="before this time")] = None,
     size: Size = 50,
     cursor: Cursor = None,
 ) -> Page[AuditEntry]:

@@ -30,6 +30,8 @@ STATUS_OF: dict[type[errors.JoblineError], int] = {
     errors.BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     errors.DatabaseUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     errors.SuperuserRequired: status.HTTP_403_FORBIDDEN,
+    errors.TooManyActiveJobs: status.HTTP_429_TOO_MANY_REQUESTS,
+    errors.TooManyStreams: status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 

@@ -12,7 +12,7 @@ from fastapi_pagination.cursor import CursorPage
 from jobline import errors
 from jobline.api.deps import CallerDep, CursorsDep, JobDep, ServiceDep
 from jobline.api.errors import responses
-from jobline.api.schemas import Job, JobEvent, JobTypeOut, RetryPolicyOut, SubmitJob
+from jobline.api.schemas import Instant, Job, JobEvent, JobTypeOut, RetryPolicyOut, SubmitJob
 from jobline.jobs.service import Submission
 from jobline.jobs.states import JobState
 from jobline.jobs.store import JobQuery
@@ -102,8 +102,8 @@ async def list_jobs(
     state: JobState | None = None,
     type: Annotated[str | None, Query(max_length=100)] = None,
     queue: Annotated[str | None, Query(max_length=100)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Instant | None = None,
+    created_before: Instant | None = None,
     size: Size = 50,
     cursor: Cursor = None,
 ) -> Page[Job]:

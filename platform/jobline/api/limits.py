@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import anyio
 from fastapi.responses import JSONResponse
 from starlette import status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,3 +79,93 @@ def _replay(messages: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+class BodyGuard:
+    """Reads a request body (already capped by BodyLimit) within a deadline, checks its depth.
+
+    - A client that has not sent its whole body within `read_timeout` seconds gets 408: a
+      slow sender costs a coroutine for that long, never an API worker for ever.
+    - A JSON body (or one without a content type, which FastAPI parses as JSON) nested
+      deeper than `max_depth` gets 400 JSON_TOO_DEEP before any parser recurses into it.
+    The app then reads the same messages, replayed.
+    """
+
+    def __init__(self, app: ASGIApp, *, read_timeout: float, max_depth: int) -> None:
+        self.app = app
+        self.read_timeout = read_timeout
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if b"content-length" not in headers and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
+            return
+        try:
+            with anyio.fail_after(self.read_timeout):
+                messages = await read_body(receive)
+        except TimeoutError:
+            response = JSONResponse(
+                problem(
+                    "REQUEST_TIMEOUT",
+                    f"the request body did not arrive within {self.read_timeout:g} seconds",
+                ),
+                status_code=status.HTTP_408_REQUEST_TIMEOUT,
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if content_type in (b"", b"application/json") or content_type.endswith(b"+json"):
+            body = b"".join(m.get("body", b"") for m in messages)
+            depth = json_depth(body)
+            if depth > self.max_depth:
+                response = JSONResponse(
+                    problem(
+                        "JSON_TOO_DEEP",
+                        f"the JSON body is nested {depth} levels deep; the limit is "
+                        f"{self.max_depth}",
+                    ),
+                    status_code=status.HTTP_400_BAD_REQUEST,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, _replay(messages, receive), send)
+
+
+async def read_body(receive: Receive) -> list[Message]:
+    """Every message of a request body (callers bound its size and time)."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPENERS = frozenset(b"[{")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply a JSON text nests arrays and objects; brackets inside strings don't count.
+
+    Strings are cut out and the brackets kept by C-level passes; the Python loop then
+    walks the brackets only (a few for an ordinary body).
+    """
+    if body.count(b"[") + body.count(b"{") == 0:
+        return 0
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in _OPENERS:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest

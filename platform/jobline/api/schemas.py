@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.projection import JobView
@@ -97,3 +97,31 @@ class Problem(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: Problem
+
+
+# Filter times: ISO 8601 text only (pydantic would also read "0.5" as a Unix time), as UTC,
+# within what MariaDB's DATETIME holds once an offset is applied.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _iso_instant(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z") from None
+    else:
+        raise ValueError("must be an ISO 8601 date-time")
+    try:
+        utc = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"must be from {EARLIEST.isoformat()} to before {LATEST.isoformat()}")
+    return utc
+
+
+Instant = Annotated[datetime, BeforeValidator(_iso_instant)]

@@ -24,6 +24,7 @@ from tortoise.exceptions import DBConnectionError, OperationalError
 from jobline import errors, metrics
 from jobline.api.deps import CallerDep, JobDep
 from jobline.api.errors import responses
+from jobline.api.quotas import StreamSlot
 from jobline.api.schemas import JobEvent
 from jobline.config import Settings
 from jobline.jobs.service import Caller
@@ -142,7 +143,11 @@ def retry_hint(request: Request) -> bytes:
     },
 )
 async def stream_job(
-    job: JobDep, request: Request, feed: FeedDep, last_event_id: LastEventId = None
+    job: JobDep,
+    request: Request,
+    feed: FeedDep,
+    _: StreamSlot,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """A job's events as SSE: a replay after Last-Event-ID (all without it), then live.
 
@@ -166,7 +171,11 @@ async def stream_job(
 
 @router.get("/stream", response_class=EventSourceResponse, responses=STREAM_RESPONSES)
 async def stream_mine(
-    caller: CallerDep, request: Request, feed: FeedDep, last_event_id: LastEventId = None
+    caller: CallerDep,
+    request: Request,
+    feed: FeedDep,
+    _: StreamSlot,
+    last_event_id: LastEventId = None,
 ) -> Response:
     """Events of all the caller's jobs (every job for a superuser) as SSE, live.
 

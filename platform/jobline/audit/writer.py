@@ -19,13 +19,14 @@ from functools import lru_cache
 
 import jwt
 
+from jobline.accounts.sessions import COOKIE_AUDIENCE
 from jobline.audit.models import CLIENT_MAX, METHOD_MAX, REQUEST_ID_MAX, ROUTE_MAX, AuditRow
 from jobline.metrics import AUDIT_DROPPED, AUDIT_WRITTEN
 
 log = logging.getLogger("jobline.audit")
 
-# fastapi-users signs its access tokens for this audience with HS256.
-TOKEN_AUDIENCE = "fastapi-users:auth"
+# fastapi-users signs bearer tokens for its audience, our cookie sessions for theirs; HS256.
+TOKEN_AUDIENCE = ["fastapi-users:auth", COOKIE_AUDIENCE]
 TOKEN_ALGORITHMS = ["HS256"]
 # Distinct tokens whose user id is remembered; a client sends the same token many times.
 TOKEN_CACHE_SIZE = 4096

@@ -29,6 +29,7 @@ from jobline.errors import (
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox, new_claim
 from jobline.jobs.projection import JobView
+from jobline.jobs.quotas import check_active_jobs
 from jobline.jobs.states import JobState
 from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, TxHook, utcnow
 from jobline.logging import current_request_id
@@ -71,6 +72,7 @@ class JobService:
         self.queues = queues
         self.dispatcher = dispatcher
         self.max_payload_bytes = max_payload_bytes
+        self.max_active_jobs = get_settings().max_active_jobs_per_user
         if publisher is None:
             settings = get_settings()
             outbox = Outbox(skip_locked=not settings.is_sqlite)
@@ -98,6 +100,7 @@ class JobService:
             first = await self._idempotent(caller, idempotency_key, request_hash)
             if first is not None:
                 return first, False
+        await check_active_jobs(caller.id, self.max_active_jobs)
         data = {
             "type": job_type.name,
             "queue": job_type.queue,

@@ -39,6 +39,7 @@ from jobline.queueing import telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.cancel import CancelWatch
 from jobline.queueing.context import TASK_REGISTRY, JobContext, JobFunction
+from jobline.queueing.limits import clip, result_problem
 from jobline.queueing.spec import JobType, Queues
 from jobline.streaming.runtime import start_notifier
 
@@ -138,8 +139,11 @@ class ProgressReporter:
         # Set by drain(): the flusher stops waiting out the interval and writes at once.
         self._wake = asyncio.Event()
         self._cancel_requested = False
+        # A job cannot bloat its events with a huge message: it is cut (queueing/limits.py).
+        self.max_message = get_settings().max_progress_message_chars
 
     def progress(self, percent: int, message: str | None) -> None:
+        message = clip(message, self.max_message)
         with self._lock:
             self._latest = (percent, message)
             if self._flushing:
@@ -205,7 +209,8 @@ class ProgressReporter:
 
 def error_of(exc: BaseException, code: str | None = None) -> dict[str, Any]:
     """The `error` object of a failed event."""
-    error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    message = clip(str(exc), get_settings().max_error_message_chars)
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
     if code is not None:
         error["code"] = code
     return error
@@ -372,6 +377,12 @@ def run_job(
         else:
             result = function(ctx, request)
         result = to_jsonable_python(result)
+        # Checked here, not after the except clauses: an unstorable result fails the job.
+        refused = result_problem(
+            result,
+            max_bytes=rt.settings.max_result_bytes,
+            max_depth=rt.settings.max_json_depth - 1,  # stored as {"result": ...}
+        )
     except (JobCancelled, CancelledError, asyncio.CancelledError):
         finish(EventType.CANCELLED, {"reason": "cancelled by request"})
     except SoftTimeLimitExceeded as exc:
@@ -401,7 +412,15 @@ def run_job(
         log.exception("job %s failed", jid)
         finish(EventType.FAILED, {"error": error_of(exc)})
     else:
-        finish(EventType.SUCCEEDED, {"result": result})
+        if refused is not None:
+            code, message = refused
+            log.warning("job %s: %s", jid, message)
+            finish(
+                EventType.FAILED,
+                {"error": {"type": "ResultRefused", "message": message, "code": code}},
+            )
+        else:
+            finish(EventType.SUCCEEDED, {"result": result})
     finally:
         watch.finish()
 

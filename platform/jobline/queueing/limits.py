@@ -1,0 +1,52 @@
+"""Worker-side bounds on what one job writes into its events.
+
+A progress message and a failure's message are cut to a length (the job goes on); a
+result too large or too deeply nested to store fails the job with RESULT_TOO_LARGE or
+RESULT_TOO_DEEP instead of bloating `job_events` (or being refused by MariaDB, whose
+JSON columns refuse documents nested 32 deep).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+CUT_MARK = "... [cut: {} more characters]"
+
+
+def clip(text: str | None, limit: int) -> str | None:
+    """The text, cut to at most `limit` characters (with a mark saying how much went)."""
+    if text is None or len(text) <= limit:
+        return text
+    mark = CUT_MARK.format(len(text) - limit)
+    keep = max(0, limit - len(mark))
+    return text[:keep] + CUT_MARK.format(len(text) - keep)
+
+
+def depth(value: Any) -> int:
+    """How deeply a JSON value nests lists and objects (iterative: any depth is safe)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        stack.extend((child, level) for child in children)
+    return deepest
+
+
+def result_problem(result: Any, *, max_bytes: int, max_depth: int) -> tuple[str, str] | None:
+    """(code, message) when a job's result must not be stored, else None."""
+    nesting = depth(result)
+    if nesting > max_depth:
+        return "RESULT_TOO_DEEP", f"the result is nested {nesting} deep; the limit is {max_depth}"
+    size = len(json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > max_bytes:
+        return "RESULT_TOO_LARGE", f"the result is {size} bytes; the limit is {max_bytes}"
+    return None
