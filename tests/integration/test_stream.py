@@ -31,6 +31,7 @@ from tests.support import FINAL, PASSWORD, Proc, User, start_server
 pytestmark = pytest.mark.integration
 
 # A job that emits progress for about three seconds (progress is coalesced to 50 ms in tests).
+FOLLOWERS = 20
 # `at` is stored to the microsecond; allow a millisecond when comparing with an interval.
 CLOCK_SLACK = 0.001
 LONG_TRANSCODE = {"source": "long.wav", "chunks": 150, "step_seconds": 0.02}
@@ -79,8 +80,14 @@ async def admin(live_server: str, stack_env: dict[str, str]) -> AsyncIterator[Us
 
 @pytest.fixture(scope="module")
 def second_server(migrated: Settings, stack_env: dict[str, str], logdir: Path) -> Iterator[str]:
-    """Another API process on the same database and broker, with a fast ping."""
-    proc, base = start_server({**stack_env, "JOBLINE_SSE_PING_SECONDS": "0.3"}, logdir)
+    """Another API process on the same database and broker, with a fast ping, that lets
+    one user hold FOLLOWERS streams."""
+    env = {
+        **stack_env,
+        "JOBLINE_SSE_PING_SECONDS": "0.3",
+        "JOBLINE_MAX_STREAMS_PER_USER": str(FOLLOWERS),
+    }
+    proc, base = start_server(env, logdir)
     yield base
     proc.stop()
 
@@ -125,30 +132,38 @@ async def test_a_follower_resuming_after_event_k_gets_exactly_the_rest(
 
 
 async def test_twenty_followers_joining_at_random_moments_see_no_gap_and_no_duplicate(
-    alice: User, workers: dict[str, Proc]
+    alice: User, second_server: str, workers: dict[str, Proc]
 ) -> None:
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     job = await alice.submit("music.transcode", LONG_TRANSCODE)
+    # One user's twenty streams on one process: the server allows that many (FOLLOWERS).
+    client = httpx.AsyncClient(
+        base_url=second_server,
+        headers={"Authorization": f"Bearer {alice.token}"},
+        timeout=STREAM_TIMEOUT,
+    )
 
     async def follower(n: int) -> tuple[int, list[Frame]]:
         await asyncio.sleep(rng.uniform(0, 3.0))
         after = 0
         if n % 2:  # half resume from a random event that already exists
-            r = await alice.client.get(f"/api/v1/jobs/{job['id']}")
+            r = await client.get(f"/api/v1/jobs/{job['id']}")
             after = rng.randint(0, r.json()["last_seq"])
-        frames, closed = await read_stream(
-            alice.client, job_path(job["id"]), last_event_id=after or None
-        )
+        frames, closed = await read_stream(client, job_path(job["id"]), last_event_id=after or None)
         assert closed
         return after, frames
 
-    results = await asyncio.gather(*(follower(n) for n in range(20)))
+    async with client:
+        results = await asyncio.gather(*(follower(n) for n in range(FOLLOWERS)))
     history = await alice.events(job["id"])
     assert history[-1]["type"] == "succeeded"
     assert sum(e["type"] == "progress" for e in history) > 20, "progress flowed during the joins"
     for after, frames in results:
-        assert_replays(frames, history, after), f"seed {seed}, after {after}"
+        try:
+            assert_replays(frames, history, after)
+        except AssertionError as exc:
+            raise AssertionError(f"seed {seed}: the follower resuming after {after}") from exc
 
 
 async def test_errors_come_before_the_stream_starts(

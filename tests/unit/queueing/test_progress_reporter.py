@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from jobline.config import get_settings
 from jobline.jobs.events import EventType
 from jobline.queueing.worker import ProgressReporter
 
@@ -24,6 +25,7 @@ class FakeRuntime:
     """The worker runtime's loop thread, with `record` writing into a list."""
 
     def __init__(self) -> None:
+        self.settings = get_settings()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
