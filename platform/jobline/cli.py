@@ -24,6 +24,8 @@ T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
+# Pools whose monkey-patching the worker runtime does not survive (see `worker`).
+GREEN_POOLS = frozenset({"gevent", "eventlet"})
 
 app = typer.Typer(
     help="jobline: an event-sourced async job platform.",
@@ -203,6 +205,15 @@ def worker(
             EXIT_CONFIG,
         )
     spec = queues.domains[domain]
+    chosen_pool = pool or spec.pool
+    if chosen_pool in GREEN_POOLS:
+        # Tried with gevent 26.9 on RabbitMQ and on the embedded broker: jobs stay queued.
+        fail(
+            f"pool {chosen_pool!r} (domain {domain}) cannot run jobline jobs yet: under its"
+            " monkey-patching the worker's event-loop thread never runs one; I/O-bound"
+            " domains use pool: threads",
+            EXIT_CONFIG,
+        )
     check_services_or_exit(settings)
     celery = worker_app(settings, queues, domain)
     celery.worker_main(
@@ -210,7 +221,7 @@ def worker(
             "worker",
             f"--queues={spec.queue}",
             f"--hostname={domain}@%h",
-            f"--pool={pool or spec.pool}",
+            f"--pool={chosen_pool}",
             f"--concurrency={concurrency or spec.concurrency}",
             f"--prefetch-multiplier={spec.prefetch}",
             f"--loglevel={loglevel}",

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     # Hardening against hostile input and abuse: see api/security.py, api/limits.py,
     # accounts/throttle.py, accounts/sessions.py and queueing/limits.py.
     cors_origins: list[str] = Field(
-        default_factory=list, description="origins allowed cross-site (none: CORS closed)"
+        [], description="origins allowed cross-site, a JSON list (empty: CORS closed)"
     )
     # MariaDB refuses a JSON document nested 32 deep; a job's events nest its payload and
     # result one level below the top, as deep as the request body does.
@@ -154,10 +154,10 @@ class Settings(BaseSettings):
         31, ge=1, le=31, description="deepest nesting of a JSON request body or job result"
     )
     body_read_timeout_seconds: float = Field(
-        30.0, gt=0, description="a request body whose next chunk takes longer gets 408"
+        30.0, gt=0, description="a request body not fully received within this gets 408"
     )
-    password_min_length: int = Field(12, ge=1)
-    password_max_length: int = Field(1024, ge=1, description="bounds the work of hashing one")
+    password_min_length: int = Field(12, ge=1, description="shortest password accepted")
+    password_max_length: int = Field(1024, ge=1, description="longest password accepted (bounds hashing work)")
     login_failures_per_account: int = Field(
         5, ge=1, description="failed logins for one account within the window before 429"
     )

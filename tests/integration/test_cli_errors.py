@@ -338,3 +338,13 @@ def test_debug_adds_the_traceback(project: Path) -> None:
     done = jobline("--debug", "migrate", cwd=project, env=env)
     assert done.returncode != 0
     assert "Traceback" in done.stderr and "DatabaseUnavailable" in done.stderr
+
+
+@pytest.mark.parametrize("pool", ["gevent", "eventlet"])
+def test_a_worker_refuses_a_green_pool_it_cannot_run_jobs_on(pool: str, project: Path) -> None:
+    """Under gevent's monkey-patching the worker's loop thread never ran a job: jobs stayed queued."""
+    line = one_line_error(
+        jobline("worker", "--domain=video", f"--pool={pool}", cwd=project), EXIT_CONFIG
+    )
+    assert f"pool '{pool}' (domain video) cannot run jobline jobs yet" in line
+    assert "pool: threads" in line
