@@ -277,7 +277,9 @@ def compose_yaml(queues: Queues) -> str:
         "# docker compose -f deploy/compose.yaml up -d   (needs JOBLINE_SECRET_KEY,\n"
         "# JOBLINE_DB_PASSWORD, JOBLINE_RABBITMQ_PASSWORD, JOBLINE_FLOWER_BASIC_AUTH)\n"
     )
-    return header + yaml.dump(compose(queues), Dumper=_PlainDumper, sort_keys=False, width=YAML_WIDTH)
+    return header + yaml.dump(
+        compose(queues), Dumper=_PlainDumper, sort_keys=False, width=YAML_WIDTH
+    )
 
 
 class _PlainDumper(yaml.SafeDumper):

@@ -58,7 +58,7 @@ JOBS = Gauge(
 )
 OUTBOX_BACKLOG = Gauge(
     "jobline_outbox_backlog",
-    "Jobs stored but not yet accepted by the broker (state pending)",
+    "Job attempts due but not yet accepted by the broker (outbox rows due by now)",
     multiprocess_mode="mostrecent",
 )
 SSE_STREAMS_OPEN = Gauge(
@@ -88,15 +88,14 @@ def record_transition(view: JobView, event: EventType, at: datetime) -> None:
 
 
 def set_job_counts(counts: dict[JobState, int]) -> None:
-    """Publish the latest count of jobs per active state; pending is the outbox backlog."""
+    """Publish the latest count of jobs per active state."""
     for state in ACTIVE_STATES:
         JOBS.labels(state.value).set(counts.get(state, 0))
-    set_outbox_backlog(counts.get(JobState.PENDING, 0))
 
 
-def set_outbox_backlog(pending: int) -> None:
-    """The relay (or the periodic count) reports how many jobs wait for the broker."""
-    OUTBOX_BACKLOG.set(pending)
+def set_outbox_backlog(due: int) -> None:
+    """How many job attempts are due but not yet published (outbox rows due by now)."""
+    OUTBOX_BACKLOG.set(due)
 
 
 @contextmanager

@@ -429,3 +429,23 @@ async def test_audit_prune_deletes_only_rows_older_than_the_age(
     )
     assert bad.returncode == 2
     assert "30d" in bad.stderr
+
+
+async def test_the_active_job_gauges_count_a_delayed_job_as_pending_not_as_backlog(
+    user: User, client: httpx.AsyncClient
+) -> None:
+    from jobline.api.observe import count_jobs
+
+    job = await user.submit("music.fingerprint", {"source": "later.wav"}, delay_seconds=3600)
+    try:
+        await count_jobs()
+        text = (await client.get("/metrics")).text
+        assert sample(text, "jobline_jobs", state="pending") >= 1
+        # Its outbox row is not due for an hour: not a backlog of the broker.
+        before = sample(text, "jobline_outbox_backlog")
+        from jobline.jobs.models import DispatchRow
+
+        due = await DispatchRow.filter(due_at__lte=datetime.now(UTC)).count()
+        assert before == due
+    finally:
+        await user.client.post(f"/api/v1/jobs/{job['id']}/cancel")
