@@ -106,6 +106,19 @@ class Settings(BaseSettings):
     broker_recheck_seconds: float = Field(
         5.0, gt=0, description="after a failed publish, requests leave publishing to the relay"
     )
+    # Submits in batches (jobs/batching.py): concurrent POSTs share one transaction, one
+    # pipelined publish and one transaction of `queued` events.
+    submit_batching: bool = Field(True, description="batch concurrent submits (AMQP brokers)")
+    submit_batch_max: int = Field(200, ge=1, description="jobs stored and published together")
+    submit_batches_in_flight: int = Field(
+        4, ge=1, description="batches being stored or published at once per API process"
+    )
+    publish_idle_reconnect_seconds: float = Field(
+        30.0, gt=0, description="a publishing connection unused this long is reopened first"
+    )
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, description="how long an API process reuses a looked-up user (0: never)"
+    )
     cancel_poll_seconds: float = Field(
         1.0, gt=0, description="how often a worker checks whether its running job was cancelled"
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import OrderedDict
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi_users import (
     BaseUserManager,
     FastAPIUsers,
@@ -52,11 +53,51 @@ class UserUpdate(schemas.BaseUserUpdate):
     is_verified: StrictBool | None = None
 
 
+class RecentUsers:
+    """Users looked up in the last `auth_cache_seconds`, so a token costs no read per request.
+
+    Every authenticated request reads its user; at a few thousand requests a second that
+    read is a large part of a submit. A user changed or deleted through this process is
+    forgotten at once; through another, it is seen within the interval (a JWT stays valid
+    until it expires anyway).
+    """
+
+    def __init__(self) -> None:
+        # Insertion order is expiry order: every entry lives equally long.
+        self._users: OrderedDict[uuid.UUID, tuple[float, User]] = OrderedDict()
+
+    def get(self, id: uuid.UUID, seconds: float) -> User | None:
+        now = time.monotonic()
+        while self._users:
+            oldest, (at, _) = next(iter(self._users.items()))
+            if now - at < seconds:
+                break
+            del self._users[oldest]
+        found = self._users.get(id)
+        return found[1] if found is not None else None
+
+    def put(self, user: User) -> None:
+        self._users.pop(user.id, None)
+        self._users[user.id] = (time.monotonic(), user)
+
+    def forget(self, id: uuid.UUID) -> None:
+        self._users.pop(id, None)
+
+
+recent_users = RecentUsers()
+
+
 class TortoiseUserDatabase(BaseUserDatabase[User, uuid.UUID]):
     """fastapi-users' storage port over the Tortoise `users` table."""
 
     async def get(self, id: uuid.UUID) -> User | None:
-        return await User.get_or_none(id=id)
+        seconds = get_settings().auth_cache_seconds
+        if seconds > 0 and (cached := recent_users.get(id, seconds)) is not None:
+            return cached
+        user = await User.get_or_none(id=id)
+        if user is not None and seconds > 0:
+            recent_users.put(user)
+        return user
 
     async def get_by_email(self, email: str) -> User | None:
         return await User.filter(email__iexact=email).first()
@@ -67,11 +108,13 @@ class TortoiseUserDatabase(BaseUserDatabase[User, uuid.UUID]):
     async def update(self, user: User, update_dict: dict[str, Any]) -> User:
         # An explicit null means "unchanged": every column here is NOT NULL.
         update_dict = {k: v for k, v in update_dict.items() if v is not None and k in COLUMNS}
+        recent_users.forget(user.id)
         user.update_from_dict(update_dict)
         await user.save()
         return user
 
     async def delete(self, user: User) -> None:
+        recent_users.forget(user.id)
         await user.delete()
 
 
@@ -97,21 +140,33 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             raise InvalidPasswordException(reason=problem)
 
 
-async def get_user_db() -> AsyncIterator[TortoiseUserDatabase]:
-    yield TortoiseUserDatabase()
+# Made once and shared: neither holds per-request state. Plain async functions, not
+# generators or `def`s: FastAPI runs a `def` dependency on a thread, and a generator
+# dependency costs an exit stack per request.
+_user_manager: UserManager | None = None
 
 
-async def get_user_manager(
-    user_db: TortoiseUserDatabase = Depends(get_user_db),
-) -> AsyncIterator[UserManager]:
-    yield UserManager(user_db)
+async def get_user_db() -> TortoiseUserDatabase:
+    return TortoiseUserDatabase()
 
 
-def get_jwt_strategy(request: Request) -> JWTStrategy[User, uuid.UUID]:
-    settings = request.app.state.settings
-    return JWTStrategy(
-        secret=request.app.state.secret, lifetime_seconds=settings.access_token_lifetime_seconds
-    )
+async def get_user_manager() -> UserManager:
+    global _user_manager
+    if _user_manager is None:
+        _user_manager = UserManager(TortoiseUserDatabase())
+    return _user_manager
+
+
+async def get_jwt_strategy(request: Request) -> JWTStrategy[User, uuid.UUID]:
+    strategy: JWTStrategy[User, uuid.UUID] | None = getattr(request.app.state, "jwt_strategy", None)
+    if strategy is None:
+        settings = request.app.state.settings
+        strategy = JWTStrategy(
+            secret=request.app.state.secret,
+            lifetime_seconds=settings.access_token_lifetime_seconds,
+        )
+        request.app.state.jwt_strategy = strategy
+    return strategy
 
 
 bearer_backend = AuthenticationBackend(

@@ -26,6 +26,7 @@ from jobline.api.cursors import CursorCodec
 from jobline.api.limits import BodyGuard, BodyLimit
 from jobline.config import Settings, get_settings
 from jobline.db import close_db, open_db
+from jobline.jobs.batching import SubmitBatcher
 from jobline.jobs.service import JobService
 from jobline.jobs.store import JobStore
 from jobline.queueing.app import create_celery
@@ -55,8 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = JobStore(force_index=not settings.is_sqlite, listener=streaming.notifier)
         app.state.celery = celery
         dispatcher, publisher, relay = wire(settings, queues, celery, store)
+        batcher = None
+        if settings.submit_batching and publisher.confirming is not None:
+            batcher = SubmitBatcher(
+                store,
+                publisher,
+                max_batch=settings.submit_batch_max,
+                in_flight=settings.submit_batches_in_flight,
+            )
+            batcher.start()
         app.state.service = JobService(
-            store, queues, dispatcher, settings.max_payload_bytes, publisher
+            store, queues, dispatcher, settings.max_payload_bytes, publisher, batcher
         )
         app.state.relay = relay
         if settings.api_relay:
@@ -65,7 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if batcher is not None:
+                await batcher.stop()
             await relay.stop()
+            if publisher.confirming is not None:
+                publisher.confirming.close()
             await operations.stop()
             await streaming.stop()
             celery.close()

@@ -15,18 +15,21 @@ from jobline.jobs.service import Caller, JobService
 
 CurrentUser = Annotated[User, Depends(current_active_user)]
 
+# The dependencies below are async although they never wait: FastAPI runs a plain `def`
+# dependency on a worker thread, a thread hop per request for a dictionary lookup.
 
-def get_service(request: Request) -> JobService:
+
+async def get_service(request: Request) -> JobService:
     service: JobService = request.app.state.service
     return service
 
 
-def get_cursors(request: Request) -> CursorCodec:
+async def get_cursors(request: Request) -> CursorCodec:
     codec: CursorCodec = request.app.state.cursors
     return codec
 
 
-def get_caller(user: CurrentUser) -> Caller:
+async def get_caller(user: CurrentUser) -> Caller:
     return Caller(id=user.id, is_superuser=user.is_superuser)
 
 

@@ -12,7 +12,7 @@ relays split a backlog instead of queueing behind each other's locks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 
 from jobline.jobs.models import DispatchRow
 from jobline.jobs.projection import JobView
-from jobline.jobs.store import TxHook, utcnow
+from jobline.jobs.store import BatchTxHook, TxHook, insert_rows, utcnow
 
 # A publish error is kept for the operator; the column is TEXT, the message need not be whole.
 ERROR_TEXT_MAX = 1000
@@ -95,6 +95,58 @@ class Outbox:
             written.append(Dispatch(view.id, attempt, task_id, due_at, claim or ""))
 
         return write, written
+
+    @staticmethod
+    def writer_many(
+        due_at: datetime, claim: str | None, lease_seconds: float
+    ) -> tuple[BatchTxHook, list[Dispatch]]:
+        """writer() for the first attempts of many new jobs, in one multi-row INSERT.
+
+        One `claim` token holds every row of the batch (each row's claim is still its own:
+        releasing or removing one never touches another).
+        """
+        written: list[Dispatch] = []
+
+        async def write(conn: Any, views: Sequence[JobView]) -> None:
+            now = utcnow()
+            available = now + timedelta(seconds=lease_seconds) if claim else due_at
+            batch = [
+                Dispatch(
+                    view.id, view.attempt, task_id_for(view.id, view.attempt), due_at, claim or ""
+                )
+                for view in views
+            ]
+            rows = [
+                {
+                    "job_id": d.job_id,
+                    "attempt": d.attempt,
+                    "task_id": d.task_id,
+                    "due_at": due_at,
+                    "available_at": available,
+                    "claim": claim,
+                    "created_at": now,
+                }
+                for d in batch
+            ]
+            await insert_rows(conn, DispatchRow, rows)
+            written.extend(batch)
+
+        return write, written
+
+    @staticmethod
+    def remover_many(dispatches: Sequence[Dispatch]) -> BatchTxHook:
+        """remover() of the published attempts of many jobs, in one DELETE per attempt number."""
+
+        async def remove(conn: Any, _: Sequence[JobView]) -> None:
+            by_attempt: dict[int, list[UUID]] = {}
+            for dispatch in dispatches:
+                by_attempt.setdefault(dispatch.attempt, []).append(dispatch.job_id)
+            for attempt, job_ids in by_attempt.items():
+                await (
+                    DispatchRow.filter(job_id__in=job_ids, attempt=attempt).using_db(conn).delete()
+                )
+
+        return remove
 
     @staticmethod
     def remover(attempt: int | None = None) -> TxHook:

@@ -26,12 +26,13 @@ from jobline.errors import (
     PayloadTooLarge,
     UnknownJobType,
 )
+from jobline.jobs.batching import SubmitAlone, SubmitBatcher
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox, new_claim
 from jobline.jobs.projection import JobView
 from jobline.jobs.quotas import check_active_jobs
 from jobline.jobs.states import JobState
-from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, TxHook, utcnow
+from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, NewJob, TxHook, utcnow
 from jobline.logging import current_request_id
 from jobline.queueing.relay import Dispatcher, Publisher
 from jobline.queueing.spec import Queues
@@ -67,8 +68,11 @@ class JobService:
         dispatcher: Dispatcher,
         max_payload_bytes: int,
         publisher: Publisher | None = None,
+        batcher: SubmitBatcher | None = None,
     ) -> None:
         self.store = store
+        # Immediate submits go through it when set (the API process); see jobs/batching.py.
+        self.batcher = batcher
         self.queues = queues
         self.dispatcher = dispatcher
         self.max_payload_bytes = max_payload_bytes
@@ -113,6 +117,15 @@ class JobService:
         if request_id is not None:
             # One grep of the id finds the request's log lines, this event and the worker's lines.
             data["request_id"] = request_id
+        if self.batcher is not None and not submission.delay_seconds:
+            new_job = NewJob(uuid.uuid4(), data, idempotency_key, request_hash)
+            try:
+                view = await self.batcher.submit(new_job, request_id)
+            except SubmitAlone:
+                pass  # its batch had a repeated key: the single path below sorts it out
+            else:
+                metrics.JOBS_SUBMITTED.labels(job_type.name).inc()
+                return view, True
         now = utcnow()
         due_at = now + timedelta(seconds=submission.delay_seconds or 0)
         # The job, its `submitted` event and its outbox row commit together: once stored, it

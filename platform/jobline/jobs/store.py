@@ -12,6 +12,7 @@ from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from jobline import metrics
@@ -53,6 +54,28 @@ class Appended:
 
 # Extra writes that must commit with an append or a submit (the outbox row): (conn, view).
 TxHook = Callable[[Any, JobView], Awaitable[None]]
+# The same for a batch (submit_many, append_many): (conn, views), once per transaction.
+BatchTxHook = Callable[[Any, Sequence[JobView]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job of a submit_many: what submit() takes for one job."""
+
+    job_id: UUID
+    data: dict[str, Any]
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One event of an append_many: what append() takes for one event."""
+
+    job_id: UUID
+    type: EventType
+    data: dict[str, Any] | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +207,134 @@ class JobStore:
         self._committed(event, view.owner_id, row_id)
         return Appended(new_view, event)
 
+    async def submit_many(
+        self, jobs: Sequence[NewJob], also: BatchTxHook | None = None
+    ) -> list[JobView]:
+        """submit() for many jobs in one transaction: one multi-row INSERT per table.
+
+        All or nothing: a repeated Idempotency-Key fails the whole batch with
+        DuplicateIdempotencyKey, and its caller submits the jobs one by one instead.
+        """
+        at = utcnow()
+        events = [Event(job.job_id, 1, EventType.SUBMITTED, 1, at, job.data) for job in jobs]
+        views = [start(event) for event in events]
+        rows = [
+            {
+                "id": view.id,
+                "idempotency_key": job.idempotency_key,
+                "request_hash": job.request_hash,
+                **_row_fields(view),
+            }
+            for job, view in zip(jobs, views, strict=True)
+        ]
+        try:
+            async with in_transaction(self.connection) as conn:
+                await insert_rows(conn, JobRow, rows)
+                row_ids = await self._insert_events(events, views, conn)
+                if also is not None:
+                    await also(conn, views)
+        except IntegrityError as exc:
+            keys = [job.idempotency_key for job in jobs if job.idempotency_key is not None]
+            if keys:
+                raise DuplicateIdempotencyKey(", ".join(keys)) from exc
+            raise
+        for event, view in zip(events, views, strict=True):
+            metrics.record_transition(view, event.type, event.at)
+            self._committed(event, view.owner_id, row_ids[event.job_id, event.seq])
+        return views
+
+    async def append_many(
+        self, changes: Sequence[Change], also: BatchTxHook | None = None
+    ) -> list[Appended | Exception]:
+        """append() for events of distinct jobs, in one transaction; one outcome per change.
+
+        Each outcome is what append() returns or raises (Appended, JobNotFound,
+        InvalidTransition); one change refused does not undo the others. `also` runs
+        once the rows are locked, with the views of the jobs found, and always commits.
+        """
+        ids = [change.job_id for change in changes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("append_many takes at most one change per job")
+        outcomes: list[Appended | Exception] = []
+        appended: list[tuple[Event, JobView, JobView]] = []
+        async with in_transaction(self.connection) as conn:
+            locked = await JobRow.filter(id__in=ids).select_for_update().using_db(conn)
+            views = {row.id: view_of(row) for row in locked}
+            if also is not None:
+                await also(conn, list(views.values()))
+            once = {change.type for change in changes if change.type not in REPEATABLE}
+            earlier: dict[tuple[UUID, int, EventType], JobEventRow] = {}
+            if once:
+                seen = JobEventRow.filter(job_id__in=list(views), type__in=list(once))
+                for row in await seen.using_db(conn):
+                    earlier.setdefault((row.job_id, row.attempt, EventType(row.type)), row)
+            at = utcnow()
+            for change in changes:
+                view = views.get(change.job_id)
+                if view is None:
+                    outcomes.append(JobNotFound(job_id=str(change.job_id)))
+                    continue
+                at_attempt = view.attempt if change.attempt is None else change.attempt
+                before = earlier.get((change.job_id, at_attempt, change.type))
+                if change.type not in REPEATABLE and before is not None:
+                    outcomes.append(Appended(view, None, event_of(before)))
+                    continue
+                if at_attempt != view.attempt:
+                    outcomes.append(
+                        InvalidTransition(
+                            f"{change.type} for attempt {at_attempt}, "
+                            f"but the job is at attempt {view.attempt}"
+                        )
+                    )
+                    continue
+                event = Event(
+                    change.job_id, view.last_seq + 1, change.type, at_attempt, at, change.data or {}
+                )
+                try:
+                    new_view = apply(view, event)
+                except InvalidTransition as exc:
+                    outcomes.append(exc)
+                    continue
+                outcomes.append(Appended(new_view, event))
+                appended.append((event, view, new_view))
+            if appended:
+                row_ids = await self._insert_events(
+                    [event for event, _, _ in appended], [view for _, view, _ in appended], conn
+                )
+                # The rows are locked: an upsert rewrites them all in one statement.
+                new_rows = [{"id": new.id, **_row_fields(new)} for _, _, new in appended]
+                await insert_rows(conn, JobRow, new_rows, update=VIEW_FIELDS)
+        for event, view, new_view in appended:
+            metrics.record_transition(new_view, event.type, event.at)
+            self._committed(event, view.owner_id, row_ids[event.job_id, event.seq])
+        return outcomes
+
+    async def _insert_events(
+        self, events: Sequence[Event], views: Sequence[JobView], conn: Any
+    ) -> dict[tuple[UUID, int], int]:
+        """Insert events in one statement; their row ids by (job id, seq), read back."""
+        rows = [
+            {
+                "job_id": event.job_id,
+                "seq": event.seq,
+                "type": event.type,
+                "attempt": event.attempt,
+                "at": event.at,
+                "data": event.data,
+                "owner_id": view.owner_id,
+            }
+            for event, view in zip(events, views, strict=True)
+        ]
+        await insert_rows(conn, JobEventRow, rows)
+        wanted = {(event.job_id, event.seq) for event in events}
+        found = JobEventRow.filter(job_id__in=list({e.job_id for e in events}))
+        ids: dict[tuple[UUID, int], int] = {}
+        for row_id, job_id, seq in await found.using_db(conn).values_list("id", "job_id", "seq"):
+            key = (UUID(str(job_id)), int(seq))
+            if key in wanted:
+                ids[key] = int(row_id)
+        return ids
+
     async def get(self, job_id: UUID) -> JobView:
         row = await JobRow.filter(id=job_id).using_db(self._db()).first()
         if row is None:
@@ -281,10 +432,69 @@ def _row_fields(view: JobView) -> dict[str, Any]:
     return {name: getattr(view, name) for name in VIEW_FIELDS}
 
 
+async def insert_rows(
+    conn: Any, model: type[Model], rows: Sequence[dict[str, Any]], *, update: Sequence[str] = ()
+) -> None:
+    """Insert rows (dicts of field values, the same keys each) in one multi-row INSERT.
+
+    With `update`, an existing row (same primary key) gets those fields instead: MySQL's
+    ON DUPLICATE KEY UPDATE, SQLite's ON CONFLICT DO UPDATE. Values are encoded by the
+    model's fields, as Tortoise's own create() does; aiomysql's executemany sends one
+    statement for all rows.
+    """
+    if not rows:
+        return
+    meta = model._meta
+    names = list(rows[0])
+    # Fields left out get their model default, as create() would give them.
+    defaults = {
+        name: field.default() if callable(field.default) else field.default
+        for name, field in meta.fields_map.items()
+        if name in meta.fields_db_projection
+        and name not in names
+        and field.default is not None
+        and not field.generated
+    }
+    names += defaults
+    columns = [meta.fields_db_projection[name] for name in names]
+    fields = [meta.fields_map[name] for name in names]
+    values = [
+        [
+            field.to_db_value(row[name] if name in row else defaults[name], model)
+            for name, field in zip(names, fields, strict=True)
+        ]
+        for row in rows
+    ]
+    mysql = conn.capabilities.dialect == "mysql"
+    quote, mark = ("`", "%s") if mysql else ('"', "?")
+    quoted = {c: f"{quote}{c}{quote}" for c in columns}
+    sql = (
+        f"INSERT INTO {quote}{meta.db_table}{quote} ({', '.join(quoted.values())}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    if update:
+        updated = [quoted[meta.fields_db_projection[name]] for name in update]
+        if mysql:
+            sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c}=VALUES({c})" for c in updated)
+        else:
+            pk = quoted[meta.fields_db_projection[meta.pk_attr]]
+            sql += f" ON CONFLICT({pk}) DO UPDATE SET " + ", ".join(
+                f"{c}=excluded.{c}" for c in updated
+            )
+    await conn.execute_many(sql, values)
+
+
 def _index_for(query: JobQuery) -> str:
     if query.owner_id is not None:
         return models.IDX_OWNER_STATE if query.state is not None else models.IDX_OWNER_CREATED
     return models.IDX_STATE if query.state is not None else models.IDX_CREATED
 
 
-__all__: Sequence[str] = ("Appended", "DuplicateIdempotencyKey", "JobQuery", "JobStore")
+__all__: Sequence[str] = (
+    "Appended",
+    "Change",
+    "DuplicateIdempotencyKey",
+    "JobQuery",
+    "JobStore",
+    "NewJob",
+)

@@ -13,7 +13,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping, Sequence
 from typing import Protocol
+from uuid import UUID
 
 import anyio
 import pymysql
@@ -26,7 +28,8 @@ from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
-from jobline.jobs.store import JobStore
+from jobline.jobs.store import Appended, Change, JobStore
+from jobline.queueing.confirms import ConfirmingPublisher, JobMessage
 from jobline.queueing.spec import Queues
 
 log = logging.getLogger("jobline.relay")
@@ -73,11 +76,18 @@ class Publisher:
     """Publishes one claimed outbox row and records `queued` with the row's deletion."""
 
     def __init__(
-        self, store: JobStore, outbox: Outbox, dispatcher: Dispatcher, settings: Settings
+        self,
+        store: JobStore,
+        outbox: Outbox,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        confirming: ConfirmingPublisher | None = None,
     ) -> None:
         self.store = store
         self.outbox = outbox
         self.dispatcher = dispatcher
+        # Publishes batches on one channel (AMQP brokers); publish_many needs it.
+        self.confirming = confirming
         self.timeout = settings.broker_publish_timeout_seconds
         self.lease = settings.relay_lease_seconds
         self.retry_first = settings.relay_interval_seconds
@@ -128,6 +138,64 @@ class Publisher:
             await self.outbox.discard(dispatch)
             return await self.store.get(view.id)
         return done.view
+
+    async def publish_many(
+        self,
+        dispatches: Sequence[Dispatch],
+        views: Mapping[UUID, JobView],
+        request_ids: Mapping[UUID, str] | None = None,
+    ) -> dict[UUID, JobView | None]:
+        """publish() for many claimed rows: one pipelined publish, one transaction of `queued`.
+
+        `views` are the jobs as their caller just stored them (pending, this attempt). Per
+        job: its view afterwards, or None when the broker failed (as publish() returns).
+        The outcomes per row are publish()'s: a confirm timeout keeps the claim until the
+        lease ends, any other failure releases the row for a later try, and a job
+        cancelled meanwhile only loses its row.
+        """
+        assert self.confirming is not None, "publish_many needs a ConfirmingPublisher"
+        request_ids = request_ids or {}
+        messages = [
+            JobMessage(views[d.job_id], d.task_id, request_ids.get(d.job_id)) for d in dispatches
+        ]
+        outcomes = await self.confirming.publish_many(messages)
+        result: dict[UUID, JobView | None] = {}
+        confirmed: list[Dispatch] = []
+        for dispatch, outcome in zip(dispatches, outcomes, strict=True):
+            if outcome is None:
+                confirmed.append(dispatch)
+                continue
+            result[dispatch.job_id] = None
+            self.health.failed()
+            if isinstance(outcome, TimeoutError):
+                log.warning(
+                    "publishing job %s timed out after %.1fs; retried after the lease",
+                    dispatch.job_id,
+                    self.timeout,
+                )
+                continue
+            delay = min(self.retry_first * 2**dispatch.tries, self.retry_max)
+            log.warning(
+                "publishing job %s failed (%r); retried in %.1fs", dispatch.job_id, outcome, delay
+            )
+            await self.outbox.release(dispatch, repr(outcome), delay)
+        if not confirmed:
+            return result
+        self.health.succeeded()
+        changes = [
+            Change(d.job_id, EventType.QUEUED, {"task_id": d.task_id}, d.attempt) for d in confirmed
+        ]
+        appended = await self.store.append_many(changes, also=Outbox.remover_many(confirmed))
+        for dispatch, done in zip(confirmed, appended, strict=True):
+            if isinstance(done, Appended):
+                result[dispatch.job_id] = done.view
+            elif isinstance(done, InvalidTransition):
+                # Cancelled while it was being published (its row is gone with the others):
+                # the worker ignores a finished job's message.
+                result[dispatch.job_id] = await self.store.get(dispatch.job_id)
+            else:
+                result[dispatch.job_id] = None
+        return result
 
 
 class Relay:
@@ -191,5 +259,16 @@ def wire(
     from jobline.queueing.dispatch import CeleryDispatcher
 
     dispatcher = CeleryDispatcher(celery, queues, settings.broker_publish_timeout_seconds)
-    publisher = Publisher(store, Outbox(skip_locked=not settings.is_sqlite), dispatcher, settings)
+    confirming = None
+    if settings.broker_url.startswith("amqp"):
+        confirming = ConfirmingPublisher(
+            celery,
+            queues,
+            settings.broker_url,
+            settings.broker_publish_timeout_seconds,
+            settings.publish_idle_reconnect_seconds,
+        )
+    publisher = Publisher(
+        store, Outbox(skip_locked=not settings.is_sqlite), dispatcher, settings, confirming
+    )
     return dispatcher, publisher, Relay(publisher, settings)

@@ -1,0 +1,216 @@
+"""Submit: POST /api/v1/jobs under wrk, jobline against two hand-written baselines.
+
+- `publish`: a FastAPI endpoint that only calls apply_async (no storage, no auth);
+- `insert`:  one that INSERTs the row with aiomysql, then calls apply_async;
+- `jobline`: POST /api/v1/jobs, authenticated, stored with its event and outbox row.
+
+Each is one uvicorn worker (uvloop, httptools, no access log), all three up at once and
+measured in turn, the order alternating per round; figures are the median of the rounds.
+The same run samples the API processes' RSS, idle and at their peak under load.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BIN,
+    PeakRss,
+    Scratch,
+    Server,
+    WrkResult,
+    jobline_env,
+    login,
+    median,
+    prepare_jobline,
+    ratio,
+    rss_mb,
+    run_wrk,
+    start_jobline_api,
+    start_uvicorn,
+)
+
+TARGETS = ("publish", "insert", "jobline")
+JOBLINE_QUEUE = "bench"
+IDLE_SETTLE_SECONDS = 2.0
+WARMUP_CONNECTIONS = 20
+
+
+@dataclass(frozen=True)
+class SubmitOptions:
+    connections: tuple[int, ...] = (50, 200)
+    seconds: float = 10.0
+    rounds: int = 3
+    warmup_seconds: float = 3.0
+    # py-spy records jobline's API during one more run at the largest connection count.
+    profile: Path | None = None
+
+
+def start_servers(scratch: Scratch, env: dict[str, str], logdir: Path) -> dict[str, Server]:
+    from bench.baseline.celery_app import DDL
+
+    scratch.query(DDL)
+    servers = {}
+    for mode in ("publish", "insert"):
+        servers[mode] = start_uvicorn(
+            f"baseline-{mode}",
+            "bench.baseline.submit_app:app",
+            {**env, "BENCH_BASELINE": mode},
+            logdir,
+        )
+    servers["jobline"] = start_jobline_api(env, logdir)
+    return servers
+
+
+def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
+    """Run the submit benchmark; returns its figures (see `summary`)."""
+    from bench.baseline.celery_app import QUEUE as BASELINE_QUEUE
+
+    scratch = Scratch.create()
+    servers: dict[str, Server] = {}
+    try:
+        env = jobline_env(scratch, logdir)
+        email = prepare_jobline(env)
+        servers = start_servers(scratch, env, logdir)
+        token = login(servers["jobline"].base, email)
+        queues = {"publish": BASELINE_QUEUE, "insert": BASELINE_QUEUE, "jobline": JOBLINE_QUEUE}
+
+        def wrk(target: str, connections: int, seconds: float) -> WrkResult:
+            result = run_wrk(
+                servers[target].base,
+                connections,
+                seconds,
+                token=token if target == "jobline" else None,
+            )
+            scratch.purge(queues[target])
+            return result
+
+        time.sleep(IDLE_SETTLE_SECONDS)
+        idle_rss = {t: rss_mb(servers[t].pid) for t in TARGETS}
+        for target in TARGETS:
+            wrk(target, WARMUP_CONNECTIONS, options.warmup_seconds)
+        runs: dict[str, dict[int, list[WrkResult]]] = {t: {} for t in TARGETS}
+        with PeakRss([servers[t].pid for t in TARGETS]) as peak:
+            for connections in options.connections:
+                for round_ in range(options.rounds):
+                    order = TARGETS if round_ % 2 == 0 else TARGETS[::-1]
+                    for target in order:
+                        result = wrk(target, connections, options.seconds)
+                        runs[target].setdefault(connections, []).append(result)
+                        print(
+                            f"  submit {target:8} c={connections:<4} round {round_ + 1}: "
+                            f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
+                            f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}",
+                            flush=True,
+                        )
+        peak_rss = {t: peak.peak[servers[t].pid] for t in TARGETS}
+        profile = None
+        if options.profile is not None:
+            profile = record_profile(
+                servers["jobline"], token, max(options.connections), options, scratch
+            )
+        jobs_stored = scratch.query("SELECT COUNT(*) FROM jobs")[0][0]
+    finally:
+        for server in servers.values():
+            server.stop()
+        scratch.drop()
+    return summary(runs, idle_rss, peak_rss, options, jobs_stored, profile)
+
+
+def record_profile(
+    server: Server, token: str, connections: int, options: SubmitOptions, scratch: Scratch
+) -> str | None:
+    """A py-spy flame graph of jobline's API under wrk; its path, or None without py-spy."""
+    assert options.profile is not None
+    py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
+    if not Path(py_spy).exists():
+        print("  (py-spy is not installed: no profile; pip install py-spy)")
+        return None
+    options.profile.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(server.pid),
+            "--duration",
+            str(round(options.seconds)),
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--output",
+            str(options.profile),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_wrk(server.base, connections, options.seconds, token=token)
+    spy.wait()
+    scratch.purge(JOBLINE_QUEUE)
+    return str(options.profile)
+
+
+def summary(
+    runs: dict[str, dict[int, list[WrkResult]]],
+    idle_rss: dict[str, float],
+    peak_rss: dict[str, float],
+    options: SubmitOptions,
+    jobs_stored: int,
+    profile: str | None,
+) -> dict[str, Any]:
+    """Medians over rounds per target and connection count, and ratios to `publish`."""
+    figures: dict[str, Any] = {}
+    for target, by_connections in runs.items():
+        for connections, results in by_connections.items():
+            figures.setdefault(str(connections), {})[target] = {
+                "rps": median([r.rps for r in results]),
+                "p50_ms": median([r.p50_ms for r in results]),
+                "p90_ms": median([r.p90_ms for r in results]),
+                "p99_ms": median([r.p99_ms for r in results]),
+                "max_ms": max(r.max_ms for r in results),
+                "errors": sum(r.errors for r in results),
+                "timeouts": sum(r.timeouts for r in results),
+                "requests": sum(r.requests for r in results),
+                # The median round's full curve, for the plot.
+                "percentiles_ms": sorted(results, key=lambda r: r.rps)[
+                    len(results) // 2
+                ].percentiles_ms,
+                "rounds": [r.as_dict() for r in results],
+            }
+    for by_target in figures.values():
+        base = by_target["publish"]
+        for target in TARGETS:
+            by_target[target]["rps_vs_publish"] = ratio(by_target[target]["rps"], base["rps"])
+            by_target[target]["p99_vs_publish"] = ratio(by_target[target]["p99_ms"], base["p99_ms"])
+    return {
+        "options": {
+            "connections": list(options.connections),
+            "seconds": options.seconds,
+            "rounds": options.rounds,
+        },
+        "by_connections": figures,
+        "rss_mb": {t: {"idle": idle_rss[t], "peak": peak_rss[t]} for t in TARGETS},
+        "jobline_jobs_stored": jobs_stored,
+        "profile": profile,
+    }
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    """The printed table of a submit result."""
+    lines = [
+        f"{'clients':>7} {'target':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>7} {'x publish':>9}"
+    ]
+    for connections, by_target in result["by_connections"].items():
+        for target in TARGETS:
+            f = by_target[target]
+            lines.append(
+                f"{connections:>7} {target:8} {f['rps']:8.0f} {f['p50_ms']:8.1f} "
+                f"{f['p99_ms']:8.1f} {f['errors']:>7} {f['rps_vs_publish']:9.2f}"
+            )
+    return lines

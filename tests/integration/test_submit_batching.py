@@ -1,0 +1,127 @@
+"""Submits in batches (jobs/batching.py, queueing/confirms.py) on MariaDB and RabbitMQ:
+a burst shares its writes and its publish, and loses none of the single path's guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from jobline.config import Settings
+from jobline.jobs.models import DispatchRow
+from jobline.jobs.outbox import Outbox, new_claim
+from jobline.jobs.service import JobService
+from jobline.jobs.store import NewJob, utcnow
+from jobline.queueing.confirms import ConfirmingPublisher
+from jobline.queueing.relay import Publisher
+from tests.support import Proc, User, free_port
+
+pytestmark = pytest.mark.integration
+
+BURST = 60
+QUICK = {"source": "song.wav", "chunks": 1, "step_seconds": 0}
+
+
+def service_of(app: FastAPI) -> JobService:
+    service: JobService = app.state.service
+    return service
+
+
+async def test_a_burst_is_stored_and_published_in_batches_and_runs_to_the_end(
+    app: FastAPI, user: User, workers: dict[str, Proc]
+) -> None:
+    batcher = service_of(app).batcher
+    assert batcher is not None, "an API on RabbitMQ batches its submits"
+    batches_before, jobs_before = batcher.batches, batcher.jobs
+
+    responses = await asyncio.gather(
+        *[
+            user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
+            for _ in range(BURST)
+        ]
+    )
+
+    assert [r.status_code for r in responses] == [202] * BURST
+    jobs = [r.json() for r in responses]
+    # The broker confirmed each before the answer (a worker may even have started it).
+    assert {j["state"] for j in jobs} <= {"queued", "running", "succeeded"}
+    assert batcher.jobs - jobs_before == BURST
+    assert batcher.batches - batches_before < BURST, "concurrent submits share batches"
+    for job in jobs:
+        done = await user.wait_final(job["id"])
+        assert done["state"] == "succeeded", done
+        types = [e["type"] for e in await user.events(job["id"])]
+        assert types[:3] == ["submitted", "queued", "started"]
+        assert types[-1] == "succeeded"
+        assert types.count("queued") == 1, "published once"
+    assert await DispatchRow.filter(job_id__in=[j["id"] for j in jobs]).count() == 0
+
+
+async def test_a_batch_the_broker_refuses_is_released_to_the_relay(
+    app: FastAPI, user: User, workers: dict[str, Proc], migrated: Settings
+) -> None:
+    service = service_of(app)
+    dead = ConfirmingPublisher(
+        app.state.celery,
+        service.queues,
+        f"amqp://jobline:jobline@127.0.0.1:{free_port()}//",
+        timeout=2.0,
+        idle_seconds=30.0,
+    )
+    publisher = Publisher(
+        service.store, service.publisher.outbox, service.dispatcher, migrated, dead
+    )
+    write, written = Outbox.writer_many(utcnow(), new_claim(), publisher.lease)
+    owner = user.id
+    jobs = [
+        NewJob(
+            uuid.uuid4(),
+            {
+                "type": "music.transcode",
+                "queue": "music",
+                "payload": QUICK,
+                "priority": 0,
+                "owner_id": str(owner),
+            },
+        )
+        for _ in range(3)
+    ]
+    views = await service.store.submit_many(jobs, also=write)
+
+    published = await publisher.publish_many(written, {v.id: v for v in views})
+
+    assert published == {v.id: None for v in views}
+    assert not publisher.health.ok
+    rows = await DispatchRow.filter(job_id__in=[v.id for v in views])
+    assert {(r.claim, r.tries) for r in rows} == {(None, 1)}, "released for a later try"
+    assert all(r.last_error for r in rows)
+    # The API's own relay picks them up once their retry delay is over.
+    for view in views:
+        done = await user.wait_final(str(view.id))
+        assert done["state"] == "succeeded"
+        types = [e["type"] for e in await user.events(str(view.id))]
+        assert types.count("queued") == 1
+
+
+async def test_one_key_sent_many_times_at_once_makes_one_job(user: User) -> None:
+    key = f"burst-{uuid.uuid4().hex[:8]}"
+    body = {"type": "music.transcode", "payload": QUICK}
+
+    async def post(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": key})
+
+    others = [
+        user.client.post("/api/v1/jobs", json=body) for _ in range(10)
+    ]  # unkeyed jobs in the same batches must not be lost with the repeated key
+    responses = await asyncio.gather(*[post(user.client) for _ in range(10)], *others)
+
+    keyed, unkeyed = responses[:10], responses[10:]
+    assert Counter(r.status_code for r in keyed) == {202: 1, 200: 9}
+    assert len({r.json()["id"] for r in keyed}) == 1
+    assert [r.status_code for r in unkeyed] == [202] * 10
+    assert len({r.json()["id"] for r in unkeyed}) == 10
