@@ -352,6 +352,8 @@ def start_stack(
         "JOBLINE_VAR_DIR": str(logdir / "var"),
         "JOBLINE_QUEUES_FILE": str(REPO / "queues.yaml"),
         "JOBLINE_PROGRESS_MIN_INTERVAL_MS": str(args.progress_ms),
+        # All the followers are one user's: let that user hold them all.
+        "JOBLINE_MAX_STREAMS_PER_USER": str(max(args.followers)),
     }
     full = {**os.environ, **env}
     subprocess.run([JOBLINE, "migrate"], env=full, check=True, cwd=REPO, capture_output=True)
