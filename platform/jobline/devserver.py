@@ -31,6 +31,7 @@ from jobline.queueing.spec import JobType, Queues
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_FILE = "demo-account.json"
+# Random bytes of a new demo password (more when JOBLINE_PASSWORD_MIN_LENGTH asks for more).
 DEMO_PASSWORD_BYTES = 12
 # Celery prints "<name>@<host> ready." once its consumer is up.
 WORKER_READY = " ready."
@@ -67,7 +68,8 @@ async def ensure_demo_account(settings: Settings) -> DemoAccount:
     path = settings.var_dir / DEMO_FILE
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     email = stored.get("email", DEMO_EMAIL)
-    password = stored.get("password") or secrets.token_urlsafe(DEMO_PASSWORD_BYTES)
+    new_password = secrets.token_urlsafe(max(DEMO_PASSWORD_BYTES, settings.password_min_length))
+    password = stored.get("password") or new_password
     await open_db(settings)
     try:
         users = TortoiseUserDatabase()
@@ -79,7 +81,7 @@ async def ensure_demo_account(settings: Settings) -> DemoAccount:
         else:
             valid, _ = manager.password_helper.verify_and_update(password, user.hashed_password)
             if not valid:
-                password = secrets.token_urlsafe(DEMO_PASSWORD_BYTES)
+                password = new_password
                 hashed = manager.password_helper.hash(password)
                 await users.update(user, {"hashed_password": hashed})
     finally:
@@ -115,7 +117,9 @@ def _example_value(prop: dict[str, Any]) -> Any:
         return prop["examples"][0]
     kind = prop.get("type")
     if kind in ("integer", "number"):
-        return prop.get("minimum", prop.get("exclusiveMinimum", 0))
+        if "exclusiveMinimum" in prop:
+            return prop["exclusiveMinimum"] + 1
+        return prop.get("minimum", 0)
     return {"boolean": False, "array": [], "object": {}}.get(str(kind), "example")
 
 
