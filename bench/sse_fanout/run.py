@@ -27,8 +27,10 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -342,7 +344,7 @@ class Stack:
 def start_stack(
     run: str, mysql_url: str, amqp_url: str, args: argparse.Namespace
 ) -> tuple[Stack, Proc]:
-    logdir = Path(args.logdir or f"/tmp/{run}")
+    logdir = Path(args.logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     env = {
         "JOBLINE_ENV": "test",
@@ -458,15 +460,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connects-per-second", type=float, default=200.0)
     parser.add_argument("--baseline-max", type=int, default=100, help="0: no baseline")
     parser.add_argument("--baseline-poll-ms", type=int, default=100)
-    parser.add_argument("--keep", action="store_true", help="keep the database and vhost")
-    parser.add_argument("--logdir", default=None)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database, the vhost and the logs"
+    )
+    parser.add_argument("--logdir", default=None, help="the processes' logs (kept)")
     parser.add_argument("--dump", default=None, help="write each receipt to DUMP.<target>.<N>.tsv")
     args = parser.parse_args(argv)
     if args.quick:
         args.followers, args.seconds, args.jobs = "5,20", 2.0, 1
-        args.connect_seconds, args.baseline_max = 1.0, 20
+        args.connect_seconds, args.baseline_max = 1.0, min(args.baseline_max, 20)
     args.followers = [int(n) for n in str(args.followers).split(",")]
     run = f"jobline_bench_{uuid.uuid4().hex[:8]}"
+    keep_logs = args.keep or args.logdir is not None
+    args.logdir = args.logdir or tempfile.mkdtemp(prefix=f"{run}-")
     mysql_url, amqp_url, db = provision(run)
     stack: Stack | None = None
     worker: Proc | None = None
@@ -482,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             drop(run, db)
         db.close()
+        if not keep_logs:
+            shutil.rmtree(args.logdir, ignore_errors=True)
     print()
     print(
         f"sse_fanout: {args.jobs} chatty jobs, progress written every {args.progress_ms} ms, "
