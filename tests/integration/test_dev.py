@@ -9,8 +9,10 @@ anything left behind.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -236,3 +238,31 @@ def test_scripts_dev_names_a_python_too_old_to_run_jobline(tmp_path: Path) -> No
     assert done.returncode == 2
     assert f"jobline needs Python 3.11 or newer; {old} is Python 3.9.2" in done.stderr
     assert not (tmp_path / ".venv").exists()
+
+
+def test_a_child_that_dies_stops_dev_and_the_rest(tmp_path: Path) -> None:
+    workdir = project_dir(tmp_path / "project")
+    dev = start_dev(workdir, {"JOBLINE_API_PORT": str(free_port())})
+    try:
+        dev.banner()
+        tree = descendants(dev.popen.pid)
+        (music,) = [
+            pid
+            for pid in tree
+            if "--domain=music" in Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+            and _parent(pid) == dev.popen.pid
+        ]
+        os.kill(music, signal.SIGKILL)
+        code = dev.popen.wait(120)
+    except BaseException:
+        dev.kill()
+        raise
+    out = dev.output()
+    assert code == 1, out[-3000:]
+    assert "dev: music exited with code -9; stopping the rest" in out
+    assert "dev: every process stopped" in out
+    assert not ({pid for pid in tree if alive(pid)} | processes_in(workdir))
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
