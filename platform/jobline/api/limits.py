@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import anyio
@@ -133,6 +134,17 @@ class BodyGuard:
                 )
                 await response(scope, receive, send)
                 return
+            if _SURROGATE_ESCAPE.search(body) and not _encodable(body):
+                response = JSONResponse(
+                    problem(
+                        "INVALID_UNICODE",
+                        "the JSON body holds a lone surrogate escape (like \\ud800): text "
+                        "that is not Unicode cannot be stored",
+                    ),
+                    status_code=status.HTTP_400_BAD_REQUEST,
+                )
+                await response(scope, receive, send)
+                return
         await self.app(scope, _replay(messages, receive), send)
 
 
@@ -144,6 +156,24 @@ async def read_body(receive: Receive) -> list[Message]:
         messages.append(message)
         if message["type"] != "http.request" or not message.get("more_body", False):
             return messages
+
+
+# A \uD800-\uDFFF escape: half of a pair (fine, as most clients send emoji) or alone.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _encodable(body: bytes) -> bool:
+    """False when the JSON text decodes to a string with a lone surrogate (not UTF-8-able).
+
+    Malformed JSON counts as encodable: the route refuses it with its own 422.
+    """
+    try:
+        json.dumps(json.loads(body), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    except ValueError:
+        return True
+    return True
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 CUT_MARK = "... [cut: {} more characters]"
 
 
@@ -41,12 +43,22 @@ def depth(value: Any) -> int:
     return deepest
 
 
-def result_problem(result: Any, *, max_bytes: int, max_depth: int) -> tuple[str, str] | None:
-    """(code, message) when a job's result must not be stored, else None."""
+def storable_result(
+    result: Any, *, max_bytes: int, max_depth: int
+) -> tuple[tuple[str, str] | None, Any]:
+    """(None, the result as JSON values), or ((code, message), None) when it must not be stored.
+
+    The depth is measured before the conversion to JSON values, which would recurse as
+    deep as the result goes.
+    """
     nesting = depth(result)
     if nesting > max_depth:
-        return "RESULT_TOO_DEEP", f"the result is nested {nesting} deep; the limit is {max_depth}"
-    size = len(json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode())
+        return (
+            ("RESULT_TOO_DEEP", f"the result is nested {nesting} deep; the limit is {max_depth}"),
+            None,
+        )
+    value = to_jsonable_python(result)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > max_bytes:
-        return "RESULT_TOO_LARGE", f"the result is {size} bytes; the limit is {max_bytes}"
-    return None
+        return (("RESULT_TOO_LARGE", f"the result is {size} bytes; the limit is {max_bytes}"), None)
+    return None, value

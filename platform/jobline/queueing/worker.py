@@ -24,7 +24,6 @@ import pymysql
 from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
-from pydantic_core import to_jsonable_python
 from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline.config import Settings, get_settings
@@ -39,7 +38,7 @@ from jobline.queueing import telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.cancel import CancelWatch
 from jobline.queueing.context import TASK_REGISTRY, JobContext, JobFunction
-from jobline.queueing.limits import clip, result_problem
+from jobline.queueing.limits import clip, storable_result
 from jobline.queueing.spec import JobType, Queues
 from jobline.streaming.runtime import start_notifier
 
@@ -376,9 +375,8 @@ def run_job(
             result = watch.future.result()
         else:
             result = function(ctx, request)
-        result = to_jsonable_python(result)
         # Checked here, not after the except clauses: an unstorable result fails the job.
-        refused = result_problem(
+        refused, result = storable_result(
             result,
             max_bytes=rt.settings.max_result_bytes,
             max_depth=rt.settings.max_json_depth - 1,  # stored as {"result": ...}
