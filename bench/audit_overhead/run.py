@@ -149,7 +149,10 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-        scratch.drop()
+        try:
+            scratch.drop()
+        except Exception as exc:  # keep the run's own error, if any, in view
+            print(f"warning: scratch {scratch.name} not dropped: {exc}", file=sys.stderr)
 
     print(
         f"audit overhead: {args.rounds} round(s) x {args.seconds:g} s, "
