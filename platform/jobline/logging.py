@@ -54,6 +54,21 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# Tortoise logs each query with its parameters at DEBUG: a login name (often a mistyped
+# password), password hashes, payloads. The query stays in the line, its values do not.
+SQL_LOGGER = "tortoise.db_client"
+SQL_VALUES_HIDDEN = "[parameters hidden]"
+
+
+class HideSqlParameters(logging.Filter):
+    """Drops the values from Tortoise's `"%s: %s", query, values` debug lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "%s: %s" and isinstance(record.args, tuple) and len(record.args) == 2:
+            record.args = (record.args[0], SQL_VALUES_HIDDEN)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, ids, extras, exception."""
 
@@ -88,7 +103,7 @@ def dict_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": ContextFilter}},
+        "filters": {"context": {"()": ContextFilter}, "sql": {"()": HideSqlParameters}},
         "formatters": {"jobline": {"()": formatter, "log_format": log_format}},
         "handlers": {
             "stderr": {
@@ -100,8 +115,11 @@ def dict_config(log_format: str = "text", level: str = "INFO") -> dict[str, Any]
         },
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {
-            name: {"handlers": [], "propagate": True, "level": level.upper()}
-            for name in SERVER_LOGGERS
+            **{
+                name: {"handlers": [], "propagate": True, "level": level.upper()}
+                for name in SERVER_LOGGERS
+            },
+            SQL_LOGGER: {"filters": ["sql"]},
         },
     }
 
@@ -120,6 +138,9 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    sql = logging.getLogger(SQL_LOGGER)
+    if not any(isinstance(f, HideSqlParameters) for f in sql.filters):
+        sql.addFilter(HideSqlParameters())
     # uvicorn's own handlers would print its lines a second time, in its format.
     for name in SERVER_LOGGERS:
         lg = logging.getLogger(name)
