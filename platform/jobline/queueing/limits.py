@@ -20,9 +20,11 @@ def clip(text: str | None, limit: int) -> str | None:
     """The text, cut to at most `limit` characters (with a mark saying how much went)."""
     if text is None or len(text) <= limit:
         return text
-    mark = CUT_MARK.format(len(text) - limit)
-    keep = max(0, limit - len(mark))
-    return text[:keep] + CUT_MARK.format(len(text) - keep)
+    # Sized for the largest count it can show, so the cut text never passes the limit.
+    room = limit - len(CUT_MARK.format(len(text)))
+    if room <= 0:
+        return text[:limit]  # no room for the mark
+    return text[:room] + CUT_MARK.format(len(text) - room)
 
 
 def depth(value: Any) -> int:
