@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from jobline.config import Settings
-from tests.support import PASSWORD, REPO, Proc, start_server
+from tests.conftest import RABBIT_API
+from tests.support import JOBLINE, PASSWORD, REPO, Proc, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +44,7 @@ SEED = int(os.environ.get("JOBLINE_SCHEMATHESIS_SEED", "20261128"))
 # JSON schema to conform to, but their status codes and 5xx are still checked.
 STREAMS = r"^/api/v1/(jobs/\{job_id\}/)?stream$"
 RUN_TIMEOUT_SECONDS = 600
+SECRET = "schemathesis-secret-" + "s" * 40
 # Checks left out, each for a reason:
 # - positive_data_acceptance: a body valid by the schema may still name a job type that is
 #   not declared or break a job type's payload model; those are documented 422s.
@@ -55,13 +58,39 @@ def server(
 ) -> Iterator[tuple[Proc, str]]:
     """A server of its own: schemathesis makes many users and jobs, and fails many logins.
 
+    Its jobs go to a vhost no worker consumes.
+
     Its own secret keeps its failed logins in counters of their own (accounts/throttle.py
     keys them with the secret), away from the other tests' logins from 127.0.0.1.
     """
-    env = {**stack_env, "JOBLINE_SECRET_KEY": "schemathesis-secret-" + "s" * 40}
-    proc, base = start_server(env, logdir)
-    yield proc, base
-    proc.stop()
+    with private_vhost(stack_env["JOBLINE_BROKER_URL"]) as broker:
+        env = {**stack_env, "JOBLINE_SECRET_KEY": SECRET, "JOBLINE_BROKER_URL": broker}
+        proc, base = start_server(env, logdir)
+        yield proc, base
+        proc.stop()
+
+
+@contextmanager
+def private_vhost(broker_url: str) -> Iterator[str]:
+    """A vhost of its own: the jobs schemathesis submits (a chatty job of 600 seconds,
+    a transcode of hours) wait there, out of reach of the run's workers."""
+    base, vhost = broker_url.rsplit("/", 1)
+    fuzz = f"{vhost}_fuzz"
+    user, password = base.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)
+    auth = (user, password)
+    r = httpx.put(f"{RABBIT_API}/vhosts/{fuzz}", auth=auth, timeout=10)
+    assert r.status_code in (201, 204), r.text
+    r = httpx.put(
+        f"{RABBIT_API}/permissions/{fuzz}/{user}",
+        auth=auth,
+        timeout=10,
+        json={"configure": ".*", "write": ".*", "read": ".*"},
+    )
+    assert r.status_code in (201, 204), r.text
+    try:
+        yield f"{base}/{fuzz}"
+    finally:
+        httpx.delete(f"{RABBIT_API}/vhosts/{fuzz}", auth=auth, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +173,58 @@ def test_no_5xx_and_every_response_as_documented(
     print(f"schemathesis: {len(counts['operations'])} operations, {counts['cases']} cases")
     assert code == 0, output[-20000:]
     assert len(counts["operations"]) >= 20, counts
+    assert "Traceback" not in proc.output(), proc.output()[-5000:]
+
+
+SUPERUSER_ONLY = r"^/api/v1/(audit|stream/stats|users/\{id\})$"
+
+
+@pytest.fixture(scope="module")
+def superuser_token(server: tuple[Proc, str], stack_env: dict[str, str]) -> str:
+    """A superuser made by `jobline users create --superuser`, logged in."""
+    _, base = server
+    email = "fuzz-admin@example.com"
+    env = {**os.environ, **stack_env, "JOBLINE_SECRET_KEY": SECRET}
+    done = subprocess.run(
+        [JOBLINE, "users", "create", email, "--superuser"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    r = httpx.post(
+        f"{base}/api/v1/auth/jwt/login", data={"username": email, "password": PASSWORD}, timeout=30
+    )
+    assert r.status_code == 200, r.text
+    token: str = r.json()["access_token"]
+    return token
+
+
+def test_the_superuser_routes_as_a_superuser(
+    server: tuple[Proc, str], superuser_token: str, tmp_path: Path, logdir: Path
+) -> None:
+    """The routes a user gets 403 from, with a superuser's token (no stateful phase: it
+    would follow links to delete or deactivate the accounts it is using)."""
+    proc, base = server
+    report = tmp_path / "events.ndjson"
+    code, output = run_schemathesis(
+        base,
+        superuser_token,
+        report,
+        "--include-path-regex",
+        SUPERUSER_ONLY,
+        "--phases",
+        "examples,coverage,fuzzing",
+    )
+    (logdir / "schemathesis-superuser.txt").write_text(output)
+    counts = summary(report)
+    print(
+        f"schemathesis (superuser): {len(counts['operations'])} operations, {counts['cases']} cases"
+    )
+    assert code == 0, output[-20000:]
+    assert len(counts["operations"]) == 5, counts
     assert "Traceback" not in proc.output(), proc.output()[-5000:]
 
 

@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.secret = settings.resolved_secret()
     app.state.cursors = CursorCodec(app.state.secret)
     errors.install(app)
-    openapi.install(app)
+    openapi.install(app, queues)
 
     # Innermost: it reads a login form the guards below have already bounded.
     app.add_middleware(

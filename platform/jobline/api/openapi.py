@@ -10,9 +10,12 @@ of a logout. `install()` adds those to the generated document once, and the link
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
+
+from jobline.queueing.spec import Queues
 
 PROBLEM = {"$ref": "#/components/schemas/ErrorResponse"}
 VALIDATION = {"$ref": "#/components/schemas/HTTPValidationError"}
@@ -42,13 +45,13 @@ JOB_LINKS = {
 }
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, queues: Queues | None = None) -> None:
     """Complete the generated OpenAPI document (computed once, on first request)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            complete(generate())
+            complete(generate(), queues)
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -58,8 +61,9 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": PROBLEM}}}
 
 
-def complete(schema: dict[str, Any]) -> None:
-    """Add the answers the middleware and dependencies give, and the job links."""
+def complete(schema: dict[str, Any], queues: Queues | None = None) -> None:
+    """Add the answers the middleware and dependencies give, the job links, and (given the
+    declared job types) the body of `POST /jobs` per type."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault("TextDetail", TEXT_DETAIL)
     _ensure_problem_schemas(components)
@@ -89,6 +93,8 @@ def complete(schema: dict[str, Any]) -> None:
     if ready is not None:
         ready["responses"]["503"] = {"description": "the database or the broker is unavailable"}
     _link_jobs(paths)
+    if queues is not None:
+        _submit_per_type(schema, queues)
 
 
 def _body_answers(responses: dict[str, Any]) -> None:
@@ -138,3 +144,40 @@ def _link_jobs(paths: dict[str, dict[str, Any]]) -> None:
     for status in ("200", "202"):
         if status in submit["responses"]:
             submit["responses"][status]["links"] = links
+
+
+def _submit_per_type(schema: dict[str, Any], queues: Queues) -> None:
+    """`POST /jobs` takes one of the declared types, each with its own payload's schema.
+
+    The route itself reads the generic SubmitJob (a type string, a payload object) and
+    answers 422 UNKNOWN_JOB_TYPE / INVALID_PAYLOAD; the document says what passes.
+    """
+    components = schema["components"]["schemas"]
+    base = components.get("SubmitJob")
+    body = schema["paths"].get(f"{API}/jobs", {}).get("post", {}).get("requestBody")
+    if base is None or body is None:
+        return
+    variants = []
+    for name, job_type in sorted(queues.job_types.items()):
+        model = job_type.payload_model
+        if model is None:
+            # Sent by name (task_name): the API has no model; the worker checks it.
+            payload: dict[str, Any] = {"type": "object", "additionalProperties": True}
+        else:
+            prefix = "Payload_" + re.sub(r"\W", "_", name) + "_"
+            payload = model.model_json_schema(
+                ref_template=f"#/components/schemas/{prefix}{{model}}"
+            )
+            for sub_name, sub in payload.pop("$defs", {}).items():
+                components[prefix + sub_name] = sub
+        variants.append(
+            {
+                "type": "object",
+                "title": f"submit {name}",
+                "properties": {**base["properties"], "type": {"const": name}, "payload": payload},
+                # The payload may be left out when its model needs nothing (default {}).
+                "required": ["type", "payload"] if payload.get("required") else ["type"],
+                "additionalProperties": False,
+            }
+        )
+    body["content"]["application/json"]["schema"] = {"oneOf": variants}

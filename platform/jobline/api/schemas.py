@@ -14,7 +14,8 @@ from jobline.jobs.states import JobState
 
 
 class SubmitJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `"delay_seconds": false` or `"priority": "3"` is refused, not coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: str = Field(min_length=1, max_length=100, examples=["music.transcode"])
     payload: dict[str, Any] = Field(default_factory=dict)

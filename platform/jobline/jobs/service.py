@@ -241,7 +241,8 @@ class JobService:
         return view
 
     def _validated(self, model: Any, payload: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        size = len(text.encode())
         if size > self.max_payload_bytes:
             raise PayloadTooLarge(
                 f"the payload is {size} bytes; the limit is {self.max_payload_bytes}"
@@ -249,7 +250,9 @@ class JobService:
         if model is None:
             return payload
         try:
-            return dict(model.model_validate(payload).model_dump(mode="json"))
+            # Strict, as JSON: what the OpenAPI document says each type takes, no coercion
+            # ("128" for an integer, false for a number).
+            return dict(model.model_validate_json(text, strict=True).model_dump(mode="json"))
         except ValidationError as exc:
             raise InvalidPayload(
                 "the payload does not match the job type's model",
