@@ -26,6 +26,8 @@ worker_class = "uvicorn_worker.UvicornWorker"
 # A stopping worker keeps serving its open SSE streams this long; streams end with their
 # job, and clients reconnect with Last-Event-ID to another worker.
 graceful_timeout = _settings.graceful_timeout_seconds
+# uvicorn-worker passes it on as uvicorn's timeout_keep_alive: an idle connection is closed.
+keepalive = _settings.uvicorn_keep_alive_seconds
 # Requests are recorded by the audit log; gunicorn's own access log would duplicate them.
 accesslog = None
 # One format for gunicorn's lines and the app's: JOBLINE_LOG_FORMAT, request ids included.
