@@ -24,8 +24,6 @@ T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 3
-# Pools whose monkey-patching the worker runtime does not survive (see `worker`).
-GREEN_POOLS = frozenset({"gevent", "eventlet"})
 
 app = typer.Typer(
     help="jobline: an event-sourced async job platform.",
@@ -191,7 +189,7 @@ def worker(
     ] = "INFO",
 ) -> None:
     """Run a Celery worker on one domain's queue, named DOMAIN@host."""
-    from jobline.queueing import telemetry
+    from jobline.queueing import green, telemetry
 
     settings = settings_or_exit()
     # Before any import creates a metric: the prefork children inherit the directory.
@@ -206,14 +204,15 @@ def worker(
         )
     spec = queues.domains[domain]
     chosen_pool = pool or spec.pool
-    if chosen_pool in GREEN_POOLS:
-        # Tried with gevent 26.9 on RabbitMQ and on the embedded broker: jobs stay queued.
-        fail(
-            f"pool {chosen_pool!r} (domain {domain}) cannot run jobline jobs yet: under its"
-            " monkey-patching the worker's event-loop thread never runs one; I/O-bound"
-            " domains use pool: threads",
-            EXIT_CONFIG,
-        )
+    if chosen_pool in green.GREEN_POOLS and not green.patched():
+        if not green.available(chosen_pool):
+            fail(
+                f"pool {chosen_pool!r} (domain {domain}) needs {chosen_pool} installed:"
+                f" pip install 'jobline[{chosen_pool}]'",
+                EXIT_CONFIG,
+            )
+        # Celery patches only as the `celery` command; worker_main() below never does.
+        green.rerun_patched(chosen_pool)
     check_services_or_exit(settings)
     celery = worker_app(settings, queues, domain)
     celery.worker_main(

@@ -5,8 +5,9 @@ shows a cancel request it raises the job's cancel flag, so `ctx.raise_if_cancell
 the job; once the domain's `cancel_grace_seconds` have passed with the job still running, it
 records `cancelled` and terminates the execution: an async job's coroutine is cancelled, a
 prefork pool child exits (Celery redelivers the message, and the worker skips a finished
-job). A sync job in a thread pool cannot be stopped from outside: it is recorded cancelled,
-its code runs on and its outcome is refused.
+job), a green pool's job greenlet gets JobCancelled at its next wait (a sleep, a socket). A
+sync job in a thread pool cannot be stopped from outside: it is recorded cancelled, its
+code runs on and its outcome is refused.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from uuid import UUID
 
 from celery.signals import worker_process_init
 
-from jobline.errors import InvalidTransition
+from jobline.errors import InvalidTransition, JobCancelled
 from jobline.jobs.events import EventType
 from jobline.jobs.states import JobState
+from jobline.queueing import green
 
 if TYPE_CHECKING:
     from jobline.queueing.worker import WorkerRuntime
@@ -64,6 +66,8 @@ class CancelWatch:
         self.on_request = on_request
         # Set for an async job: cancelling it stops the coroutine at its next await.
         self.future: Future[Any] | None = None
+        # Made on the job's own greenlet under a green pool: the one to interrupt.
+        self._greenlet = green.current_greenlet()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._done = False
@@ -127,6 +131,11 @@ class CancelWatch:
             self._terminated = True
         if self.future is not None:
             self.future.cancel()
+            return
+        if self._greenlet is not None:
+            log.warning("job %s ignored its cancellation; interrupting its greenlet", self.job_id)
+            # Not once it reached finish(): its outcome is being refused, nothing to stop.
+            green.interrupt(self._greenlet, JobCancelled(), still=lambda: not self._done)
             return
         if _in_pool_child:
             log.warning("job %s ignored its cancellation; exiting its pool process", self.job_id)
