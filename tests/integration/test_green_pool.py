@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from jobline.queueing.green import GREEN_POOLS
+from tests.integration.stream_helpers import events_of, live_superuser, read_stream
 from tests.integration.test_worker_runtime import descendants
 from tests.support import REPO, Proc, User, register, start_server, start_worker
 
@@ -37,6 +38,7 @@ class GreenStack:
     pool: str
     base: str
     worker: Proc
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module", params=sorted(GREEN_POOLS))
@@ -53,7 +55,7 @@ def green_stack(
     except Exception:
         server.stop()
         raise
-    yield GreenStack(pool, base, worker)
+    yield GreenStack(pool, base, worker, env)
     worker.stop()
     server.stop()
 
@@ -113,6 +115,25 @@ async def test_sync_and_async_jobs_report_progress_and_succeed(
     assert names[3:-1] and set(names[3:-1]) == {"progress"}
     assert events[-2]["data"]["progress"] == 100
     assert events[-1]["data"]["result"] == job["result"]
+
+
+async def test_the_workers_commit_notices_reach_the_api_and_its_streams(
+    green_stack: GreenStack, green_user: User
+) -> None:
+    """The worker's notifier (streaming/notify.py) publishes from its greenlet."""
+    admin = await live_superuser(green_stack.base, green_stack.env)
+    async with admin.client:
+        before = (await admin.client.get("/api/v1/stream/stats")).json()
+        assert before["mode"] == "notices"
+        job = await green_user.submit("green.transcode", {"source": "s.wav", "chunks": 20})
+        frames, closed = await read_stream(green_user.client, f"/api/v1/jobs/{job['id']}/stream")
+        after = (await admin.client.get("/api/v1/stream/stats")).json()
+    assert closed, "the stream ends after the job's terminal event"
+    history = await green_user.events(job["id"])
+    assert [f.data for f in events_of(frames)] == history
+    assert history[-1]["type"] == "succeeded"
+    # The API noticed its own `submitted` and `queued`; every other event is the worker's.
+    assert after["notices"] - before["notices"] >= len(history)
 
 
 async def test_a_transient_error_retries_then_succeeds(green_user: User) -> None:
