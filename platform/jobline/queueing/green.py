@@ -1,18 +1,18 @@
-"""Green pools (gevent): a worker whose jobs are greenlets in one process.
+"""Green pools (gevent, eventlet): a worker whose jobs are greenlets in one process.
 
-Celery's green pools only work once gevent has monkey-patched the process, and Celery
-patches only when it is started as the `celery` command: `app.worker_main()`, which
-`jobline worker` uses, never does. Unpatched, the consumer blocks its thread on the broker
-socket, gevent's hub never runs, and every job stays `queued`. So a `jobline worker` with a
-green pool runs itself again in a fresh interpreter that patches everything first, before
-any module has created a lock, a socket or a thread.
+Celery's green pools only work once the process is monkey-patched, and Celery patches
+only when it is started as the `celery` command: `app.worker_main()`, which `jobline
+worker` uses, never does. Unpatched, the consumer blocks its thread on the broker socket,
+the hub never runs, and every job stays `queued`. So a `jobline worker` with a green pool
+runs itself again in a fresh interpreter that patches everything first, before any module
+has created a lock, a socket or a thread.
 
 Patched, the worker runtime needs no special case: its event-loop "thread" is a greenlet,
-the loop's selector is gevent's (it yields to the hub while it waits), and a job greenlet
-waiting on `run_coroutine_threadsafe(...).result()` waits on a patched lock. One thing
-follows from sharing one OS thread: asyncio's "running loop" is per OS thread, so a sync
-job cannot start an event loop of its own (`asyncio.run` inside it fails); such a job is
-written `async def` and awaited on the worker's loop.
+the loop's selector is a patched one (it yields to the hub while it waits), and a job
+greenlet waiting on `run_coroutine_threadsafe(...).result()` waits on a patched lock. One
+thing follows from sharing one OS thread: asyncio's "running loop" is per OS thread, so a
+sync job cannot start an event loop of its own (`asyncio.run` inside it fails); such a job
+is written `async def` and awaited on the worker's loop.
 """
 
 from __future__ import annotations
