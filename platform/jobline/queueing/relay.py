@@ -209,6 +209,7 @@ class Relay:
         self.limiter = anyio.CapacityLimiter(settings.relay_concurrency)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.published = 0
 
     async def run_once(self) -> int:
@@ -228,13 +229,19 @@ class Relay:
     async def run(self) -> None:
         """Relay until cancelled; database and broker errors are logged and outlived."""
         log.info("relay %s started", self.name)
-        while True:
+        while not self._stopping:
             try:
                 claimed = await self.run_once()
             except UNAVAILABLE as exc:
+                if self._stopping:
+                    # A cancelled query surfaces as a driver error ("Cancelled during
+                    # execution"), not CancelledError: without this the loop never ends.
+                    return
                 log.warning("relay round failed (%r); retrying in %.1fs", exc, self.interval)
                 claimed = 0
             except Exception:
+                if self._stopping:
+                    return
                 log.exception("relay round failed; retrying in %.1fs", self.interval)
                 claimed = 0
             if claimed < self.batch:
@@ -245,6 +252,7 @@ class Relay:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="jobline-relay")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
