@@ -7,6 +7,7 @@ gives each test a client address of its own.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,9 +59,13 @@ def hardened_stack(stack_env: dict[str, str], logdir: Path, secret: str) -> Iter
         server.stop()
 
 
+_addresses = itertools.count(uuid.uuid4().int % 2**20)
+
+
 def address() -> str:
-    """A client address of its own (TEST-NET-3), sent as X-Forwarded-For."""
-    return f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+    """A client address no other call of this run gets (10/8), sent as X-Forwarded-For."""
+    n = next(_addresses) % 2**24
+    return f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
 
 
 def new_email() -> str:
