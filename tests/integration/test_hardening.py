@@ -226,6 +226,28 @@ TEXTS = {
 }
 
 
+def test_every_table_and_the_connection_are_utf8mb4(stack_env: dict[str, str]) -> None:
+    """4-byte characters need utf8mb4 end to end: the migrations' tables and the URL's charset."""
+    db = stack_env["JOBLINE_DATABASE_URL"].rsplit("/", 1)[1]
+    rows = _query(
+        stack_env,
+        "SELECT table_name, table_collation FROM information_schema.tables "
+        f"WHERE table_schema = '{db}'",
+    )
+    assert len(rows) >= 8, rows
+    assert all(str(collation).startswith("utf8mb4") for _, collation in rows), rows
+    columns = _query(
+        stack_env,
+        "SELECT table_name, column_name, character_set_name FROM information_schema.columns "
+        f"WHERE table_schema = '{db}' AND character_set_name IS NOT NULL",
+    )
+    assert columns and all(cs == "utf8mb4" for _, _, cs in columns), columns
+    from jobline.config import Settings, tortoise_config
+
+    url = tortoise_config(Settings(database_url=stack_env["JOBLINE_DATABASE_URL"]))
+    assert "charset=utf8mb4" in url["connections"]["default"]
+
+
 @pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
 def test_text_round_trips_utf8mb4_through_api_worker_and_events(
     stack: Stack, alice: tuple[httpx.Client, str], text: str
