@@ -24,6 +24,7 @@ from bench.common import (
     Scratch,
     Server,
     WrkResult,
+    cpu_seconds,
     jobline_env,
     login,
     median,
@@ -81,11 +82,15 @@ def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
         queues = {"publish": BASELINE_QUEUE, "insert": BASELINE_QUEUE, "jobline": JOBLINE_QUEUE}
 
         def wrk(target: str, connections: int, seconds: float) -> WrkResult:
+            cpu = cpu_seconds([servers[target].pid])
             result = run_wrk(
                 servers[target].base,
                 connections,
                 seconds,
                 token=token if target == "jobline" else None,
+            )
+            result.cpu_ms_per_request = (
+                (cpu_seconds([servers[target].pid]) - cpu) * 1000 / max(result.requests, 1)
             )
             scratch.purge(queues[target])
             return result
@@ -176,6 +181,7 @@ def summary(
                 "errors": sum(r.errors for r in results),
                 "timeouts": sum(r.timeouts for r in results),
                 "requests": sum(r.requests for r in results),
+                "cpu_ms_per_request": median([r.cpu_ms_per_request for r in results]),
                 # The median round's full curve, for the plot.
                 "percentiles_ms": sorted(results, key=lambda r: r.rps)[
                     len(results) // 2
@@ -204,13 +210,14 @@ def table(result: dict[str, Any]) -> list[str]:
     """The printed table of a submit result."""
     lines = [
         f"{'clients':>7} {'target':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>7} {'x publish':>9}"
+        f"{'errors':>7} {'CPU ms/req':>10} {'x publish':>9}"
     ]
     for connections, by_target in result["by_connections"].items():
         for target in TARGETS:
             f = by_target[target]
             lines.append(
                 f"{connections:>7} {target:8} {f['rps']:8.0f} {f['p50_ms']:8.1f} "
-                f"{f['p99_ms']:8.1f} {f['errors']:>7} {f['rps_vs_publish']:9.2f}"
+                f"{f['p99_ms']:8.1f} {f['errors']:>7} {f['cpu_ms_per_request']:10.3f} "
+                f"{f['rps_vs_publish']:9.2f}"
             )
     return lines

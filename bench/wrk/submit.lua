@@ -1,44 +1,20 @@
 -- wrk script of the submit benchmarks: POST a job, optionally with a bearer token.
 --   BENCH_TOKEN   bearer token (jobline); unset for the baselines
 --   BENCH_BODY    the JSON body
---   BENCH_LIMIT   jobs to submit per wrk thread, then the thread stops (0: for the duration);
---                 past the limit a connection sends cheap GET /healthz until its thread stops,
---                 so no more jobs are created than asked for
 -- done() prints one line "BENCH_JSON {...}" that bench/common.py parses.
 
 local token = os.getenv("BENCH_TOKEN")
 local body = os.getenv("BENCH_BODY") or '{"type":"bench.noop","payload":{}}'
-local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
 
 local headers = { ["Content-Type"] = "application/json" }
 if token and token ~= "" then
   headers["Authorization"] = "Bearer " .. token
 end
 
-local post, health
-local sent, accepted = 0, 0
-
-function init(args)
-  post = wrk.format("POST", "/api/v1/jobs", headers, body)
-  health = wrk.format("GET", "/healthz", {}, nil)
-end
-
-function request()
-  if limit > 0 and sent >= limit then
-    return health
-  end
-  sent = sent + 1
-  return post
-end
-
-function response(status, hdrs, resp_body)
-  if limit > 0 and (status == 202 or status == 200) and resp_body and resp_body:find('"id"', 1, true) then
-    accepted = accepted + 1
-    if accepted >= limit then
-      wrk.thread:stop()
-    end
-  end
-end
+wrk.method = "POST"
+wrk.path = "/api/v1/jobs"
+wrk.body = body
+wrk.headers = headers
 
 local PERCENTILES = { 10, 25, 50, 75, 90, 95, 99, 99.9, 99.99 }
 

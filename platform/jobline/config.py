@@ -184,6 +184,11 @@ class Settings(BaseSettings):
     max_active_jobs_per_user: int = Field(
         10_000, ge=1, description="jobs not yet finished one user may have; more get 429"
     )
+    active_jobs_recheck_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="an owner's unfinished jobs are recounted after this long, or at the cap",
+    )
     max_progress_message_chars: int = Field(
         1000, ge=1, description="a longer progress message is cut (worker side)"
     )

@@ -77,6 +77,7 @@ class JobService:
         self.dispatcher = dispatcher
         self.max_payload_bytes = max_payload_bytes
         self.max_active_jobs = get_settings().max_active_jobs_per_user
+        self.active_jobs_recheck = get_settings().active_jobs_recheck_seconds
         if publisher is None:
             settings = get_settings()
             outbox = Outbox(skip_locked=not settings.is_sqlite)
@@ -104,7 +105,7 @@ class JobService:
             first = await self._idempotent(caller, idempotency_key, request_hash)
             if first is not None:
                 return first, False
-        await check_active_jobs(caller.id, self.max_active_jobs)
+        await check_active_jobs(caller.id, self.max_active_jobs, self.active_jobs_recheck)
         data = {
             "type": job_type.name,
             "queue": job_type.queue,
