@@ -29,7 +29,7 @@ from tortoise.exceptions import DBConnectionError, OperationalError
 from jobline.config import Settings, get_settings
 from jobline.db import open_db
 from jobline.errors import InvalidTransition, JobCancelled
-from jobline.jobs.events import EventType
+from jobline.jobs.events import Event, EventType
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
@@ -231,6 +231,18 @@ def begin_attempt(
     this delivery's `started`, so a write that committed before a lost connection is
     recognised as ours when repeated.
     """
+    started_data = {"worker": worker, "delivery": delivery}
+    # The common case, a queued (or retrying) job starting, in one transaction: no read
+    # first. Any other state refuses `started` or finds one recorded, and is sorted out below.
+    try:
+        first = rt.retrying(
+            lambda: rt.store.append(job_id, EventType.STARTED, started_data),
+            f"recording started of {job_id}",
+        )
+    except InvalidTransition:
+        first = None
+    if first is not None and (first.event is not None or _ours(first.existing, delivery)):
+        return first.view
     view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
     if view.state.is_final:
         log.info("job %s is already %s; delivery ignored", job_id, view.state)
@@ -267,22 +279,20 @@ def begin_attempt(
             if requeued is None:
                 return None
             view = requeued
-        started = rt.record(
-            job_id,
-            EventType.STARTED,
-            {"worker": worker, "delivery": delivery},
-            attempt=view.attempt,
-        )
+        started = rt.record(job_id, EventType.STARTED, started_data, attempt=view.attempt)
     except InvalidTransition as exc:
         # Cancelled (or moved on) between our read and our write.
         log.info("job %s changed while starting (%s); delivery ignored", job_id, exc)
         return None
-    if started.event is not None:
+    if started.event is not None or _ours(started.existing, delivery):
         return started.view
-    earlier = started.existing
-    if delivery and earlier is not None and earlier.data.get("delivery") == delivery:
-        return started.view  # our own write, committed before the connection dropped
     return None
+
+
+def _ours(earlier: Event | None, delivery: str) -> bool:
+    """Whether a `started` found recorded is this delivery's own, committed before the
+    connection dropped (the write was then repeated)."""
+    return bool(delivery) and earlier is not None and earlier.data.get("delivery") == delivery
 
 
 def _past_soft_limit(view: JobView, job_type: JobType) -> bool:
