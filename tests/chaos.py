@@ -25,7 +25,18 @@ import httpx
 import pymysql
 from celery import Celery
 
-from tests.support import JOBLINE, REPO, Proc, register, start, start_server, start_worker
+from tests.support import (
+    JOBLINE,
+    RABBIT_API,
+    REPO,
+    Proc,
+    add_vhost,
+    drop_vhost,
+    register,
+    start,
+    start_server,
+    start_worker,
+)
 
 CHAOS_QUEUES = REPO / "tests" / "chaos_queues.yaml"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -35,7 +46,6 @@ MYSQL_ADMIN_URL = os.environ.get(
 AMQP_ADMIN_URL = os.environ.get(
     "JOBLINE_TEST_BROKER_URL", "amqp://jobline:jobline@127.0.0.1:5672/jobline_test"
 )
-RABBIT_API = os.environ.get("JOBLINE_TEST_RABBIT_API", "http://127.0.0.1:15672/api")
 SERVICES = REPO / "deploy" / "local" / "services"
 SERVICE_WAIT_SECONDS = 120.0
 
@@ -110,15 +120,7 @@ class ChaosStack:
             cur.execute(
                 f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
             )
-        r = httpx.put(f"{RABBIT_API}/vhosts/{self.vhost}", auth=self.rabbit_auth, timeout=10)
-        assert r.status_code in (201, 204), r.text
-        r = httpx.put(
-            f"{RABBIT_API}/permissions/{self.vhost}/{self.rabbit_auth[0]}",
-            auth=self.rabbit_auth,
-            timeout=10,
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-        )
-        assert r.status_code in (201, 204), r.text
+        add_vhost(AMQP_ADMIN_URL, self.vhost)
         out = self.cli("migrate")
         assert out.returncode == 0, out.stdout + out.stderr
 
@@ -129,7 +131,7 @@ class ChaosStack:
         with self.admin() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
         wait_for_rabbitmq()
-        httpx.delete(f"{RABBIT_API}/vhosts/{self.vhost}", auth=self.rabbit_auth, timeout=10)
+        drop_vhost(AMQP_ADMIN_URL, self.vhost)
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run `jobline ARGS` against this stack."""

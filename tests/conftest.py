@@ -16,7 +16,7 @@ import pymysql
 import pytest
 
 from jobline.config import Settings, get_settings
-from tests.support import REPO
+from tests.support import REPO, add_vhost, drop_vhost
 
 RUN_ID = uuid.uuid4().hex[:8]
 MYSQL_ADMIN_URL = os.environ.get(
@@ -25,7 +25,6 @@ MYSQL_ADMIN_URL = os.environ.get(
 AMQP_ADMIN_URL = os.environ.get(
     "JOBLINE_TEST_BROKER_URL", "amqp://jobline:jobline@127.0.0.1:5672/jobline_test"
 )
-RABBIT_API = os.environ.get("JOBLINE_TEST_RABBIT_API", "http://127.0.0.1:15672/api")
 
 
 def _mysql_parts(url: str) -> dict[str, object]:
@@ -73,28 +72,15 @@ def mysql_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
     """A fresh RabbitMQ vhost for this run (so parallel runs never share queues)."""
-    rest = AMQP_ADMIN_URL.split("://", 1)[1]
-    creds, hostpart = rest.rsplit("@", 1)
-    user, password = creds.split(":", 1)
-    hostport = hostpart.split("/", 1)[0]
     vhost = f"jobline_test_{RUN_ID}"
-    auth = (user, password)
     try:
-        r = httpx.put(f"{RABBIT_API}/vhosts/{vhost}", auth=auth, timeout=10)
+        url = add_vhost(AMQP_ADMIN_URL, vhost)
     except httpx.HTTPError as exc:
         pytest.exit(
             f"RabbitMQ's management API is not reachable ({exc}); run deploy/local/services up", 3
         )
-    assert r.status_code in (201, 204), r.text
-    r = httpx.put(
-        f"{RABBIT_API}/permissions/{vhost}/{user}",
-        auth=auth,
-        timeout=10,
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-    )
-    assert r.status_code in (201, 204), r.text
-    yield f"amqp://{user}:{password}@{hostport}/{vhost}"
-    httpx.delete(f"{RABBIT_API}/vhosts/{vhost}", auth=auth, timeout=10)
+    yield url
+    drop_vhost(AMQP_ADMIN_URL, vhost)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,34 @@ JOBLINE = str(Path(sys.executable).with_name("jobline"))
 FINAL = {"succeeded", "failed", "cancelled"}
 PASSWORD = "correct-horse-battery-staple"
 WAIT_SECONDS = 60.0
+RABBIT_API = os.environ.get("JOBLINE_TEST_RABBIT_API", "http://127.0.0.1:15672/api")
+FULL_ACCESS = {"configure": ".*", "write": ".*", "read": ".*"}
+
+
+def _rabbit_parts(amqp_url: str) -> tuple[str, tuple[str, str], str]:
+    """(scheme, (user, password), host:port) of an AMQP URL."""
+    scheme, rest = amqp_url.split("://", 1)
+    creds, hostpart = rest.rsplit("@", 1)
+    user, password = creds.split(":", 1)
+    return scheme, (user, password), hostpart.split("/", 1)[0]
+
+
+def add_vhost(amqp_url: str, vhost: str) -> str:
+    """Create `vhost` on amqp_url's RabbitMQ, open to the URL's user; returns its AMQP URL."""
+    scheme, auth, hostport = _rabbit_parts(amqp_url)
+    r = httpx.put(f"{RABBIT_API}/vhosts/{vhost}", auth=auth, timeout=10)
+    assert r.status_code in (201, 204), r.text
+    r = httpx.put(
+        f"{RABBIT_API}/permissions/{vhost}/{auth[0]}", auth=auth, timeout=10, json=FULL_ACCESS
+    )
+    assert r.status_code in (201, 204), r.text
+    return f"{scheme}://{auth[0]}:{auth[1]}@{hostport}/{vhost}"
+
+
+def drop_vhost(amqp_url: str, vhost: str) -> None:
+    """Delete `vhost` (and its queues) from amqp_url's RabbitMQ."""
+    _, auth, _ = _rabbit_parts(amqp_url)
+    httpx.delete(f"{RABBIT_API}/vhosts/{vhost}", auth=auth, timeout=10)
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from jobline.config import Settings
-from tests.conftest import AMQP_ADMIN_URL, RABBIT_API, RUN_ID
+from tests.conftest import AMQP_ADMIN_URL, RUN_ID
 from tests.integration.dev_helpers import (
     DevRun,
     alive,
@@ -36,7 +36,7 @@ from tests.integration.dev_helpers import (
     start_dev,
     wait_final,
 )
-from tests.support import REPO, free_port
+from tests.support import REPO, add_vhost, drop_vhost, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -165,22 +165,9 @@ def test_dev_refuses_production(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def dev_vhost() -> Iterator[str]:
     """A RabbitMQ vhost of its own: dev's workers are named music@host like the suite's."""
-    rest = AMQP_ADMIN_URL.split("://", 1)[1]
-    creds, hostpart = rest.rsplit("@", 1)
-    user, password = creds.split(":", 1)
     vhost = f"jobline_dev_{RUN_ID}"
-    auth = (user, password)
-    r = httpx.put(f"{RABBIT_API}/vhosts/{vhost}", auth=auth, timeout=10)
-    assert r.status_code in (201, 204), r.text
-    r = httpx.put(
-        f"{RABBIT_API}/permissions/{vhost}/{user}",
-        auth=auth,
-        timeout=10,
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-    )
-    assert r.status_code in (201, 204), r.text
-    yield f"amqp://{user}:{password}@{hostpart.split('/', 1)[0]}/{vhost}"
-    httpx.delete(f"{RABBIT_API}/vhosts/{vhost}", auth=auth, timeout=10)
+    yield add_vhost(AMQP_ADMIN_URL, vhost)
+    drop_vhost(AMQP_ADMIN_URL, vhost)
 
 
 def test_dev_on_mariadb_and_rabbitmq_runs_the_same_way_with_flower(

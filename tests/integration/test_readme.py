@@ -31,7 +31,6 @@ from jobline.config import Settings
 from tests.conftest import (
     AMQP_ADMIN_URL,
     MYSQL_ADMIN_URL,
-    RABBIT_API,
     RUN_ID,
     _admin_connection,
     _mysql_parts,
@@ -45,7 +44,7 @@ from tests.integration.dev_helpers import (
     processes_in,
     wait_final,
 )
-from tests.support import PASSWORD, REPO, free_port
+from tests.support import PASSWORD, REPO, add_vhost, drop_vhost, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -464,21 +463,10 @@ def private_stack() -> Iterator[tuple[str, str]]:
     conn = _admin_connection()
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    rest = AMQP_ADMIN_URL.split("://", 1)[1]
-    creds, hostpart = rest.rsplit("@", 1)
-    user, password = creds.split(":", 1)
-    auth = (user, password)
-    assert httpx.put(f"{RABBIT_API}/vhosts/{name}", auth=auth, timeout=10).status_code in (201, 204)
-    r = httpx.put(
-        f"{RABBIT_API}/permissions/{name}/{user}",
-        auth=auth,
-        timeout=10,
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-    )
-    assert r.status_code in (201, 204)
+    broker = add_vhost(AMQP_ADMIN_URL, name)
     database = f"mysql://{parts['user']}:{parts['password']}@{parts['host']}:{parts['port']}/{name}"
-    yield database, f"amqp://{user}:{password}@{hostpart.split('/', 1)[0]}/{name}"
-    httpx.delete(f"{RABBIT_API}/vhosts/{name}", auth=auth, timeout=10)
+    yield database, broker
+    drop_vhost(AMQP_ADMIN_URL, name)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     conn.close()

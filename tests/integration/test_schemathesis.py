@@ -32,8 +32,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from jobline.config import Settings
-from tests.conftest import RABBIT_API
-from tests.support import JOBLINE, PASSWORD, REPO, Proc, start_server
+from tests.support import JOBLINE, PASSWORD, REPO, Proc, add_vhost, drop_vhost, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -74,23 +73,12 @@ def server(
 def private_vhost(broker_url: str) -> Iterator[str]:
     """A vhost of its own: the jobs schemathesis submits (a chatty job of 600 seconds,
     a transcode of hours) wait there, out of reach of the run's workers."""
-    base, vhost = broker_url.rsplit("/", 1)
-    fuzz = f"{vhost}_fuzz"
-    user, password = base.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)
-    auth = (user, password)
-    r = httpx.put(f"{RABBIT_API}/vhosts/{fuzz}", auth=auth, timeout=10)
-    assert r.status_code in (201, 204), r.text
-    r = httpx.put(
-        f"{RABBIT_API}/permissions/{fuzz}/{user}",
-        auth=auth,
-        timeout=10,
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-    )
-    assert r.status_code in (201, 204), r.text
+    fuzz = f"{broker_url.rsplit('/', 1)[1]}_fuzz"
+    url = add_vhost(broker_url, fuzz)
     try:
-        yield f"{base}/{fuzz}"
+        yield url
     finally:
-        httpx.delete(f"{RABBIT_API}/vhosts/{fuzz}", auth=auth, timeout=10)
+        drop_vhost(broker_url, fuzz)
 
 
 @pytest.fixture(scope="module")
