@@ -6,16 +6,12 @@ operations leave, outcome by outcome.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
 import pytest
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from jobline.cli import apply_migrations
-from jobline.config import Settings
-from jobline.db import close_db, open_db
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.models import DispatchRow, JobEventRow, JobRow
@@ -30,7 +26,8 @@ from jobline.jobs.store import (
     NewJob,
     utcnow,
 )
-from tests.integration.test_store_contract import _private_database, job_data
+from tests.integration.backends import BACKENDS, open_backend
+from tests.integration.test_store_contract import job_data
 
 pytestmark = pytest.mark.integration
 
@@ -48,30 +45,12 @@ class Recorder:
         self.told[event.job_id, event.seq] = row_id
 
 
-@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[JobStore]:
-    folder = tmp_path_factory.mktemp(f"batch-{request.param}")
-    databases: Iterator[str] | None = None
-    if request.param == "sqlite":
-        url = f"sqlite://{folder / 'jobline.sqlite3'}"
-    else:
-        databases = _private_database(request.getfixturevalue("mysql_url"))
-        url = next(databases)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, env="test", database_url=url, var_dir=folder, secret_key="x" * 40
-    )
-    EXECUTOR_CACHE.clear()
-    await apply_migrations(settings)
-    await open_db(settings)
-    try:
+    async with open_backend(request, tmp_path_factory, "batch") as settings:
         yield JobStore(force_index=not settings.is_sqlite, listener=Recorder())
-    finally:
-        await close_db()
-        EXECUTOR_CACHE.clear()
-        if databases is not None:
-            next(databases, None)
 
 
 def recorder(store: JobStore) -> Recorder:

@@ -7,15 +7,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from jobline.cli import apply_migrations
-from jobline.config import Settings
-from jobline.db import close_db, open_db
 from jobline.errors import JobNotFound
 from jobline.jobs.events import EventType
 from jobline.jobs.models import DispatchRow
@@ -23,7 +19,8 @@ from jobline.jobs.outbox import Dispatch, Outbox, new_claim, task_id_for
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
 from jobline.jobs.store import JobStore, utcnow
-from tests.integration.test_store_contract import _private_database, job_data
+from tests.integration.backends import BACKENDS, open_backend
+from tests.integration.test_store_contract import job_data
 
 pytestmark = pytest.mark.integration
 
@@ -31,34 +28,18 @@ LEASE = 60.0
 RACERS = 6
 
 
-@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def outbox(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[JobStore, Outbox]]:
-    folder = tmp_path_factory.mktemp(f"outbox-{request.param}")
-    databases: Iterator[str] | None = None
-    if request.param == "sqlite":
-        url = f"sqlite://{folder / 'jobline.sqlite3'}"
-    else:
-        databases = _private_database(request.getfixturevalue("mysql_url"))
-        url = next(databases)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, env="test", database_url=url, var_dir=folder, secret_key="x" * 40
-    )
-    EXECUTOR_CACHE.clear()
-    await apply_migrations(settings)
-    await open_db(settings)
-    try:
-        yield (
-            JobStore(force_index=not settings.is_sqlite),
-            Outbox(skip_locked=not settings.is_sqlite),
-        )
-    finally:
-        await DispatchRow.all().delete()
-        await close_db()
-        EXECUTOR_CACHE.clear()
-        if databases is not None:
-            next(databases, None)
+    async with open_backend(request, tmp_path_factory, "outbox") as settings:
+        try:
+            yield (
+                JobStore(force_index=not settings.is_sqlite),
+                Outbox(skip_locked=not settings.is_sqlite),
+            )
+        finally:
+            await DispatchRow.all().delete()
 
 
 async def submit(store: JobStore, claim: str | None = None) -> tuple[JobView, list[Dispatch]]:

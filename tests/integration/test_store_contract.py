@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import pymysql
 import pytest
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.exceptions import IntegrityError
 
-from jobline.cli import apply_migrations
-from jobline.config import Settings
-from jobline.db import close_db, open_db
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs import store as store_module
 from jobline.jobs.events import EventType
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
 from jobline.jobs.store import JobQuery, JobStore
-from tests.conftest import _mysql_parts
+from tests.integration.backends import BACKENDS, open_backend
 
 pytestmark = pytest.mark.integration
 
@@ -35,55 +30,12 @@ E = EventType
 CONCURRENT_APPENDS = 40
 
 
-def _private_database(mysql_url: str) -> Iterator[str]:
-    """A database of its own beside the run's, so listing every owner sees only these tests."""
-    parts = _mysql_parts(mysql_url)
-    name = f"{parts['db']}_store"
-    conn = pymysql.connect(
-        host=str(parts["host"]),
-        port=int(str(parts["port"])),
-        user=str(parts["user"]),
-        password=str(parts["password"]),
-        autocommit=True,
-    )
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    try:
-        yield mysql_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "mariadb"])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[JobStore]:
-    folder = tmp_path_factory.mktemp(f"store-{request.param}")
-    databases: Iterator[str] | None = None
-    if request.param == "sqlite":
-        url = f"sqlite://{folder / 'jobline.sqlite3'}"
-    else:
-        databases = _private_database(request.getfixturevalue("mysql_url"))
-        url = next(databases)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, env="test", database_url=url, var_dir=folder, secret_key="x" * 40
-    )
-    assert settings.dialect == ("sqlite" if request.param == "sqlite" else "mysql")
-    # Tortoise caches each model's INSERT/DELETE SQL per connection name, whatever the
-    # dialect: switching SQLite <-> MySQL in one process needs the cache emptied.
-    EXECUTOR_CACHE.clear()
-    applied = await apply_migrations(settings)
-    assert applied, "a fresh database gets the initial migration"
-    await open_db(settings)
-    try:
+    async with open_backend(request, tmp_path_factory, "store") as settings:
         yield JobStore(force_index=not settings.is_sqlite)
-    finally:
-        await close_db()
-        EXECUTOR_CACHE.clear()
-        if databases is not None:
-            next(databases, None)
 
 
 def job_data(owner: uuid.UUID, type: str = "music.transcode", **extra: Any) -> dict[str, Any]:
