@@ -68,12 +68,7 @@ async def list_audit_log(
     """Recorded API requests, newest first (recorded within JOBLINE_AUDIT_FLUSH_SECONDS)."""
     query = AuditQuery(user_id, route, method, status, since, until)
     scope = f"audit:{query}"
-    before = None
-    if cursor is not None:
-        values = cursors.decode(scope, cursor)
-        if not (len(values) == 1 and isinstance(values[0], int)):
-            raise errors.InvalidCursor("the cursor is malformed")
-        before = values[0]
+    before = None if cursor is None else cursors.decode_int(scope, cursor)
     settings = request.app.state.settings
     rows = await list_audit(query, before, size + 1, force_index=not settings.is_sqlite)
     next_page = None

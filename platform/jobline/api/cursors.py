@@ -39,6 +39,13 @@ class CursorCodec:
             raise InvalidCursor("the cursor is malformed")
         return values
 
+    def decode_int(self, scope: str, cursor: str) -> int:
+        """The one integer (a keyset position) of a cursor made for `scope`, or InvalidCursor."""
+        values = self.decode(scope, cursor)
+        if not (len(values) == 1 and isinstance(values[0], int)):
+            raise InvalidCursor("the cursor is malformed")
+        return values[0]
+
     def _sign(self, scope: str, body: bytes) -> bytes:
         return hmac.new(self._key, scope.encode() + b"\0" + body, hashlib.sha256).digest()[
             :SIGNATURE_BYTES

@@ -151,10 +151,7 @@ async def list_events(
     """A job's events, oldest first."""
     scope = f"events:{job.id}"
     if cursor is not None:
-        values = cursors.decode(scope, cursor)
-        if not (len(values) == 1 and isinstance(values[0], int)):
-            raise errors.InvalidCursor("the cursor is malformed")
-        after_seq = values[0]
+        after_seq = cursors.decode_int(scope, cursor)
     events = await service.store.events(job.id, after_seq, size + 1)
     next_page = None
     if len(events) > size:

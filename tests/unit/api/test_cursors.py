@@ -70,3 +70,15 @@ def test_a_signed_body_that_is_not_a_list_is_refused(codec: CursorCodec) -> None
         cursor = codec.encode(SCOPE, values)  # type: ignore[arg-type]
         with pytest.raises(InvalidCursor, match="malformed"):
             codec.decode(SCOPE, cursor)
+
+
+def test_decode_int_gives_the_one_position(codec: CursorCodec) -> None:
+    assert codec.decode_int("events:x", codec.encode("events:x", [42])) == 42
+
+
+@pytest.mark.parametrize("values", [[], [1, 2], ["42"], [4.2], [None]])
+def test_decode_int_refuses_anything_but_one_integer(
+    codec: CursorCodec, values: list[object]
+) -> None:
+    with pytest.raises(InvalidCursor, match="malformed"):
+        codec.decode_int("events:x", codec.encode("events:x", values))
