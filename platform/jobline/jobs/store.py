@@ -485,9 +485,14 @@ async def insert_rows(
 
 
 def _index_for(query: JobQuery) -> str:
+    # A state filter goes by its index (a type given too is then checked row by row).
     if query.owner_id is not None:
-        return models.IDX_OWNER_STATE if query.state is not None else models.IDX_OWNER_CREATED
-    return models.IDX_STATE if query.state is not None else models.IDX_CREATED
+        if query.state is not None:
+            return models.IDX_OWNER_STATE
+        return models.IDX_OWNER_TYPE if query.type is not None else models.IDX_OWNER_CREATED
+    if query.state is not None:
+        return models.IDX_STATE
+    return models.IDX_TYPE if query.type is not None else models.IDX_CREATED
 
 
 __all__: Sequence[str] = (
