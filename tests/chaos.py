@@ -16,7 +16,8 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,6 +349,19 @@ class ChaosStack:
         assert r.status_code == 200, r.text
         info: dict[str, Any] = r.json()
         return info
+
+
+@contextmanager
+def running_stack(name: str, logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
+    """A created stack serving the API with one `chaos` worker; destroyed afterwards."""
+    stack = ChaosStack(name, logdir, var_dir)
+    stack.create()
+    try:
+        stack.start_server()
+        stack.start_worker("chaos")
+        yield stack
+    finally:
+        stack.destroy()
 
 
 def assert_clean(figures: Figures) -> None:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests import chaos as chaos_module
-from tests.chaos import ChaosStack, Figures, assert_clean
+from tests.chaos import ChaosStack, Figures, assert_clean, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +31,8 @@ WAIT = 90.0
 
 @pytest.fixture(scope="module")
 def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
-    chaos = ChaosStack("faults", logdir, var_dir)
-    chaos.create()
-    try:
-        chaos.start_server()
-        chaos.start_worker("chaos")
+    with running_stack("faults", logdir, var_dir) as chaos:
         yield chaos
-    finally:
-        chaos.destroy()
 
 
 @pytest.fixture(scope="module")

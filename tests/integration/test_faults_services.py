@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests import chaos
-from tests.chaos import ChaosStack, assert_clean
+from tests.chaos import ChaosStack, assert_clean, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +28,8 @@ OUTAGE_SECONDS = 3.0
 
 @pytest.fixture(scope="module")
 def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
-    s = ChaosStack("services", logdir, var_dir)
-    s.create()
-    try:
-        s.start_server()
-        s.start_worker("chaos")
+    with running_stack("services", logdir, var_dir) as s:
         yield s
-    finally:
-        s.destroy()
 
 
 @pytest.fixture(scope="module")
