@@ -184,6 +184,19 @@ class User:
                 return out
 
 
+def types_of(events: list[dict[str, Any]]) -> list[str]:
+    """The types of a job's events (as the API lists them), in order."""
+    return [e["type"] for e in events]
+
+
+def assert_history(events: list[dict[str, Any]], job: dict[str, Any]) -> None:
+    """Seqs are 1..n without gaps, the projection's last_seq is n, attempts never go back."""
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert job["last_seq"] == len(events)
+    attempts = [e["attempt"] for e in events]
+    assert attempts == sorted(attempts)
+
+
 async def register(
     client: httpx.AsyncClient, email: str | None = None, password: str = PASSWORD
 ) -> tuple[str, str, str]:

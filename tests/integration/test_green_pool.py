@@ -23,7 +23,16 @@ import pytest
 from jobline.queueing.green import GREEN_POOLS
 from tests.integration.stream_helpers import events_of, live_superuser, read_stream
 from tests.integration.test_worker_runtime import descendants
-from tests.support import REPO, Proc, User, register, start_server, start_worker
+from tests.support import (
+    REPO,
+    Proc,
+    User,
+    assert_history,
+    register,
+    start_server,
+    start_worker,
+    types_of,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,18 +77,6 @@ async def green_user(green_stack: GreenStack) -> AsyncIterator[User]:
         base_url=green_stack.base, timeout=30, headers={"Authorization": f"Bearer {token}"}
     ) as authed:
         yield User(email, uuid.UUID(user_id), token, authed)
-
-
-def types_of(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"] for e in events]
-
-
-def assert_history(events: list[dict[str, Any]], job: dict[str, Any]) -> None:
-    """Seqs are 1..n without gaps, the projection's last_seq is n, attempts never go back."""
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert job["last_seq"] == len(events)
-    attempts = [e["attempt"] for e in events]
-    assert attempts == sorted(attempts)
 
 
 def test_the_worker_is_one_process_on_its_green_pool(green_stack: GreenStack) -> None:

@@ -8,21 +8,9 @@ from typing import Any
 import pytest
 from tortoise.backends.mysql import client as mysql_client
 
-from tests.support import Proc, User
+from tests.support import Proc, User, assert_history, types_of
 
 pytestmark = pytest.mark.integration
-
-
-def types_of(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"] for e in events]
-
-
-def assert_history(events: list[dict[str, Any]], job: dict[str, Any]) -> None:
-    """Seqs are 1..n without gaps, the projection's last_seq is n, attempts never go back."""
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert job["last_seq"] == len(events)
-    attempts = [e["attempt"] for e in events]
-    assert attempts == sorted(attempts)
 
 
 @pytest.mark.parametrize(
