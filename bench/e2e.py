@@ -62,6 +62,8 @@ class Round:
     worker_cpu_s: float
     api_cpu_s: float
     history_complete: bool
+    # Of worker_cpu_s, the Celery main process's share (the rest: its pool children).
+    worker_main_cpu_s: float = 0.0
 
     @property
     def jobs_per_second(self) -> float:
@@ -152,7 +154,7 @@ def jobline_round(
     """Submit N jobs with wrk, wait until all succeeded; time to the last finished_at."""
     done_before = scratch.query("SELECT COUNT(*) FROM jobs WHERE state = 'succeeded'")[0][0]
     started = datetime.now(UTC).replace(tzinfo=None)
-    cpu0, api0 = cpu_seconds(workers), cpu_seconds([api.pid])
+    cpu0, api0, main0 = cpu_seconds(workers), cpu_seconds([api.pid]), cpu_seconds(workers[:1])
     asyncio.run(post_jobs(api.base, token, NOOP_BODY, options.jobs, SUBMIT_CONNECTIONS))
     jobs = options.jobs
     _wait_until(
@@ -161,6 +163,7 @@ def jobline_round(
         options.timeout_seconds,
     )
     worker_cpu = cpu_seconds(workers) - cpu0
+    main_cpu = cpu_seconds(workers[:1]) - main0
     api_cpu = cpu_seconds([api.pid]) - api0
     last, count = scratch.query(
         "SELECT MAX(finished_at), COUNT(*) FROM jobs WHERE created_at >= %s", (started,)
@@ -181,6 +184,7 @@ def jobline_round(
         worker_cpu,
         api_cpu,
         history_complete=int(histories) == jobs == int(count),
+        worker_main_cpu_s=main_cpu,
     )
 
 
@@ -189,7 +193,7 @@ def baseline_round(scratch: Scratch, workers: list[int], options: E2EOptions) ->
     from bench.baseline.celery_app import TABLE, app, noop
 
     rows_before = scratch.query(f"SELECT COUNT(*) FROM {TABLE}")[0][0]
-    cpu0 = cpu_seconds(workers)
+    cpu0, main0 = cpu_seconds(workers), cpu_seconds(workers[:1])
     started = datetime.now(UTC).replace(tzinfo=None)
     # The submitter's own connection to this run's vhost (the module read no URL at import).
     with (
@@ -207,6 +211,7 @@ def baseline_round(scratch: Scratch, workers: list[int], options: E2EOptions) ->
         options.timeout_seconds,
     )
     worker_cpu = cpu_seconds(workers) - cpu0
+    main_cpu = cpu_seconds(workers[:1]) - main0
     last, count = scratch.query(
         f"SELECT MAX(created_at), COUNT(*) FROM {TABLE} WHERE created_at >= %s", (started,)
     )[0]
@@ -217,6 +222,7 @@ def baseline_round(scratch: Scratch, workers: list[int], options: E2EOptions) ->
         worker_cpu,
         0.0,
         history_complete=int(count) == options.jobs,
+        worker_main_cpu_s=main_cpu,
     )
 
 
@@ -235,6 +241,9 @@ def summary(
         figures[target] = {
             "jobs_per_second": median([r.jobs_per_second for r in mine]),
             "worker_cpu_ms_per_job": median([r.worker_cpu_s / r.jobs * 1000 for r in mine]),
+            "worker_main_cpu_ms_per_job": median(
+                [r.worker_main_cpu_s / r.jobs * 1000 for r in mine]
+            ),
             "api_cpu_ms_per_job": median([r.api_cpu_s / r.jobs * 1000 for r in mine]),
             "history_complete": all(r.history_complete for r in mine),
             "rounds": [r.as_dict() for r in mine],

@@ -21,7 +21,7 @@ from jobline.jobs import models
 from jobline.jobs.events import REPEATABLE, Event, EventType
 from jobline.jobs.models import JobEventRow, JobRow
 from jobline.jobs.projection import JobView, apply, start
-from jobline.jobs.states import JobState
+from jobline.jobs.states import JobState, can_follow, next_state
 
 VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(JobView) if f.name != "id")
 log = logging.getLogger("jobline.jobs")
@@ -190,7 +190,7 @@ class JobStore:
             if also is not None:
                 await also(conn, view)
             at_attempt = view.attempt if attempt is None else attempt
-            if type not in REPEATABLE:
+            if type not in REPEATABLE and not _surely_new(view, type, at_attempt):
                 seen = JobEventRow.filter(job_id=job_id, attempt=at_attempt, type=type)
                 earlier = await seen.using_db(conn).first()
                 if earlier is not None:
@@ -202,7 +202,9 @@ class JobStore:
             event = Event(job_id, view.last_seq + 1, type, at_attempt, utcnow(), data or {})
             new_view = apply(view, event)
             row_id = await self._insert_event(event, view.owner_id, conn)
-            await JobRow.filter(id=job_id).using_db(conn).update(**_row_fields(new_view))
+            # The locked row is `view`: only what the event changed is written.
+            changed = _changed_fields(view, new_view)
+            await JobRow.filter(id=job_id).using_db(conn).update(**changed)
         metrics.record_transition(new_view, event.type, event.at)
         self._committed(event, view.owner_id, row_id)
         return Appended(new_view, event)
@@ -262,7 +264,17 @@ class JobStore:
             views = {row.id: view_of(row) for row in locked}
             if also is not None:
                 await also(conn, list(views.values()))
-            once = {change.type for change in changes if change.type not in REPEATABLE}
+            once = {
+                change.type
+                for change in changes
+                if change.type not in REPEATABLE
+                and change.job_id in views
+                and not _surely_new(
+                    views[change.job_id],
+                    change.type,
+                    views[change.job_id].attempt if change.attempt is None else change.attempt,
+                )
+            }
             earlier: dict[tuple[UUID, int, EventType], JobEventRow] = {}
             if once:
                 seen = JobEventRow.filter(job_id__in=list(views), type__in=list(once))
@@ -430,6 +442,23 @@ class JobStore:
 
 def _row_fields(view: JobView) -> dict[str, Any]:
     return {name: getattr(view, name) for name in VIEW_FIELDS}
+
+
+def _changed_fields(old: JobView, new: JobView) -> dict[str, Any]:
+    return {name: value for name, value in _row_fields(new).items() if value != getattr(old, name)}
+
+
+def _surely_new(view: JobView, type: EventType, attempt: int) -> bool:
+    """Whether `type` cannot have been recorded already in this attempt, so no look is needed.
+
+    A legal transition of the current attempt that leaves its state cannot have happened
+    in this attempt before: no path of the state machine leads back to its source state
+    without an event that ends the attempt (retrying, worker_lost). Self-loops
+    (cancel_requested: running -> running) are not covered and are looked up.
+    """
+    if attempt != view.attempt or not can_follow(view.state, type):
+        return False
+    return next_state(view.state, type) is not view.state
 
 
 async def insert_rows(

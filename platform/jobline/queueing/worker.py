@@ -232,14 +232,17 @@ def begin_attempt(
     recognised as ours when repeated.
     """
     started_data = {"worker": worker, "delivery": delivery}
-    # The common case, a queued (or retrying) job starting, in one transaction: no read
-    # first. Any other state refuses `started` or finds one recorded, and is sorted out below.
+    # The common case, a queued job starting, in one transaction: no read first. A running
+    # one goes through too, for a `started` of our own written before a lost connection to
+    # be found; any other state is sorted out below.
     try:
         first = rt.retrying(
-            lambda: rt.store.append(job_id, EventType.STARTED, started_data),
+            lambda: rt.store.append(
+                job_id, EventType.STARTED, started_data, also=_only_if_queued_or_running
+            ),
             f"recording started of {job_id}",
         )
-    except InvalidTransition:
+    except (InvalidTransition, _NotQueued):
         first = None
     if first is not None and (first.event is not None or _ours(first.existing, delivery)):
         return first.view
@@ -248,9 +251,9 @@ def begin_attempt(
         log.info("job %s is already %s; delivery ignored", job_id, view.state)
         return None
     try:
-        if view.state is JobState.PENDING:
+        if view.state in (JobState.PENDING, JobState.RETRYING):
             # The broker delivered it, so it accepted it: the `queued` of its publisher may
-            # still be on its way.
+            # still be on its way (a retry's next attempt waits in the outbox as `retrying`).
             rt.record(job_id, EventType.QUEUED, {"by": worker}, attempt=view.attempt)
         elif view.state is JobState.RUNNING:
             if not redelivered:
@@ -287,6 +290,15 @@ def begin_attempt(
     if started.event is not None or _ours(started.existing, delivery):
         return started.view
     return None
+
+
+class _NotQueued(Exception):
+    """The job is not queued (or running): the delivery takes begin_attempt's full path."""
+
+
+async def _only_if_queued_or_running(_: Any, locked: JobView) -> None:
+    if locked.state not in (JobState.QUEUED, JobState.RUNNING):
+        raise _NotQueued(str(locked.state))
 
 
 def _ours(earlier: Event | None, delivery: str) -> bool:
