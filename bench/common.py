@@ -538,3 +538,90 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         **versions,
     }
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclass
+class Profile:
+    """A py-spy recording of one process: where its CPU went, by function.
+
+    `folded` is the recording itself, in folded-stack form (speedscope.app and
+    flamegraph.pl draw it).
+    """
+
+    pid: int
+    samples: int
+    self_top: list[tuple[float, str]]
+    inclusive_top: list[tuple[float, str]]
+    folded: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# A thread waiting (a queue, a lock, the selector) is not where CPU goes.
+IDLE_FRAMES = ("Condition.wait", "EpollSelector.select", "Queue.get", "Event.wait")
+PROFILE_TOP = 30
+
+
+class PySpy:
+    """`py-spy record` of a process in the background; `result()` once it is done."""
+
+    def __init__(self, pid: int, seconds: float, folded: Path) -> None:
+        self.pid = pid
+        self.folded = folded
+        self.proc: subprocess.Popen[bytes] | None = None
+        binary = BIN / "py-spy"
+        if not binary.exists():
+            print("  (py-spy is not installed: no profile; pip install py-spy)")
+            return
+        folded.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                str(binary),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(max(1, round(seconds))),
+                "--rate",
+                "100",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(folded),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def result(self) -> Profile | None:
+        if self.proc is None:
+            return None
+        self.proc.wait()
+        if not self.folded.exists():
+            return None
+        self_counts: dict[str, int] = {}
+        inclusive: dict[str, int] = {}
+        total = 0
+        for line in self.folded.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = stack.split(";")
+            if any(idle in frames[-1] for idle in IDLE_FRAMES):
+                continue
+            n = int(count)
+            total += n
+            self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + n
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + n
+
+        def top(counts: dict[str, int]) -> list[tuple[float, str]]:
+            ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:PROFILE_TOP]
+            return [(round(100 * n / max(total, 1), 1), frame) for frame, n in ranked]
+
+        return Profile(self.pid, total, top(self_counts), top(inclusive), str(self.folded))

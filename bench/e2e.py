@@ -26,6 +26,7 @@ from bench.common import (
     NOOP_BODY,
     PeakRss,
     Proc,
+    PySpy,
     Scratch,
     Server,
     cpu_seconds,
@@ -43,6 +44,7 @@ from bench.common import (
 )
 
 POLL_SECONDS = 0.05
+PROFILE_SECONDS = 10.0
 SUBMIT_CONNECTIONS = 50
 IDLE_SETTLE_SECONDS = 2.0
 
@@ -52,6 +54,8 @@ class E2EOptions:
     jobs: int = 5000
     rounds: int = 2
     timeout_seconds: float = 600.0
+    # py-spy records one jobline pool child during one more round, folded stacks here.
+    profile: Path | None = None
 
 
 @dataclass
@@ -122,6 +126,12 @@ def run(options: E2EOptions, logdir: Path) -> dict[str, Any]:
                         f"history complete: {result.history_complete}",
                         flush=True,
                     )
+        profile = None
+        if options.profile is not None:
+            spy = PySpy(trees["jobline"][1], PROFILE_SECONDS, options.profile)
+            jobline_round(scratch, api, token, trees["jobline"], options)
+            recorded = spy.result()
+            profile = recorded.as_dict() if recorded is not None else None
         peak_rss = {
             name: {"main": peak.peak[pids[0]], "child": max(peak.peak[p] for p in pids[1:])}
             for name, pids in trees.items()
@@ -132,7 +142,9 @@ def run(options: E2EOptions, logdir: Path) -> dict[str, Any]:
         if api is not None:
             api.stop()
         scratch.drop()
-    return summary(rounds, idle_rss, peak_rss, options, pool, concurrency, prefetch)
+    result = summary(rounds, idle_rss, peak_rss, options, pool, concurrency, prefetch)
+    result["worker_profile"] = profile
+    return result
 
 
 def _rss(pids: list[int]) -> dict[str, float]:

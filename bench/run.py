@@ -3,7 +3,7 @@
     .venv/bin/python -m bench                       # everything, full size (takes a while)
     .venv/bin/python -m bench submit e2e            # some of them
     .venv/bin/python -m bench --quick               # everything at a tiny size (the test runs it)
-    .venv/bin/python -m bench submit --profile      # + a py-spy flame graph of jobline's submit
+    .venv/bin/python -m bench submit e2e --profile  # + py-spy: where jobline's API and worker spend CPU
 
 Benchmarks: submit, e2e, history, memory (from submit and e2e), sse (bench/sse_fanout, the
 streaming issue's), audit (bench/audit_overhead, the operations issue's). Needs MariaDB and
@@ -55,8 +55,12 @@ def run_submit(quick: bool, logdir: Path, profile: Path | None) -> dict[str, Any
     return submit.run(options, logdir)
 
 
-def run_e2e(quick: bool, logdir: Path) -> dict[str, Any]:
-    options = e2e.E2EOptions(jobs=100, rounds=1, timeout_seconds=120) if quick else e2e.E2EOptions()
+def run_e2e(quick: bool, logdir: Path, profile: Path | None) -> dict[str, Any]:
+    options = (
+        e2e.E2EOptions(jobs=100, rounds=1, timeout_seconds=120, profile=profile)
+        if quick
+        else e2e.E2EOptions(profile=profile)
+    )
     return e2e.run(options, logdir)
 
 
@@ -133,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("benchmarks", nargs="*", help=f"any of {', '.join(ALL)}; default: all")
     parser.add_argument("--quick", action="store_true", help="every benchmark at a tiny size")
     parser.add_argument("--out", type=Path, default=None, help="the JSON file to write")
-    parser.add_argument("--profile", action="store_true", help="py-spy jobline's submit")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy jobline's API (submit) and a worker (e2e)"
+    )
     parser.add_argument("--logdir", type=Path, default=None, help="the processes' logs")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benchmarks if b not in ALL]
@@ -149,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     name = f"run-{stamp}{'-quick' if args.quick else ''}"
     out = args.out or RESULTS / f"{name}.json"
     logdir = args.logdir or Path(f"/tmp/jobline-bench-{stamp}")
-    profile = RESULTS / f"{name}-submit-profile.svg" if args.profile else None
+    profiles = {
+        bench_name: RESULTS / f"{name}-{bench_name}-profile.folded.txt" if args.profile else None
+        for bench_name in ("submit", "e2e")
+    }
     _stop_on_sigterm()
     report: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(),
@@ -165,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {bench_name}  (load average {before[0]:.2f} {before[1]:.2f} {before[2]:.2f})")
         began = time.monotonic()
         if bench_name == "submit":
-            result = run_submit(args.quick, logdir, profile)
+            result = run_submit(args.quick, logdir, profiles["submit"])
         elif bench_name == "e2e":
-            result = run_e2e(args.quick, logdir)
+            result = run_e2e(args.quick, logdir, profiles["e2e"])
         elif bench_name == "history":
             result = run_history(args.quick, logdir)
         elif bench_name == "memory":

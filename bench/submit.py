@@ -11,16 +11,14 @@ The same run samples the API processes' RSS, idle and at their peak under load.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    BIN,
     PeakRss,
+    PySpy,
     Scratch,
     Server,
     WrkResult,
@@ -48,7 +46,8 @@ class SubmitOptions:
     seconds: float = 10.0
     rounds: int = 3
     warmup_seconds: float = 3.0
-    # py-spy records jobline's API during one more run at the largest connection count.
+    # py-spy records jobline's API during one more run at the largest connection count,
+    # its folded stacks written here.
     profile: Path | None = None
 
 
@@ -129,35 +128,14 @@ def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
 
 def record_profile(
     server: Server, token: str, connections: int, options: SubmitOptions, scratch: Scratch
-) -> str | None:
-    """A py-spy flame graph of jobline's API under wrk; its path, or None without py-spy."""
+) -> dict[str, Any] | None:
+    """py-spy of jobline's API during one more wrk run; where its CPU went."""
     assert options.profile is not None
-    py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
-    if not Path(py_spy).exists():
-        print("  (py-spy is not installed: no profile; pip install py-spy)")
-        return None
-    options.profile.parent.mkdir(parents=True, exist_ok=True)
-    spy = subprocess.Popen(
-        [
-            py_spy,
-            "record",
-            "--pid",
-            str(server.pid),
-            "--duration",
-            str(round(options.seconds)),
-            "--rate",
-            "200",
-            "--nonblocking",
-            "--output",
-            str(options.profile),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    spy = PySpy(server.pid, options.seconds, options.profile)
     run_wrk(server.base, connections, options.seconds, token=token)
-    spy.wait()
     scratch.purge(JOBLINE_QUEUE)
-    return str(options.profile)
+    profile = spy.result()
+    return profile.as_dict() if profile is not None else None
 
 
 def summary(
@@ -166,7 +144,7 @@ def summary(
     peak_rss: dict[str, float],
     options: SubmitOptions,
     jobs_stored: int,
-    profile: str | None,
+    profile: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Medians over rounds per target and connection count, and ratios to `publish`."""
     figures: dict[str, Any] = {}

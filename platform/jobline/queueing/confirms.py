@@ -13,9 +13,10 @@ time per channel, and the event loop only awaits it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +94,9 @@ class ConfirmingPublisher:
         try:
             channel = self._ensure_channel()
             first = self._tag + 1
-            for message in messages:
-                self._publish_one(channel, message)
+            with self._one_write():
+                for message in messages:
+                    self._publish_one(channel, message)
             self._wait_confirms(first, deadline)
         except TimeoutError as exc:
             # The broker may still take them: the channel cannot tell any more, so it goes.
@@ -110,6 +112,29 @@ class ConfirmingPublisher:
         self.published += sum(1 for o in outcomes if o is None)
         self._last_used = time.monotonic()
         return outcomes
+
+    @contextlib.contextmanager
+    def _one_write(self) -> Iterator[None]:
+        """Send a batch's frames in one write instead of one system call per message.
+
+        py-amqp writes each message as soon as it is framed, through the transport's
+        `_write` (the socket's sendall); while the batch is framed that is a buffer, sent
+        once afterwards. A batch that fails to frame sends nothing at all. Without that
+        attribute (another transport) each message is written as usual.
+        """
+        transport: Any = getattr(self._connection.connection, "transport", None)
+        send = getattr(transport, "_write", None)
+        if send is None:
+            yield
+            return
+        frames: list[bytes] = []
+        # py-amqp hands over a view of a buffer it reuses for the next frame: copied.
+        transport._write = lambda data: frames.append(bytes(data))
+        try:
+            yield
+        finally:
+            transport._write = send
+        send(b"".join(frames))
 
     def _ensure_channel(self) -> Any:
         if self._channel is not None and time.monotonic() - self._last_used > self.idle_seconds:
