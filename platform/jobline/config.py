@@ -172,7 +172,9 @@ class Settings(BaseSettings):
         30.0, gt=0, description="a request body not fully received within this gets 408"
     )
     password_min_length: int = Field(12, ge=1, description="shortest password accepted")
-    password_max_length: int = Field(1024, ge=1, description="longest password accepted (bounds hashing work)")
+    password_max_length: int = Field(
+        1024, ge=1, description="longest password accepted (bounds hashing work)"
+    )
     login_failures_per_account: int = Field(
         5, ge=1, description="failed logins for one account within the window before 429"
     )
