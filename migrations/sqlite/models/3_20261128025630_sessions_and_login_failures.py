@@ -9,7 +9,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
     "id" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     "key" VARCHAR(64) NOT NULL,
     "at" TIMESTAMP NOT NULL
-) /* One failed login, counted per account and per client address (accounts\/throttle.py). */;
+) /* One failed login, counted per account and per client address (accounts/throttle.py). */;
 CREATE INDEX IF NOT EXISTS "idx_login_failu_at_cfd6ec" ON "login_failures" ("at");
 CREATE INDEX IF NOT EXISTS "idx_login_failures_key" ON "login_failures" ("key", "at");
         CREATE TABLE IF NOT EXISTS "revoked_sessions" (
