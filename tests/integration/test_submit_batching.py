@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 
 import httpx
+import pymysql
 import pytest
 from fastapi import FastAPI
 
@@ -125,3 +126,23 @@ async def test_one_key_sent_many_times_at_once_makes_one_job(user: User) -> None
     assert len({r.json()["id"] for r in keyed}) == 1
     assert [r.status_code for r in unkeyed] == [202] * 10
     assert len({r.json()["id"] for r in unkeyed}) == 10
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        pymysql.err.InterfaceError(0, "Not connected"),
+        pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"),
+    ],
+)
+async def test_a_connection_lost_mid_batch_answers_503_not_500(
+    app: FastAPI, user: User, monkeypatch: pytest.MonkeyPatch, lost: Exception
+) -> None:
+    # What a MariaDB restart under a submit burst raised from the transaction's rollback.
+    async def broken(*_: object, **__: object) -> None:
+        raise lost
+
+    monkeypatch.setattr(service_of(app).store, "submit_many", broken)
+    r = await user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"]["code"] == "DATABASE_UNAVAILABLE"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pymysql
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette import status
@@ -66,6 +67,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DBConnectionError)
     @app.exception_handler(OperationalError)
     @app.exception_handler(ConnectionError)
+    # A connection lost mid-transaction: the rollback's "Not connected" escapes Tortoise as
+    # pymysql's own error (it was a 500 while MariaDB restarted under a submit burst).
+    @app.exception_handler(pymysql.err.InterfaceError)
+    @app.exception_handler(pymysql.err.OperationalError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # A restarting database is an outage, not a bug in the request: 503, retry later.
         log.warning("database error on %s %s: %s", request.method, request.url.path, exc)
