@@ -103,25 +103,40 @@ class Scratch:
                 f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
             )
         a_user, a_password, a_hostport, _ = _split(AMQP_ADMIN)
-        auth = (a_user, a_password)
-        httpx.put(f"{RABBIT_API}/vhosts/{name}", auth=auth, timeout=10).raise_for_status()
-        httpx.put(
-            f"{RABBIT_API}/permissions/{name}/{a_user}",
-            auth=auth,
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-            timeout=10,
-        ).raise_for_status()
-        return cls(
+        scratch = cls(
             name,
             f"mysql://{user}:{password}@{hostport}/{name}",
             f"amqp://{a_user}:{a_password}@{a_hostport}/{name}",
         )
+        auth = (a_user, a_password)
+        try:
+            httpx.put(f"{RABBIT_API}/vhosts/{name}", auth=auth, timeout=10).raise_for_status()
+            httpx.put(
+                f"{RABBIT_API}/permissions/{name}/{a_user}",
+                auth=auth,
+                json={"configure": ".*", "write": ".*", "read": ".*"},
+                timeout=10,
+            ).raise_for_status()
+        except BaseException:
+            scratch.drop()
+            raise
+        return scratch
 
     def drop(self) -> None:
-        with admin_connection() as db, db.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+        """Drop both; each is tried even when the other fails (a service may be restarting)."""
+        failures: list[Exception] = []
+        try:
+            with admin_connection() as db, db.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+        except pymysql.MySQLError as exc:
+            failures.append(exc)
         a_user, a_password, _, _ = _split(AMQP_ADMIN)
-        httpx.delete(f"{RABBIT_API}/vhosts/{self.name}", auth=(a_user, a_password), timeout=10)
+        try:
+            httpx.delete(f"{RABBIT_API}/vhosts/{self.name}", auth=(a_user, a_password), timeout=10)
+        except httpx.HTTPError as exc:
+            failures.append(exc)
+        if failures:
+            print(f"  (could not drop all of {self.name}: {failures}; drop it by hand)")
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with admin_connection(self.name) as db, db.cursor() as cur:

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,26 +174,37 @@ def main(argv: list[str] | None = None) -> int:
         before = load_average()
         print(f"\n== {bench_name}  (load average {before[0]:.2f} {before[1]:.2f} {before[2]:.2f})")
         began = time.monotonic()
-        if bench_name == "submit":
-            result = run_submit(args.quick, logdir, profiles["submit"])
-        elif bench_name == "e2e":
-            result = run_e2e(args.quick, logdir, profiles["e2e"])
-        elif bench_name == "history":
-            result = run_history(args.quick, logdir)
-        elif bench_name == "memory":
-            result = memory(report["results"])
-        else:
-            result = run_external(bench_name, args.quick)
+        try:
+            if bench_name == "submit":
+                result = run_submit(args.quick, logdir, profiles["submit"])
+            elif bench_name == "e2e":
+                result = run_e2e(args.quick, logdir, profiles["e2e"])
+            elif bench_name == "history":
+                result = run_history(args.quick, logdir)
+            elif bench_name == "memory":
+                result = memory(report["results"])
+            else:
+                result = run_external(bench_name, args.quick)
+        except Exception as exc:
+            # The services are shared (fault tests restart them): one failed benchmark
+            # leaves the others to run, and the run's exit status says it failed.
+            traceback.print_exc()
+            result = {"error": repr(exc)}
         result["seconds"] = time.monotonic() - began
         report["results"][bench_name] = result
         report["load_average"][bench_name] = {"before": before, "after": load_average()}
         print()
-        print("\n".join(TABLES[bench_name](result)))
+        if "error" in result:
+            print(f"{bench_name} FAILED: {result['error']} (logs: {logdir})")
+        else:
+            print("\n".join(TABLES[bench_name](result)))
         # Written after each benchmark: a long run that fails late keeps what it measured.
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nresults: {out}")
-    failed = [n for n in ("sse", "audit") if report["results"].get(n, {}).get("exit_code")]
+    failed = [
+        n for n, result in report["results"].items() if "error" in result or result.get("exit_code")
+    ]
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
