@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -63,14 +64,26 @@ class Client:
 
     def __init__(self, base: str, token: str) -> None:
         url = urlsplit(base)
-        self.conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port
+        self.conn = http.client.HTTPConnection(self.host, self.port)
         self.headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, path: str, **params: Any) -> tuple[float, dict[str, Any]]:
         query = urlencode({k: v for k, v in params.items() if v is not None})
-        started = time.perf_counter()
-        self.conn.request("GET", f"{path}?{query}" if query else path, headers=self.headers)
-        response = self.conn.getresponse()
+        target = f"{path}?{query}" if query else path
+        try:
+            started = time.perf_counter()
+            self.conn.request("GET", target, headers=self.headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            # The server closed an idle keep-alive connection: a new one, not timed.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection(self.host, self.port)
+            self.conn.request("GET", target, headers=self.headers)
+            self.conn.getresponse().read()
+            started = time.perf_counter()
+            self.conn.request("GET", target, headers=self.headers)
+            response = self.conn.getresponse()
         body = response.read()
         elapsed = time.perf_counter() - started
         if response.status != 200:
@@ -289,12 +302,21 @@ def targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def events_pages(client: Client, options: HistoryOptions) -> dict[str, Any]:
     """GET /jobs/{id}/events for random jobs of the main owner: first page and after a seq."""
+    rng = random.Random(options.samples)
+    jobs: list[tuple[str, int]] = []
     with admin_connection(options.database) as db, db.cursor() as cur:
-        cur.execute(
-            "SELECT id, last_seq FROM jobs WHERE last_seq >= 4 ORDER BY RAND() LIMIT %s",
-            (options.samples,),
-        )
-        jobs = [(str(i), int(s)) for i, s in cur.fetchall()]
+        # Random jobs by the primary key (ORDER BY RAND() reads the whole table).
+        for _ in range(options.samples * 10):
+            if len(jobs) == options.samples:
+                break
+            cur.execute(
+                "SELECT id, last_seq FROM jobs WHERE id >= %s AND last_seq >= 4 "
+                "ORDER BY id LIMIT 1",
+                (str(uuid.UUID(int=rng.getrandbits(128))),),
+            )
+            found = cur.fetchone()
+            if found is not None:
+                jobs.append((str(found[0]), int(found[1])))
     first, after = [], []
     for job_id, last_seq in jobs:
         try:
