@@ -7,7 +7,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -446,7 +445,3 @@ def users_create(
         fail(f"password refused: {exc.reason}")
     else:
         typer.echo(f"created {'superuser' if superuser else 'user'} {email} ({user_id})")
-
-
-def _path(value: str) -> Path:
-    return Path(value)

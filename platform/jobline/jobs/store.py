@@ -400,16 +400,9 @@ class JobStore:
         rows = await qs.order_by("-created_at", "-id").limit(limit)
         return [view_of(r) for r in rows]
 
-    async def all_job_ids(self) -> list[UUID]:
-        return list(await JobRow.all().using_db(self._db()).values_list("id", flat=True))  # type: ignore[arg-type]
-
     async def all_events(self, job_id: UUID) -> list[Event]:
         rows = await JobEventRow.filter(job_id=job_id).using_db(self._db()).order_by("seq")
         return [event_of(r) for r in rows]
-
-    async def overwrite(self, view: JobView) -> None:
-        """Replace a stored projection (used by replay)."""
-        await JobRow.filter(id=view.id).using_db(self._db()).update(**_row_fields(view))
 
     def _db(self) -> Any:
         from tortoise import connections
