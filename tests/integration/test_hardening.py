@@ -556,6 +556,22 @@ def test_logout_ends_the_cookie_session(stack: Stack) -> None:
         assert replay.post("/api/v1/auth/cookie/logout").status_code == 401
 
 
+
+def test_a_refused_bearer_token_falls_back_to_the_session_cookie(stack: Stack) -> None:
+    """As fastapi-users' authenticator does: the bearer backend first, then the cookie one."""
+    email = register(stack.base, PASSWORD)
+    with httpx.Client(base_url=stack.base, timeout=30) as browser:
+        r = browser.post(
+            "/api/v1/auth/cookie/login",
+            data={"username": email, "password": PASSWORD},
+            headers={"X-Forwarded-For": address()},
+        )
+        assert r.status_code == 204, r.text
+        refused = {"Authorization": "Bearer not.a.token"}
+        assert browser.get(JOBS, headers=refused).status_code == 200
+        assert browser.get("/api/v1/users/me", headers=refused).status_code == 200
+    assert httpx.get(f"{stack.base}{JOBS}", headers=refused).status_code == 401
+
 PASSWORD_RULES = {
     "too short": (lambda email: "short", "at least 12"),
     "too long": (lambda email: "x" * 2000, "at most 1024"),

@@ -7,13 +7,14 @@ from uuid import UUID
 
 from fastapi import Depends, Request
 
+from jobline.accounts.credentials import current_user
 from jobline.accounts.models import User
-from jobline.accounts.users import current_active_user
 from jobline.api.cursors import CursorCodec
 from jobline.jobs.projection import JobView
 from jobline.jobs.service import Caller, JobService
 
-CurrentUser = Annotated[User, Depends(current_active_user)]
+# Not fastapi-users' current_user dependency: the same rules at a fraction of the cost.
+CurrentUser = Annotated[User, Depends(current_user)]
 
 # The dependencies below are async although they never wait: FastAPI runs a plain `def`
 # dependency on a worker thread, a thread hop per request for a dictionary lookup.
