@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     progress_min_interval_ms: int = Field(
         250, ge=0, description="a job's progress is written at most this often (latest wins)"
     )
+    started_defer_ms: int = Field(
+        50,
+        ge=0,
+        description="a job done this fast commits started with its outcome, once (0: never)",
+    )
     # Live streams (SSE) and the one event feed per API process: see jobline/streaming/.
     sse_retry_ms: int = Field(2000, gt=0, description="the reconnect delay streams advise")
     sse_send_timeout_seconds: float = Field(

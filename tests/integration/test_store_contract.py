@@ -21,7 +21,7 @@ from jobline.jobs import store as store_module
 from jobline.jobs.events import EventType
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
-from jobline.jobs.store import JobQuery, JobStore
+from jobline.jobs.store import JobQuery, JobStore, Step
 from tests.integration.backends import BACKENDS, open_backend
 
 pytestmark = pytest.mark.integration
@@ -95,6 +95,60 @@ async def test_append_writes_the_event_and_the_projection_together(store: JobSto
     assert stored == done.view
     assert (stored.state, stored.last_seq, stored.task_id) == (JobState.QUEUED, 2, "t-1")
     assert await store.events(view.id, after_seq=1) == [done.event]
+
+
+async def test_append_chain_records_several_events_in_one_transaction(store: JobStore) -> None:
+    view = await new_job(store, uuid.uuid4())
+    await store.append(view.id, E.QUEUED, {})
+    began = datetime.now(UTC) - timedelta(seconds=1)
+    seen: list[JobState] = []
+
+    async def also(_: Any, locked: JobView) -> None:
+        seen.append(locked.state)  # the view before the last step: the job is running
+
+    done = await store.append_chain(
+        view.id,
+        [Step(E.STARTED, {"worker": "w"}, began), Step(E.SUCCEEDED, {"result": 7})],
+        attempt=1,
+        also=also,
+    )
+    assert [d.event.type for d in done if d.event] == [E.STARTED, E.SUCCEEDED]
+    assert seen == [JobState.RUNNING]
+    stored = await store.get(view.id)
+    assert (stored.state, stored.last_seq, stored.result) == (JobState.SUCCEEDED, 4, 7)
+    # `started` keeps the time it was given: when the job began, not when it was committed.
+    assert stored.started_at is not None and abs(stored.started_at - began) < timedelta(
+        milliseconds=1
+    )
+    assert [e.type for e in await store.events(view.id, after_seq=2)] == [E.STARTED, E.SUCCEEDED]
+    # Repeated (a commit whose acknowledgement was lost): both are found, nothing written.
+    again = await store.append_chain(
+        view.id, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {"result": 7})], attempt=1
+    )
+    assert [d.event for d in again] == [None, None]
+    assert [d.existing.seq for d in again if d.existing] == [3, 4]
+    assert await seqs(store, view.id) == [1, 2, 3, 4]
+
+
+async def test_append_chain_is_all_or_nothing(store: JobStore) -> None:
+    view = await new_job(store, uuid.uuid4())
+    await store.append(view.id, E.QUEUED, {})
+
+    def refuse_the_second(index: int, _: Any) -> None:
+        if index == 1:
+            raise InvalidTransition("refused by the caller")
+
+    with pytest.raises(InvalidTransition):
+        await store.append_chain(
+            view.id,
+            [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})],
+            attempt=1,
+            check=refuse_the_second,
+        )
+    with pytest.raises(InvalidTransition):  # the second step is illegal after the first
+        await store.append_chain(view.id, [Step(E.STARTED, {}), Step(E.STARTED, {})], attempt=1)
+    assert await seqs(store, view.id) == [1, 2]
+    assert (await store.get(view.id)).state is JobState.QUEUED
 
 
 async def test_a_failing_projection_update_rolls_the_event_back(

@@ -79,6 +79,15 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """One event of an append_chain: its type, data and, if not now, when it happened."""
+
+    type: EventType
+    data: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobQuery:
     """Filters of a job listing; `owner_id` None means every owner (superuser)."""
 
@@ -173,6 +182,7 @@ class JobStore:
         *,
         attempt: int | None = None,
         also: TxHook | None = None,
+        at: datetime | None = None,
     ) -> Appended:
         """Append one event if the state machine allows it.
 
@@ -180,34 +190,78 @@ class JobStore:
         delivery: nothing is written and `event` is None. `attempt` pins the attempt the
         caller acts for; an event for an attempt that is no longer current is refused.
         `also` runs in the same transaction once the job row is locked, whatever the
-        outcome, and commits unless the append raises.
+        outcome, and commits unless the append raises. `at` is when it happened (now
+        by default).
         """
+        (done,) = await self.append_chain(
+            job_id, [Step(type, data, at)], attempt=attempt, also=also
+        )
+        return done
+
+    async def append_chain(
+        self,
+        job_id: UUID,
+        steps: Sequence[Step],
+        *,
+        attempt: int | None = None,
+        also: TxHook | None = None,
+        check: Callable[[int, Appended], None] | None = None,
+    ) -> list[Appended]:
+        """append() of several events of one job, in order, in one transaction.
+
+        Each step is taken as append() takes one event, on the view the steps before it
+        left. `also` runs with the view before the last step. `check` sees each step's
+        outcome inside the transaction: raising there, like an illegal transition, rolls
+        every step back. The worker uses it to record a fast job's `started` together
+        with its outcome: one commit instead of two.
+        """
+        appended: list[tuple[Event, UUID | None]] = []
+        outcomes: list[Appended] = []
+        row_ids: list[int] = []
         async with in_transaction(self.connection) as conn:
             row = await JobRow.select_for_update().using_db(conn).get_or_none(id=job_id)
             if row is None:
                 raise JobNotFound(job_id=str(job_id))
-            view = view_of(row)
-            if also is not None:
-                await also(conn, view)
-            at_attempt = view.attempt if attempt is None else attempt
-            if type not in REPEATABLE and not _surely_new(view, type, at_attempt):
-                seen = JobEventRow.filter(job_id=job_id, attempt=at_attempt, type=type)
-                earlier = await seen.using_db(conn).first()
-                if earlier is not None:
-                    return Appended(view, None, event_of(earlier))
-            if at_attempt != view.attempt:
-                raise InvalidTransition(
-                    f"{type} for attempt {at_attempt}, but the job is at attempt {view.attempt}"
-                )
-            event = Event(job_id, view.last_seq + 1, type, at_attempt, utcnow(), data or {})
-            new_view = apply(view, event)
-            row_id = await self._insert_event(event, view.owner_id, conn)
-            # The locked row is `view`: only what the event changed is written.
-            changed = _changed_fields(view, new_view)
-            await JobRow.filter(id=job_id).using_db(conn).update(**changed)
-        metrics.record_transition(new_view, event.type, event.at)
-        self._committed(event, view.owner_id, row_id)
-        return Appended(new_view, event)
+            locked = view = view_of(row)
+            for index, step in enumerate(steps):
+                if also is not None and index == len(steps) - 1:
+                    await also(conn, view)
+                done = await self._step(conn, view, step, attempt)
+                if check is not None:
+                    check(index, done)
+                outcomes.append(done)
+                if done.event is not None:
+                    appended.append((done.event, view.owner_id))
+                    view = done.view
+            if appended:
+                row_ids = [await self._insert_event(e, owner, conn) for e, owner in appended]
+                # The locked row is `locked`: only what the events changed is written.
+                changed = _changed_fields(locked, view)
+                await JobRow.filter(id=job_id).using_db(conn).update(**changed)
+        for done in outcomes:
+            if done.event is not None:
+                metrics.record_transition(done.view, done.event.type, done.event.at)
+        for (event, owner), row_id in zip(appended, row_ids, strict=True):
+            self._committed(event, owner, row_id)
+        return outcomes
+
+    @staticmethod
+    async def _step(conn: Any, view: JobView, step: Step, attempt: int | None) -> Appended:
+        """One event on a locked job's view: its outcome, nothing written yet."""
+        at_attempt = view.attempt if attempt is None else attempt
+        if step.type not in REPEATABLE and not _surely_new(view, step.type, at_attempt):
+            seen = JobEventRow.filter(job_id=view.id, attempt=at_attempt, type=step.type)
+            earlier = await seen.using_db(conn).first()
+            if earlier is not None:
+                return Appended(view, None, event_of(earlier))
+        if at_attempt != view.attempt:
+            raise InvalidTransition(
+                f"{step.type} for attempt {at_attempt}, but the job is at attempt {view.attempt}"
+            )
+        event = Event(
+            view.id, view.last_seq + 1, step.type, at_attempt, step.at or utcnow(), step.data or {}
+        )
+        return Appended(apply(view, event), event)
 
     async def submit_many(
         self, jobs: Sequence[NewJob], also: BatchTxHook | None = None
@@ -524,4 +578,5 @@ __all__: Sequence[str] = (
     "JobQuery",
     "JobStore",
     "NewJob",
+    "Step",
 )

@@ -33,7 +33,7 @@ from jobline.jobs.events import Event, EventType
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
-from jobline.jobs.store import Appended, JobStore, TxHook, utcnow
+from jobline.jobs.store import Appended, JobStore, Step, TxHook, utcnow
 from jobline.queueing import telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.cancel import CancelWatch
@@ -97,6 +97,17 @@ class WorkerRuntime:
             f"recording {type} of {job_id}",
         )
 
+    async def retrying_on_loop(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
+        """retrying() for a coroutine already on the loop: it waits without blocking it."""
+        delay = RECORD_RETRY_FIRST_DELAY
+        while True:
+            try:
+                return await make()
+            except DB_ERRORS as exc:
+                log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
+
     def retrying(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
         """Run a coroutine on the loop, again and again with backoff while the database is away.
 
@@ -125,11 +136,122 @@ def runtime() -> WorkerRuntime:
         return _runtime
 
 
+class LateStart:
+    """An attempt's `started`, written late so that a fast job commits it with its outcome.
+
+    A job that ends within `defer` seconds records `started` and its outcome in one
+    transaction: one commit (an fsync) per job instead of two. Temporal does the same with
+    an activity's started event. A longer job gets its `started` written when `defer`
+    runs out, or sooner when it first reports progress. Only a first delivery of a job
+    found `queued` comes this way (run_job); a redelivery takes begin_attempt's path, so a
+    job that kills its worker is still counted (worker_lost) and stopped.
+
+    Its methods run on the worker's event loop; `arm` is called from the task's thread.
+    """
+
+    def __init__(
+        self,
+        rt: WorkerRuntime,
+        job_id: UUID,
+        attempt: int,
+        data: dict[str, Any],
+        defer: float,
+        *,
+        queued: dict[str, Any] | None = None,
+    ) -> None:
+        self.rt, self.job_id, self.attempt, self.data, self.defer = rt, job_id, attempt, data, defer
+        # The `queued` to record first (its data), when the job was found still pending.
+        self.queued = queued
+        self.at = utcnow()  # the job starts running now, whenever `started` is committed
+        self._timer: asyncio.TimerHandle | None = None
+        self._write: asyncio.Task[bool] | None = None
+        self._merged = False
+
+    def arm(self) -> None:
+        self.rt.loop.call_soon_threadsafe(self._arm)
+
+    def _arm(self) -> None:
+        if self._write is None and not self._merged:
+            self._timer = self.rt.loop.call_later(self.defer, self._start_write)
+
+    def _start_write(self) -> asyncio.Task[bool]:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._write is None:
+            self._write = self.rt.loop.create_task(self._write_started())
+        return self._write
+
+    async def ensure(self) -> bool:
+        """Have `started` recorded now; False when the job may no longer run (refused)."""
+        return await asyncio.shield(self._start_write())
+
+    async def _write_started(self) -> bool:
+        try:
+            await self.rt.retrying_on_loop(
+                lambda: self.rt.store.append_chain(
+                    self.job_id,
+                    self._start_steps(),
+                    attempt=self.attempt,
+                    check=self._check_started,
+                ),
+                f"recording started of {self.job_id}",
+            )
+        except InvalidTransition as exc:
+            log.info("job %s: started refused (%s); its outcome will be too", self.job_id, exc)
+            return False
+        return True
+
+    def _start_steps(self) -> list[Step]:
+        started = Step(EventType.STARTED, self.data, self.at)
+        return (
+            [started]
+            if self.queued is None
+            else [Step(EventType.QUEUED, self.queued, self.at), started]
+        )
+
+    def _check_started(self, index: int, done: Appended) -> None:
+        # A `queued` found recorded is the publisher's, as expected; a `started` found
+        # recorded must be this delivery's own (written before a lost connection).
+        is_started = index == (0 if self.queued is None else 1)
+        if is_started and done.event is None and not _ours(done.existing, self.data["delivery"]):
+            raise InvalidTransition("another delivery of this attempt started it")
+
+    async def record(self, type: EventType, data: dict[str, Any], also: TxHook | None) -> Appended:
+        """Record the attempt's outcome: with `started` when that is not written yet."""
+        check: Callable[[int, Appended], None] | None = None
+        if self._write is None:
+            self._merged = True
+            if self._timer is not None:
+                self._timer.cancel()
+            steps = [*self._start_steps(), Step(type, data)]
+            check = self._check_started
+        elif await asyncio.shield(self._write):
+            steps = [Step(type, data)]
+        else:
+            raise InvalidTransition(f"{type} refused: the attempt's started was")
+        outcomes = await self.rt.retrying_on_loop(
+            lambda: self.rt.store.append_chain(
+                self.job_id, steps, attempt=self.attempt, also=also, check=check
+            ),
+            f"recording {type} of {self.job_id}",
+        )
+        return outcomes[-1]
+
+
 class ProgressReporter:
     """Coalesces a job's progress: at most one write per interval, the latest value wins."""
 
-    def __init__(self, rt: WorkerRuntime, job_id: UUID, attempt: int, interval: float) -> None:
+    def __init__(
+        self,
+        rt: WorkerRuntime,
+        job_id: UUID,
+        attempt: int,
+        interval: float,
+        late: LateStart | None = None,
+    ) -> None:
         self.rt, self.job_id, self.attempt, self.interval = rt, job_id, attempt, interval
+        # Progress follows `started` in the history: a late one is written first.
+        self.late = late
         self._lock = threading.Lock()
         self._latest: tuple[int, str | None] | None = None
         self._flush: Future[None] | None = None
@@ -192,6 +314,9 @@ class ProgressReporter:
 
     def _write(self, latest: tuple[int, str | None]) -> None:
         percent, message = latest
+        if self.late is not None and not self.rt.call(self.late.ensure()):
+            self._cancel_requested = True  # the job may not run on: it was cancelled or taken
+            return
         try:
             done = self.rt.record(
                 self.job_id,
@@ -345,21 +470,32 @@ def run_job(
     """The body of every jobline Celery task."""
     rt = runtime()
     jid = UUID(job_id)
-    delivery = task.request.delivery_info or {}
-    view = begin_attempt(
-        rt,
-        job_type,
-        jid,
-        task.request.hostname or "worker",
-        bool(delivery.get("redelivered")),
-        uuid.uuid4().hex,
-    )
-    if view is None:
-        return
+    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+    worker, delivery = task.request.hostname or "worker", uuid.uuid4().hex
+    late: LateStart | None = None
+    defer = rt.settings.started_defer_ms / 1000
+    if defer > 0 and not redelivered:
+        # A read, no lock, no commit: the job's `started` is written late (LateStart).
+        view = rt.retrying(lambda: rt.store.get(jid), f"reading job {jid}")
+        if view.state.is_final:
+            log.info("job %s is already %s; delivery ignored", jid, view.state)
+            return
+        if view.state in (JobState.QUEUED, JobState.PENDING):
+            # Pending: the broker delivered it, so it accepted it; the publisher's `queued`
+            # may still be on its way and is then written here, with `started`.
+            queued = {"by": worker} if view.state is JobState.PENDING else None
+            started = {"worker": worker, "delivery": delivery}
+            late = LateStart(rt, jid, view.attempt, started, defer, queued=queued)
+    if late is None:
+        found = begin_attempt(rt, job_type, jid, worker, redelivered, delivery)
+        if found is None:
+            return
+        view = found
     attempt = view.attempt
     # With the request id on the line (telemetry.py), one grep follows the job from its POST.
     log.info("job %s (%s) attempt %d started", jid, job_type.name, attempt)
-    reporter = ProgressReporter(rt, jid, attempt, rt.settings.progress_min_interval_ms / 1000)
+    interval = rt.settings.progress_min_interval_ms / 1000
+    reporter = ProgressReporter(rt, jid, attempt, interval, late)
     ctx = JobContext(jid, job_type.name, attempt, reporter)
     watch = CancelWatch(
         rt,
@@ -375,7 +511,10 @@ def run_job(
             return  # the watch terminated it: `cancelled` is recorded
         reporter.drain()
         try:
-            rt.record(jid, type, data, attempt=attempt, also=also)
+            if late is not None:
+                rt.call(late.record(type, data, also))
+            else:
+                rt.record(jid, type, data, attempt=attempt, also=also)
         except InvalidTransition as exc:
             # Cancelled from outside while it ran: the job's outcome is already final.
             log.info("job %s: %s not recorded: %s", jid, type, exc)
@@ -391,6 +530,8 @@ def run_job(
         )
         return
     watch.start()
+    if late is not None:
+        late.arm()
     try:
         if function.is_async:
             watch.future = rt.submit(function(ctx, request))
