@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -219,10 +220,10 @@ class JobStore:
         outcomes: list[Appended] = []
         row_ids: list[int] = []
         async with in_transaction(self.connection) as conn:
-            row = await JobRow.select_for_update().using_db(conn).get_or_none(id=job_id)
-            if row is None:
+            found = await _read_view(conn, job_id, lock=True)
+            if found is None:
                 raise JobNotFound(job_id=str(job_id))
-            locked = view = view_of(row)
+            locked = view = found
             for index, step in enumerate(steps):
                 if also is not None and index == len(steps) - 1:
                     await also(conn, view)
@@ -236,8 +237,7 @@ class JobStore:
             if appended:
                 row_ids = [await self._insert_event(e, owner, conn) for e, owner in appended]
                 # The locked row is `locked`: only what the events changed is written.
-                changed = _changed_fields(locked, view)
-                await JobRow.filter(id=job_id).using_db(conn).update(**changed)
+                await _update_view(conn, job_id, _changed_fields(locked, view))
         for done in outcomes:
             if done.event is not None:
                 metrics.record_transition(done.view, done.event.type, done.event.at)
@@ -402,10 +402,15 @@ class JobStore:
         return ids
 
     async def get(self, job_id: UUID) -> JobView:
-        row = await JobRow.filter(id=job_id).using_db(self._db()).first()
-        if row is None:
+        view = await _read_view(self._db(), job_id)
+        if view is None:
             raise JobNotFound(job_id=str(job_id))
-        return view_of(row)
+        return view
+
+    async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, JobView]:
+        """The views of the jobs found among `job_ids`."""
+        rows = await JobRow.filter(id__in=list(job_ids)).using_db(self._db())
+        return {row.id: view_of(row) for row in rows}
 
     async def find_by_idempotency_key(
         self, owner_id: UUID, key: str
@@ -465,17 +470,20 @@ class JobStore:
 
     @staticmethod
     async def _insert_event(event: Event, owner_id: UUID | None, conn: Any) -> int:
-        row = await JobEventRow.create(
-            using_db=conn,
-            job_id=event.job_id,
-            seq=event.seq,
-            type=event.type,
-            attempt=event.attempt,
-            at=event.at,
-            data=event.data,
-            owner_id=owner_id,
-        )
-        return int(row.id)
+        values = {
+            "job_id": event.job_id,
+            "seq": event.seq,
+            "type": event.type,
+            "attempt": event.attempt,
+            "at": event.at,
+            "data": event.data,
+            "owner_id": owner_id,
+        }
+        sql = _statements(conn.capabilities.dialect)
+        row = [
+            _EVENT_FIELDS[name].to_db_value(value, JobEventRow) for name, value in values.items()
+        ]
+        return int(await conn.execute_insert(sql.insert_event, row))
 
     def _committed(self, event: Event, owner_id: UUID | None, row_id: int) -> None:
         if self.listener is None:
@@ -485,6 +493,68 @@ class JobStore:
         except Exception:
             # The event is stored; a listener's failure must not turn that into an error.
             log.exception("the commit listener failed for event %s of %s", event.seq, event.job_id)
+
+
+# The statements of every append and job read, written by hand: Tortoise's query builder and
+# model instances cost more than the round trip itself (measured on MariaDB: a job read
+# through the ORM 317 us of CPU, the same SELECT by hand 170 us). Values go through the
+# models' own fields, so they are encoded and decoded exactly as the ORM would.
+_JOB_FIELDS = JobRow._meta.fields_map
+_EVENT_FIELDS = JobEventRow._meta.fields_map
+_EVENT_COLUMNS = ("job_id", "seq", "type", "attempt", "at", "data", "owner_id")
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    quote: str
+    mark: str
+    select_job: str
+    lock_job: str
+    insert_event: str
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    mysql = dialect == "mysql"
+    q, m = ("`", "%s") if mysql else ('"', "?")
+    jobs, events = JobRow._meta, JobEventRow._meta
+    columns = ", ".join(f"{q}{jobs.fields_db_projection[n]}{q}" for n in ("id", *VIEW_FIELDS))
+    select = f"SELECT {columns} FROM {q}{jobs.db_table}{q} WHERE {q}id{q}={m}"
+    event_columns = ", ".join(f"{q}{events.fields_db_projection[n]}{q}" for n in _EVENT_COLUMNS)
+    return _Statements(
+        quote=q,
+        mark=m,
+        select_job=select,
+        # SQLite has no FOR UPDATE: its writes start with BEGIN IMMEDIATE (sqlite_engine.py),
+        # which takes the database's write lock for the whole transaction.
+        lock_job=select + (" FOR UPDATE" if mysql else ""),
+        insert_event=(
+            f"INSERT INTO {q}{events.db_table}{q} ({event_columns}) "
+            f"VALUES ({', '.join([m] * len(_EVENT_COLUMNS))})"
+        ),
+    )
+
+
+async def _read_view(conn: Any, job_id: UUID, *, lock: bool = False) -> JobView | None:
+    sql = _statements(conn.capabilities.dialect)
+    rows = await conn.execute_query_dict(
+        sql.lock_job if lock else sql.select_job, [_JOB_FIELDS["id"].to_db_value(job_id, JobRow)]
+    )
+    return view_of(JobRow._init_from_db(**rows[0])) if rows else None
+
+
+async def _update_view(conn: Any, job_id: UUID, changed: dict[str, Any]) -> None:
+    if not changed:
+        return
+    sql = _statements(conn.capabilities.dialect)
+    q, m = sql.quote, sql.mark
+    columns = [JobRow._meta.fields_db_projection[name] for name in changed]
+    assignments = ", ".join(f"{q}{column}{q}={m}" for column in columns)
+    values = [_JOB_FIELDS[name].to_db_value(value, JobRow) for name, value in changed.items()]
+    values.append(_JOB_FIELDS["id"].to_db_value(job_id, JobRow))
+    await conn.execute_query(
+        f"UPDATE {q}{JobRow._meta.db_table}{q} SET {assignments} WHERE {q}id{q}={m}", values
+    )
 
 
 def _row_fields(view: JobView) -> dict[str, Any]:
