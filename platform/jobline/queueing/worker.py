@@ -146,7 +146,7 @@ class LateStart:
     found `queued` comes this way (run_job); a redelivery takes begin_attempt's path, so a
     job that kills its worker is still counted (worker_lost) and stopped.
 
-    Its methods run on the worker's event loop; `arm` is called from the task's thread.
+    Its methods run on the worker's event loop.
     """
 
     def __init__(
@@ -168,9 +168,7 @@ class LateStart:
         self._merged = False
 
     def arm(self) -> None:
-        self.rt.loop.call_soon_threadsafe(self._arm)
-
-    def _arm(self) -> None:
+        """Start the window (on the loop)."""
         if self._write is None and not self._merged:
             self._timer = self.rt.loop.call_later(self.defer, self._start_write)
 
@@ -236,6 +234,24 @@ class LateStart:
             f"recording {type} of {self.job_id}",
         )
         return outcomes[-1]
+
+
+async def _late_start(
+    rt: WorkerRuntime, job_id: UUID, started: dict[str, Any], defer: float
+) -> tuple[JobView, LateStart | None]:
+    """Read the job; a LateStart, its window running, when it is queued or still pending.
+
+    Read and armed in one visit to the loop: each hand-over from the task's thread wakes it.
+    """
+    view = await rt.store.get(job_id)
+    if view.state not in (JobState.QUEUED, JobState.PENDING):
+        return view, None
+    # Pending: the broker delivered it, so it accepted it; the publisher's `queued` may
+    # still be on its way and is then written here, with `started`.
+    queued = {"by": started["worker"]} if view.state is JobState.PENDING else None
+    late = LateStart(rt, job_id, view.attempt, started, defer, queued=queued)
+    late.arm()
+    return view, late
 
 
 class ProgressReporter:
@@ -476,16 +492,11 @@ def run_job(
     defer = rt.settings.started_defer_ms / 1000
     if defer > 0 and not redelivered:
         # A read, no lock, no commit: the job's `started` is written late (LateStart).
-        view = rt.retrying(lambda: rt.store.get(jid), f"reading job {jid}")
+        started = {"worker": worker, "delivery": delivery}
+        view, late = rt.retrying(lambda: _late_start(rt, jid, started, defer), f"reading job {jid}")
         if view.state.is_final:
             log.info("job %s is already %s; delivery ignored", jid, view.state)
             return
-        if view.state in (JobState.QUEUED, JobState.PENDING):
-            # Pending: the broker delivered it, so it accepted it; the publisher's `queued`
-            # may still be on its way and is then written here, with `started`.
-            queued = {"by": worker} if view.state is JobState.PENDING else None
-            started = {"worker": worker, "delivery": delivery}
-            late = LateStart(rt, jid, view.attempt, started, defer, queued=queued)
     if late is None:
         found = begin_attempt(rt, job_type, jid, worker, redelivered, delivery)
         if found is None:
@@ -530,8 +541,6 @@ def run_job(
         )
         return
     watch.start()
-    if late is not None:
-        late.arm()
     try:
         if function.is_async:
             watch.future = rt.submit(function(ctx, request))
