@@ -556,7 +556,6 @@ def test_logout_ends_the_cookie_session(stack: Stack) -> None:
         assert replay.post("/api/v1/auth/cookie/logout").status_code == 401
 
 
-
 def test_a_refused_bearer_token_falls_back_to_the_session_cookie(stack: Stack) -> None:
     """As fastapi-users' authenticator does: the bearer backend first, then the cookie one."""
     email = register(stack.base, PASSWORD)
@@ -571,6 +570,7 @@ def test_a_refused_bearer_token_falls_back_to_the_session_cookie(stack: Stack) -
         assert browser.get(JOBS, headers=refused).status_code == 200
         assert browser.get("/api/v1/users/me", headers=refused).status_code == 200
     assert httpx.get(f"{stack.base}{JOBS}", headers=refused).status_code == 401
+
 
 PASSWORD_RULES = {
     "too short": (lambda email: "short", "at least 12"),

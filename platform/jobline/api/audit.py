@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from jobline import errors
-from jobline.api.deps import CallerDep, CursorsDep
+from jobline.api.deps import CallerDep, CallerRoute, CursorsDep
 from jobline.api.errors import responses
 from jobline.api.jobs import Cursor, Page, Size
 from jobline.api.schemas import Instant
@@ -18,7 +18,7 @@ from jobline.audit.models import AuditRow
 from jobline.audit.store import AuditQuery, list_audit
 from jobline.jobs.service import Caller
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=CallerRoute)
 
 
 class AuditEntry(BaseModel):

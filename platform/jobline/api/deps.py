@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
-from jobline.accounts.credentials import current_user
-from jobline.accounts.models import User
+from jobline.accounts.credentials import SECURITY, current_user
 from jobline.api.cursors import CursorCodec
 from jobline.jobs.projection import JobView
 from jobline.jobs.service import Caller, JobService
-
-# Not fastapi-users' current_user dependency: the same rules at a fraction of the cost.
-CurrentUser = Annotated[User, Depends(current_user)]
 
 # The dependencies below are async although they never wait: FastAPI runs a plain `def`
 # dependency on a worker thread, a thread hop per request for a dictionary lookup.
@@ -30,7 +29,10 @@ async def get_cursors(request: Request) -> CursorCodec:
     return codec
 
 
-async def get_caller(user: CurrentUser) -> Caller:
+async def get_caller(request: Request) -> Caller:
+    # Not fastapi-users' current_user dependency: the same rules at a fraction of the cost,
+    # called rather than declared (one dependency fewer to solve).
+    user = await current_user(request)
     return Caller(id=user.id, is_superuser=user.is_superuser)
 
 
@@ -45,3 +47,20 @@ async def get_job(job_id: UUID, caller: CallerDep, service: ServiceDep) -> JobVi
 
 
 JobDep = Annotated[JobView, Depends(get_job)]
+
+
+class CallerRoute(APIRoute):
+    """A route that documents the credentials it takes when it takes a caller.
+
+    FastAPI documents a route's security from its security dependencies; get_caller reads
+    the credentials itself (accounts/credentials.py), so the route says it instead.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if _takes_caller(self.dependant):
+            self.openapi_extra = {"security": SECURITY, **(self.openapi_extra or {})}
+
+
+def _takes_caller(dependant: Dependant) -> bool:
+    return any(d.call is get_caller or _takes_caller(d) for d in dependant.dependencies)

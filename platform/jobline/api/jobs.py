@@ -10,14 +10,14 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi_pagination.cursor import CursorPage
 
 from jobline import errors
-from jobline.api.deps import CallerDep, CursorsDep, JobDep, ServiceDep
+from jobline.api.deps import CallerDep, CallerRoute, CursorsDep, JobDep, ServiceDep
 from jobline.api.errors import responses
 from jobline.api.schemas import Instant, Job, JobEvent, JobTypeOut, RetryPolicyOut, SubmitJob
 from jobline.jobs.service import Submission
 from jobline.jobs.states import JobState
 from jobline.jobs.store import JobQuery
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=CallerRoute)
 
 Size = Annotated[int, Query(ge=1, le=100, description="items per page")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_page of the previous page")]

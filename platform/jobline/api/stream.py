@@ -22,7 +22,7 @@ from starlette.types import Message, Send
 from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline import errors, metrics
-from jobline.api.deps import CallerDep, JobDep
+from jobline.api.deps import CallerDep, CallerRoute, JobDep
 from jobline.api.errors import responses
 from jobline.api.quotas import StreamSlot
 from jobline.api.schemas import JobEvent
@@ -32,7 +32,7 @@ from jobline.streaming.feed import EventFeed
 from jobline.streaming.follow import StartAt, follow_job, follow_user
 from jobline.streaming.reader import FeedEvent
 
-router = APIRouter(tags=["stream"])
+router = APIRouter(tags=["stream"], route_class=CallerRoute)
 log = logging.getLogger("jobline.api")
 DB_ERRORS = (OperationalError, DBConnectionError, ConnectionError, OSError)
 
