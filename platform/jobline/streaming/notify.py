@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+import amqp
 from kombu import Connection, Exchange, Queue
 
 from jobline.jobs.events import Event
@@ -105,13 +107,20 @@ class Notifier:
                             self.broker_url, connect_timeout=self.connect_timeout
                         )
                         connection.ensure_connection(max_retries=1)
-                        producer = connection.Producer(serializer="json")
-                    producer.publish(
-                        {"events": notices},
-                        exchange=self.exchange,
+                        producer = connection.default_channel
+                        self.exchange(producer).declare()
+                    # py-amqp's own publish, not kombu's Producer.publish: the same frames
+                    # for a quarter of the CPU (25 against 96 us measured), and a worker
+                    # sends one per job.
+                    producer.basic_publish(
+                        amqp.Message(
+                            json.dumps({"events": notices}),
+                            content_type="application/json",
+                            content_encoding="utf-8",
+                            delivery_mode=1,  # transient: a notice is worthless after a restart
+                        ),
+                        exchange=self.exchange.name,
                         routing_key="",
-                        declare=[self.exchange],
-                        delivery_mode=1,  # transient: a notice is worthless after a restart
                     )
                     self.published += len(notices)
                 except Exception as exc:
