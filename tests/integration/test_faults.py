@@ -381,6 +381,29 @@ def test_publishes_wait_for_publisher_confirms(stack: ChaosStack) -> None:
         app.close()
 
 
+def test_workers_publish_their_monitoring_events_without_confirms(stack: ChaosStack) -> None:
+    # A worker publishes no job (the outbox does, with confirms, above); waiting for the
+    # broker's ack of each task-* event stalled its main process.
+    from jobline.config import Settings
+    from jobline.queueing.spec import load_queues
+    from jobline.queueing.worker import worker_app
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        broker_url=stack.env["JOBLINE_BROKER_URL"],
+        queues_file=stack.env["JOBLINE_QUEUES_FILE"],
+    )
+    queues = load_queues(stack.env["JOBLINE_QUEUES_FILE"])
+    app = worker_app(settings, queues, next(iter(queues.domains)))
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1)
+            assert not conn.connection.confirm_publish
+            assert conn.default_channel.basic_publish.__name__ == "_basic_publish"
+    finally:
+        app.close()
+
+
 def test_workers_ack_manually_with_a_prefetch_of_their_concurrency(stack: ChaosStack) -> None:
     # concurrency 3 x prefetch 1 (queues.yaml): a worker holds at most 3 unacked messages,
     # one per pool process, so a kill -9 sends back only the jobs that were running.

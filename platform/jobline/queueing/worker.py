@@ -621,6 +621,13 @@ def _register(app: Celery, job_type: JobType, function: JobFunction) -> None:
 def worker_app(settings: Settings, queues: Queues, domain: str) -> Celery:
     """A Celery app with the tasks of one domain registered."""
     app = create_celery(settings, queues)
+    # A worker publishes only Celery's monitoring events (task-received, -started, ...):
+    # jobs and retries go out through the outbox, from the API or a relay, with confirms.
+    # Confirms here made the worker's main process wait a broker round trip per event,
+    # three per job, on the thread that also hands jobs to the pool (half its time).
+    options = dict(app.conf.broker_transport_options or {})
+    options.pop("confirm_publish", None)
+    app.conf.broker_transport_options = options
     register_tasks(app, queues, [domain])
     telemetry.install(settings)
     return app
