@@ -130,6 +130,82 @@ async def test_append_chain_records_several_events_in_one_transaction(store: Job
     assert await seqs(store, view.id) == [1, 2, 3, 4]
 
 
+class Committed:
+    """A commit listener that keeps what it is told: (event, row id)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, int]] = []
+
+    def committed(self, event: Any, owner_id: uuid.UUID | None, row_id: int) -> None:
+        self.seen.append((event, row_id))
+
+
+async def test_append_chain_on_an_expected_view_writes_without_reading_first(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = await new_job(store, uuid.uuid4())
+    queued = (await store.append(view.id, E.QUEUED, {})).view
+    listener = Committed()
+    writer = JobStore(force_index=store.force_index, listener=listener)
+    reads: list[bool] = []
+    read_view = store_module._read_view
+
+    async def counted(conn: Any, job_id: uuid.UUID, *, lock: bool = False) -> JobView | None:
+        reads.append(lock)
+        return await read_view(conn, job_id, lock=lock)
+
+    monkeypatch.setattr(store_module, "_read_view", counted)
+    done = await writer.append_chain(
+        view.id,
+        [Step(E.STARTED, {}), Step(E.SUCCEEDED, {"result": 1})],
+        attempt=1,
+        expect=queued,
+    )
+    monkeypatch.undo()
+    assert reads == []  # the conditional UPDATE locked and checked the row
+    assert [d.event.seq for d in done if d.event] == [3, 4]
+    assert await store.get(view.id) == done[-1].view
+    # Each notice names the row its event went to (one INSERT of both rows on MariaDB).
+    stored = {e.seq: e for e in await store.all_events(view.id)}
+    assert [(e.seq, stored[e.seq].type) for e, _ in listener.seen] == [
+        (3, E.STARTED),
+        (4, E.SUCCEEDED),
+    ]
+    ids = [row_id for _, row_id in listener.seen]
+    assert ids[1] == ids[0] + 1
+    page = await store.events(view.id, after_seq=2)
+    assert [e.type for e in page] == [E.STARTED, E.SUCCEEDED]
+
+
+async def test_append_chain_on_a_stale_view_decides_on_the_row_as_it_is(store: JobStore) -> None:
+    pending = await new_job(store, uuid.uuid4())
+    # The row moved on after the caller read it: queued by its publisher meanwhile.
+    await store.append(pending.id, E.QUEUED, {"task_id": "t"})
+    done = await store.append_chain(
+        pending.id,
+        [Step(E.QUEUED, {"by": "worker"}), Step(E.STARTED, {})],
+        attempt=1,
+        expect=pending,
+    )
+    assert done[0].event is None and done[0].existing is not None  # the publisher's queued
+    assert done[1].event is not None and done[1].event.seq == 3
+    assert [e.type for e in await store.all_events(pending.id)] == [
+        E.SUBMITTED,
+        E.QUEUED,
+        E.STARTED,
+    ]
+    # Cancelled after it was read: the stale view's chain is refused, nothing written.
+    other = await new_job(store, uuid.uuid4())
+    read = (await store.append(other.id, E.QUEUED, {})).view
+    await store.append(other.id, E.CANCELLED, {})
+    with pytest.raises(InvalidTransition):
+        await store.append_chain(
+            other.id, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], attempt=1, expect=read
+        )
+    assert (await store.get(other.id)).state is JobState.CANCELLED
+    assert await seqs(store, other.id) == [1, 2, 3]
+
+
 async def test_append_chain_is_all_or_nothing(store: JobStore) -> None:
     view = await new_job(store, uuid.uuid4())
     await store.append(view.id, E.QUEUED, {})

@@ -139,6 +139,7 @@ class JobStore:
         # MariaDB picks a poor plan for keyset pages without the hint; SQLite has no hints.
         self.force_index = force_index
         self.listener = listener
+        self._consecutive: bool | None = None  # see _insert_chain
 
     async def submit(
         self,
@@ -207,6 +208,7 @@ class JobStore:
         attempt: int | None = None,
         also: TxHook | None = None,
         check: Callable[[int, Appended], None] | None = None,
+        expect: JobView | None = None,
     ) -> list[Appended]:
         """append() of several events of one job, in order, in one transaction.
 
@@ -215,7 +217,20 @@ class JobStore:
         outcome inside the transaction: raising there, like an illegal transition, rolls
         every step back. The worker uses it to record a fast job's `started` together
         with its outcome: one commit instead of two.
+
+        `expect` is the job's view as the caller read it earlier. While the row is still
+        at that view's last_seq, the events are written without reading the row again:
+        the UPDATE, conditional on last_seq, locks and checks it in one statement (a
+        compare-and-set). If the row moved on, or a step needs a look at earlier events,
+        it goes the usual way.
         """
+        if expect is not None:
+            planned = _plan(expect, steps, attempt)
+            if planned is not None:
+                try:
+                    return await self._append_expected(expect, planned, also, check)
+                except _Moved:
+                    pass  # another writer got there first: read, lock and decide afresh
         appended: list[tuple[Event, UUID | None]] = []
         outcomes: list[Appended] = []
         row_ids: list[int] = []
@@ -235,7 +250,7 @@ class JobStore:
                     appended.append((done.event, view.owner_id))
                     view = done.view
             if appended:
-                row_ids = [await self._insert_event(e, owner, conn) for e, owner in appended]
+                row_ids = await self._insert_chain([e for e, _ in appended], locked.owner_id, conn)
                 # The locked row is `locked`: only what the events changed is written.
                 await _update_view(conn, job_id, _changed_fields(locked, view))
         for done in outcomes:
@@ -244,6 +259,51 @@ class JobStore:
         for (event, owner), row_id in zip(appended, row_ids, strict=True):
             self._committed(event, owner, row_id)
         return outcomes
+
+    async def _append_expected(
+        self,
+        expect: JobView,
+        planned: list[Appended],
+        also: TxHook | None,
+        check: Callable[[int, Appended], None] | None,
+    ) -> list[Appended]:
+        events = [done.event for done in planned if done.event is not None]
+        async with in_transaction(self.connection) as conn:
+            changed = _changed_fields(expect, planned[-1].view)
+            if await _update_view(conn, expect.id, changed, at_seq=expect.last_seq) != 1:
+                raise _Moved()
+            if also is not None:
+                await also(conn, planned[-2].view if len(planned) > 1 else expect)
+            if check is not None:
+                for index, done in enumerate(planned):
+                    check(index, done)
+            row_ids = await self._insert_chain(events, expect.owner_id, conn)
+        for event, done, row_id in zip(events, planned, row_ids, strict=True):
+            metrics.record_transition(done.view, event.type, event.at)
+            self._committed(event, expect.owner_id, row_id)
+        return planned
+
+    async def _insert_chain(
+        self, events: Sequence[Event], owner_id: UUID | None, conn: Any
+    ) -> list[int]:
+        """Insert one job's events; their row ids, in order.
+
+        MariaDB gives the rows of one multi-row INSERT consecutive ids unless
+        innodb_autoinc_lock_mode is 2 (interleaved): then, and on SQLite, row by row.
+        """
+        if len(events) > 1 and await self._consecutive_ids(conn):
+            first = await _insert_events_raw(conn, events, owner_id)
+            return [first + i for i in range(len(events))]
+        return [await self._insert_event(event, owner_id, conn) for event in events]
+
+    async def _consecutive_ids(self, conn: Any) -> bool:
+        if self._consecutive is None:
+            if conn.capabilities.dialect != "mysql":
+                self._consecutive = False
+            else:
+                rows = await conn.execute_query_dict("SELECT @@innodb_autoinc_lock_mode AS mode")
+                self._consecutive = int(rows[0]["mode"]) <= 1
+        return self._consecutive
 
     @staticmethod
     async def _step(conn: Any, view: JobView, step: Step, attempt: int | None) -> Appended:
@@ -470,20 +530,8 @@ class JobStore:
 
     @staticmethod
     async def _insert_event(event: Event, owner_id: UUID | None, conn: Any) -> int:
-        values = {
-            "job_id": event.job_id,
-            "seq": event.seq,
-            "type": event.type,
-            "attempt": event.attempt,
-            "at": event.at,
-            "data": event.data,
-            "owner_id": owner_id,
-        }
         sql = _statements(conn.capabilities.dialect)
-        row = [
-            _EVENT_FIELDS[name].to_db_value(value, JobEventRow) for name, value in values.items()
-        ]
-        return int(await conn.execute_insert(sql.insert_event, row))
+        return int(await conn.execute_insert(sql.insert_event, _event_values(event, owner_id)))
 
     def _committed(self, event: Event, owner_id: UUID | None, row_id: int) -> None:
         if self.listener is None:
@@ -543,18 +591,69 @@ async def _read_view(conn: Any, job_id: UUID, *, lock: bool = False) -> JobView 
     return view_of(JobRow._init_from_db(**rows[0])) if rows else None
 
 
-async def _update_view(conn: Any, job_id: UUID, changed: dict[str, Any]) -> None:
+async def _update_view(
+    conn: Any, job_id: UUID, changed: dict[str, Any], *, at_seq: int | None = None
+) -> int:
+    """Write the changed fields of a job's row; with `at_seq`, only while it is at that seq.
+
+    Returns how many rows changed (0 or 1).
+    """
     if not changed:
-        return
+        return 0
     sql = _statements(conn.capabilities.dialect)
     q, m = sql.quote, sql.mark
     columns = [JobRow._meta.fields_db_projection[name] for name in changed]
     assignments = ", ".join(f"{q}{column}{q}={m}" for column in columns)
     values = [_JOB_FIELDS[name].to_db_value(value, JobRow) for name, value in changed.items()]
     values.append(_JOB_FIELDS["id"].to_db_value(job_id, JobRow))
-    await conn.execute_query(
-        f"UPDATE {q}{JobRow._meta.db_table}{q} SET {assignments} WHERE {q}id{q}={m}", values
+    where = f"{q}id{q}={m}"
+    if at_seq is not None:
+        where += f" AND {q}last_seq{q}={m}"
+        values.append(at_seq)
+    count, _ = await conn.execute_query(
+        f"UPDATE {q}{JobRow._meta.db_table}{q} SET {assignments} WHERE {where}", values
     )
+    return int(count)
+
+
+def _event_values(event: Event, owner_id: UUID | None) -> list[Any]:
+    """An event's row as the INSERT takes it (_EVENT_COLUMNS' order), encoded by its fields."""
+    row = (event.job_id, event.seq, event.type, event.attempt, event.at, event.data, owner_id)
+    return [
+        _EVENT_FIELDS[name].to_db_value(value, JobEventRow)
+        for name, value in zip(_EVENT_COLUMNS, row, strict=True)
+    ]
+
+
+async def _insert_events_raw(conn: Any, events: Sequence[Event], owner_id: UUID | None) -> int:
+    """One INSERT of a job's events; the first row's id (MySQL's LAST_INSERT_ID)."""
+    sql = _statements(conn.capabilities.dialect)
+    head, _, row = sql.insert_event.partition(" VALUES ")
+    values = [value for event in events for value in _event_values(event, owner_id)]
+    return int(await conn.execute_insert(f"{head} VALUES {', '.join([row] * len(events))}", values))
+
+
+class _Moved(Exception):
+    """The job's row is no longer at the expected last_seq (append_chain's `expect`)."""
+
+
+def _plan(expect: JobView, steps: Sequence[Step], attempt: int | None) -> list[Appended] | None:
+    """The outcomes of `steps` on `expect`, when none needs a look at earlier events."""
+    planned: list[Appended] = []
+    view = expect
+    for step in steps:
+        at_attempt = view.attempt if attempt is None else attempt
+        if step.type not in REPEATABLE and not _surely_new(view, step.type, at_attempt):
+            return None
+        event = Event(
+            view.id, view.last_seq + 1, step.type, at_attempt, step.at or utcnow(), step.data or {}
+        )
+        try:
+            view = apply(view, event)
+        except InvalidTransition:
+            return None
+        planned.append(Appended(view, event))
+    return planned
 
 
 def _row_fields(view: JobView) -> dict[str, Any]:

@@ -152,14 +152,17 @@ class LateStart:
     def __init__(
         self,
         rt: WorkerRuntime,
-        job_id: UUID,
-        attempt: int,
+        view: JobView,
         data: dict[str, Any],
         defer: float,
         *,
         queued: dict[str, Any] | None = None,
     ) -> None:
-        self.rt, self.job_id, self.attempt, self.data, self.defer = rt, job_id, attempt, data, defer
+        self.rt, self.data, self.defer = rt, data, defer
+        self.job_id, self.attempt = view.id, view.attempt
+        # The job as last read or written here: the store writes on it without reading it
+        # again while the row has not moved on (append_chain's `expect`).
+        self.view = view
         # The `queued` to record first (its data), when the job was found still pending.
         self.queued = queued
         self.at = utcnow()  # the job starts running now, whenever `started` is committed
@@ -185,15 +188,17 @@ class LateStart:
 
     async def _write_started(self) -> bool:
         try:
-            await self.rt.retrying_on_loop(
+            done = await self.rt.retrying_on_loop(
                 lambda: self.rt.store.append_chain(
                     self.job_id,
                     self._start_steps(),
                     attempt=self.attempt,
                     check=self._check_started,
+                    expect=self.view,
                 ),
                 f"recording started of {self.job_id}",
             )
+            self.view = done[-1].view
         except InvalidTransition as exc:
             log.info("job %s: started refused (%s); its outcome will be too", self.job_id, exc)
             return False
@@ -229,7 +234,7 @@ class LateStart:
             raise InvalidTransition(f"{type} refused: the attempt's started was")
         outcomes = await self.rt.retrying_on_loop(
             lambda: self.rt.store.append_chain(
-                self.job_id, steps, attempt=self.attempt, also=also, check=check
+                self.job_id, steps, attempt=self.attempt, also=also, check=check, expect=self.view
             ),
             f"recording {type} of {self.job_id}",
         )
@@ -249,7 +254,7 @@ async def _late_start(
     # Pending: the broker delivered it, so it accepted it; the publisher's `queued` may
     # still be on its way and is then written here, with `started`.
     queued = {"by": started["worker"]} if view.state is JobState.PENDING else None
-    late = LateStart(rt, job_id, view.attempt, started, defer, queued=queued)
+    late = LateStart(rt, view, started, defer, queued=queued)
     late.arm()
     return view, late
 
