@@ -16,11 +16,15 @@ class Steps(BaseModel):
     step_seconds: float = Field(0.05, ge=0, le=60)
     # The job raises TransientError on this many attempts before it succeeds.
     flaky_attempts: int = Field(0, ge=0, le=10)
+    # ...at once, before its first step: within the worker's late-started window.
+    flaky_at_once: bool = False
 
 
 @job(payload=Steps)
 def steady(ctx: JobContext, req: Steps) -> dict[str, object]:
     """Reports progress per step and stops when cancelled."""
+    if req.flaky_at_once and ctx.attempt <= req.flaky_attempts:
+        raise TransientError(f"flaky at once on attempt {ctx.attempt}")
     for i in range(req.steps):
         ctx.raise_if_cancelled()
         time.sleep(req.step_seconds)

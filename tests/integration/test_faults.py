@@ -242,6 +242,24 @@ async def test_retry_of_a_failed_job_runs_a_new_attempt(
     assert stack.replay_verify().returncode == 0
 
 
+async def test_a_job_failing_at_once_retries_through_the_outbox(
+    stack: ChaosStack, client: httpx.AsyncClient
+) -> None:
+    # Each failing attempt ends before the late-started window: its started, retrying
+    # and the next attempt's outbox row are one transaction (worker.LateStart).
+    payload = {**SHORT, "flaky_attempts": 2, "flaky_at_once": True}
+    r = await client.post("/api/v1/jobs", json={"type": "chaos.steady", "payload": payload})
+    job_id = r.json()["id"]
+    done = await wait_state(client, job_id, {"succeeded", "failed", "cancelled"})
+    assert done["state"] == "succeeded" and done["attempt"] == 3, done
+    names = types_of(stack, job_id)
+    one_retry = ["started", "retrying", "queued"]
+    assert names[:8] == ["submitted", "queued", *one_retry, *one_retry]
+    assert names[8] == "started" and names[-1] == "succeeded"
+    assert stack.duplicate_transitions([job_id]) == []
+    assert stack.replay_verify().returncode == 0
+
+
 async def test_a_job_killed_at_its_hard_time_limit_ends_failed(
     stack: ChaosStack, client: httpx.AsyncClient
 ) -> None:
