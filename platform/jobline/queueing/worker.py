@@ -142,9 +142,11 @@ class LateStart:
     A job that ends within `defer` seconds records `started` and its outcome in one
     transaction: one commit (an fsync) per job instead of two. Temporal does the same with
     an activity's started event. A longer job gets its `started` written when `defer`
-    runs out, or sooner when it first reports progress. Only a first delivery of a job
-    found `queued` comes this way (run_job); a redelivery takes begin_attempt's path, so a
-    job that kills its worker is still counted (worker_lost) and stopped.
+    runs out, or sooner when it first reports progress; `started` always carries the time
+    the job began. Only a first delivery of a job found queued (or still pending) comes
+    this way (run_job). A worker dying inside the window leaves no `started`: the message
+    comes back redelivered, and a redelivery takes begin_attempt's path, so a job that
+    keeps killing its worker is still counted (worker_lost) and stopped.
 
     Its methods run on the worker's event loop.
     """
@@ -348,6 +350,8 @@ class ProgressReporter:
         except InvalidTransition:
             return  # the attempt ended meanwhile (cancelled): progress no longer applies
         self._last_write = time.monotonic()
+        if self.late is not None:
+            self.late.view = done.view  # so the outcome is written on it without a read
         if done.view.cancel_requested:
             self._cancel_requested = True
 
