@@ -5,8 +5,9 @@
     .venv/bin/python -m bench --quick               # everything at a tiny size (the test runs it)
     .venv/bin/python -m bench submit e2e --profile  # + py-spy: where jobline's API and worker spend CPU
 
-Benchmarks: submit, e2e, history, memory (from submit and e2e), sse (bench/sse_fanout, the
-streaming issue's), audit (bench/audit_overhead, the operations issue's). Needs MariaDB and
+Benchmarks: submit, e2e, worker (bench/worker_body.py: recording a job without Celery),
+history, memory (from submit and e2e), sse (bench/sse_fanout, the streaming issue's),
+audit (bench/audit_overhead, the operations issue's). Needs MariaDB and
 RabbitMQ (deploy/local/services up) and wrk; every run makes its own database and vhost.
 Results go to bench/results/<name>.json (--out), with the machine and the load average.
 """
@@ -30,11 +31,13 @@ from bench import e2e, history, submit
 from bench.common import REPO, load_average, machine
 
 RESULTS = REPO / "bench" / "results"
-ALL = ("submit", "e2e", "history", "memory", "sse", "audit")
+ALL = ("submit", "e2e", "worker", "history", "memory", "sse", "audit")
 EXTERNAL = {
     # The other issues' benchmarks, run as their authors wrote them.
     "sse": [sys.executable, str(REPO / "bench" / "sse_fanout" / "run.py")],
     "audit": [sys.executable, "-m", "bench.audit_overhead.run"],
+    # Its own process: it runs a worker runtime (event loop thread, Tortoise) in-process.
+    "worker": [sys.executable, "-m", "bench.worker_body"],
 }
 EXTERNAL_TIMEOUT_SECONDS = 3600
 
@@ -130,6 +133,7 @@ TABLES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "memory": table_memory,
     "sse": table_external,
     "audit": table_external,
+    "worker": table_external,
 }
 
 

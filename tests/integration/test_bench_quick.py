@@ -44,7 +44,15 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_the_run_says_where_it_ran(report: dict[str, Any]) -> None:
     assert report["quick"] is True
     assert report["machine"]["cores"] >= 1 and report["machine"]["mariadb"]
-    assert set(report["load_average"]) == {"submit", "e2e", "history", "memory", "sse", "audit"}
+    assert set(report["load_average"]) == {
+        "submit",
+        "e2e",
+        "worker",
+        "history",
+        "memory",
+        "sse",
+        "audit",
+    }
 
 
 def test_submit_has_every_figure_for_every_target(report: dict[str, Any]) -> None:
@@ -103,3 +111,15 @@ def test_the_other_issues_benchmarks_ran(report: dict[str, Any]) -> None:
         result = report["results"][name]
         assert result["exit_code"] == 0, result["errors"]
         assert result["output"].strip(), f"{name} printed its figures"
+
+
+def test_the_worker_body_benchmark_recorded_every_job_against_its_baseline(
+    report: dict[str, Any],
+) -> None:
+    result = report["results"]["worker"]
+    assert result["exit_code"] == 0, result["errors"]
+    figures = json.loads(result["output"].strip().splitlines()[-1])
+    for side in ("jobline", "baseline"):
+        assert number(figures[side]["cpu_ms_per_job"]) and figures[side]["cpu_ms_per_job"] > 0
+    assert number(figures["cpu_ratio"])
+    assert figures["jobs_with_full_history"] == figures["jobs"] * (figures["rounds"] + 1)
