@@ -225,7 +225,7 @@ class JobStore:
         it goes the usual way.
         """
         if expect is not None:
-            planned = _plan(expect, steps, attempt)
+            planned = plan(expect, steps, attempt)
             if planned is not None:
                 try:
                     return await self._append_expected(expect, planned, also, check)
@@ -252,7 +252,7 @@ class JobStore:
             if appended:
                 row_ids = await self._insert_chain([e for e, _ in appended], locked.owner_id, conn)
                 # The locked row is `locked`: only what the events changed is written.
-                await _update_view(conn, job_id, _changed_fields(locked, view))
+                await _update_view(conn, job_id, changed_fields(locked, view))
         for done in outcomes:
             if done.event is not None:
                 metrics.record_transition(done.view, done.event.type, done.event.at)
@@ -269,7 +269,7 @@ class JobStore:
     ) -> list[Appended]:
         events = [done.event for done in planned if done.event is not None]
         async with in_transaction(self.connection) as conn:
-            changed = _changed_fields(expect, planned[-1].view)
+            changed = changed_fields(expect, planned[-1].view)
             if await _update_view(conn, expect.id, changed, at_seq=expect.last_seq) != 1:
                 raise _Moved()
             if also is not None:
@@ -530,7 +530,7 @@ class JobStore:
 
     @staticmethod
     async def _insert_event(event: Event, owner_id: UUID | None, conn: Any) -> int:
-        sql = _statements(conn.capabilities.dialect)
+        sql = statements(conn.capabilities.dialect)
         return int(await conn.execute_insert(sql.insert_event, _event_values(event, owner_id)))
 
     def _committed(self, event: Event, owner_id: UUID | None, row_id: int) -> None:
@@ -562,7 +562,7 @@ class _Statements:
 
 
 @functools.cache
-def _statements(dialect: str) -> _Statements:
+def statements(dialect: str) -> _Statements:
     mysql = dialect == "mysql"
     q, m = ("`", "%s") if mysql else ('"', "?")
     jobs, events = JobRow._meta, JobEventRow._meta
@@ -584,34 +584,46 @@ def _statements(dialect: str) -> _Statements:
 
 
 async def _read_view(conn: Any, job_id: UUID, *, lock: bool = False) -> JobView | None:
-    sql = _statements(conn.capabilities.dialect)
-    rows = await conn.execute_query_dict(
-        sql.lock_job if lock else sql.select_job, [_JOB_FIELDS["id"].to_db_value(job_id, JobRow)]
-    )
-    return view_of(JobRow._init_from_db(**rows[0])) if rows else None
+    sql = statements(conn.capabilities.dialect)
+    rows = await conn.execute_query_dict(sql.lock_job if lock else sql.select_job, job_key(job_id))
+    return job_view(rows[0]) if rows else None
+
+
+def job_key(job_id: UUID) -> list[Any]:
+    """The parameters of a statement selecting one job by id."""
+    return [_JOB_FIELDS["id"].to_db_value(job_id, JobRow)]
+
+
+def job_view(row: dict[str, Any]) -> JobView:
+    """The view of a `jobs` row as the driver returned it (column -> value)."""
+    return view_of(JobRow._init_from_db(**row))
+
+
+def update_sql(
+    dialect: str, job_id: UUID, changed: dict[str, Any], at_seq: int | None = None
+) -> tuple[str, list[Any]]:
+    """The UPDATE writing a job's changed fields; with `at_seq`, only while it is at that seq."""
+    sql = statements(dialect)
+    q, m = sql.quote, sql.mark
+    columns = [JobRow._meta.fields_db_projection[name] for name in changed]
+    assignments = ", ".join(f"{q}{column}{q}={m}" for column in columns)
+    values = [_JOB_FIELDS[name].to_db_value(value, JobRow) for name, value in changed.items()]
+    values += job_key(job_id)
+    where = f"{q}id{q}={m}"
+    if at_seq is not None:
+        where += f" AND {q}last_seq{q}={m}"
+        values.append(at_seq)
+    return f"UPDATE {q}{JobRow._meta.db_table}{q} SET {assignments} WHERE {where}", values
 
 
 async def _update_view(
     conn: Any, job_id: UUID, changed: dict[str, Any], *, at_seq: int | None = None
 ) -> int:
-    """Write the changed fields of a job's row; with `at_seq`, only while it is at that seq.
-
-    Returns how many rows changed (0 or 1).
-    """
+    """Write the changed fields of a job's row; how many rows changed (0 or 1)."""
     if not changed:
         return 0
-    sql = _statements(conn.capabilities.dialect)
-    q, m = sql.quote, sql.mark
-    columns = [JobRow._meta.fields_db_projection[name] for name in changed]
-    assignments = ", ".join(f"{q}{column}{q}={m}" for column in columns)
-    values = [_JOB_FIELDS[name].to_db_value(value, JobRow) for name, value in changed.items()]
-    values.append(_JOB_FIELDS["id"].to_db_value(job_id, JobRow))
-    where = f"{q}id{q}={m}"
-    if at_seq is not None:
-        where += f" AND {q}last_seq{q}={m}"
-        values.append(at_seq)
     count, _ = await conn.execute_query(
-        f"UPDATE {q}{JobRow._meta.db_table}{q} SET {assignments} WHERE {where}", values
+        *update_sql(conn.capabilities.dialect, job_id, changed, at_seq)
     )
     return int(count)
 
@@ -625,19 +637,25 @@ def _event_values(event: Event, owner_id: UUID | None) -> list[Any]:
     ]
 
 
-async def _insert_events_raw(conn: Any, events: Sequence[Event], owner_id: UUID | None) -> int:
-    """One INSERT of a job's events; the first row's id (MySQL's LAST_INSERT_ID)."""
-    sql = _statements(conn.capabilities.dialect)
-    head, _, row = sql.insert_event.partition(" VALUES ")
+def insert_events_sql(
+    dialect: str, events: Sequence[Event], owner_id: UUID | None
+) -> tuple[str, list[Any]]:
+    """One INSERT of a job's events (MySQL's LAST_INSERT_ID is then the first row's id)."""
+    head, _, row = statements(dialect).insert_event.partition(" VALUES ")
     values = [value for event in events for value in _event_values(event, owner_id)]
-    return int(await conn.execute_insert(f"{head} VALUES {', '.join([row] * len(events))}", values))
+    return f"{head} VALUES {', '.join([row] * len(events))}", values
+
+
+async def _insert_events_raw(conn: Any, events: Sequence[Event], owner_id: UUID | None) -> int:
+    sql, values = insert_events_sql(conn.capabilities.dialect, events, owner_id)
+    return int(await conn.execute_insert(sql, values))
 
 
 class _Moved(Exception):
     """The job's row is no longer at the expected last_seq (append_chain's `expect`)."""
 
 
-def _plan(expect: JobView, steps: Sequence[Step], attempt: int | None) -> list[Appended] | None:
+def plan(expect: JobView, steps: Sequence[Step], attempt: int | None) -> list[Appended] | None:
     """The outcomes of `steps` on `expect`, when none needs a look at earlier events."""
     planned: list[Appended] = []
     view = expect
@@ -660,7 +678,7 @@ def _row_fields(view: JobView) -> dict[str, Any]:
     return {name: getattr(view, name) for name in VIEW_FIELDS}
 
 
-def _changed_fields(old: JobView, new: JobView) -> dict[str, Any]:
+def changed_fields(old: JobView, new: JobView) -> dict[str, Any]:
     return {name: value for name, value in _row_fields(new).items() if value != getattr(old, name)}
 
 

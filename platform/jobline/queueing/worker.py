@@ -28,13 +28,14 @@ from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline.config import Settings, get_settings
 from jobline.db import open_db
-from jobline.errors import InvalidTransition, JobCancelled
+from jobline.errors import InvalidTransition, JobCancelled, JobNotFound
+from jobline.jobs.direct import DirectWriter, mysql_connector
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
 from jobline.jobs.store import Appended, JobStore, Step, TxHook, utcnow
-from jobline.queueing import telemetry
+from jobline.queueing import green, telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.cancel import CancelWatch
 from jobline.queueing.context import TASK_REGISTRY, JobContext, JobFunction
@@ -71,6 +72,12 @@ class WorkerRuntime:
         self._thread.start()
         self.call(open_db(settings))
         self.store = JobStore(force_index=not settings.is_sqlite, listener=start_notifier(settings))
+        # The common case from the task's thread (jobs/direct.py). Not under a green pool:
+        # there each job is a greenlet of its own, and a connection per greenlet would be
+        # a connection per job.
+        self.direct: DirectWriter | None = None
+        if not settings.is_sqlite and green.patched() is None:
+            self.direct = DirectWriter(mysql_connector(settings.database_url), self.store)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -113,10 +120,14 @@ class WorkerRuntime:
 
         The task does not return, so its message is not acked, until the work is stored.
         """
+        return self.retrying_here(lambda: self.call(make()), what)
+
+    def retrying_here(self, run: Callable[[], T], what: str) -> T:
+        """retrying() for a call made on the task's own thread (jobs/direct.py)."""
         delay = RECORD_RETRY_FIRST_DELAY
         while True:
             try:
-                return self.call(make())
+                return run()
             except DB_ERRORS as exc:
                 log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)
@@ -168,25 +179,39 @@ class LateStart:
         # The `queued` to record first (its data), when the job was found still pending.
         self.queued = queued
         self.at = utcnow()  # the job starts running now, whenever `started` is committed
-        self._timer: asyncio.TimerHandle | None = None
+        # Who writes `started`: the loop (the window ran out, or a progress report came:
+        # `_write`) or the outcome's transaction (`_merged`); decided once, under the lock,
+        # since the outcome is recorded from the task's thread.
+        self._lock = threading.Lock()
         self._write: asyncio.Task[bool] | None = None
         self._merged = False
 
     def arm(self) -> None:
         """Start the window (on the loop)."""
-        if self._write is None and not self._merged:
-            self._timer = self.rt.loop.call_later(self.defer, self._start_write)
+        self.rt.loop.call_later(self.defer, self._start_write)
 
-    def _start_write(self) -> asyncio.Task[bool]:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._write is None:
-            self._write = self.rt.loop.create_task(self._write_started())
-        return self._write
+    def _start_write(self) -> asyncio.Task[bool] | None:
+        with self._lock:
+            if self._write is None and not self._merged:
+                self._write = self.rt.loop.create_task(self._write_started())
+            return self._write
 
     async def ensure(self) -> bool:
         """Have `started` recorded now; False when the job may no longer run (refused)."""
-        return await asyncio.shield(self._start_write())
+        write = self._start_write()
+        # None: the outcome is being recorded, with `started`; nothing reports after it.
+        return True if write is None else await asyncio.shield(write)
+
+    def _claim(self) -> bool:
+        """Whether `started` goes with the outcome (True from then on), or was written."""
+        with self._lock:
+            if self._write is None:
+                self._merged = True
+            return self._merged
+
+    async def _started(self) -> bool:
+        assert self._write is not None
+        return await asyncio.shield(self._write)
 
     async def _write_started(self) -> bool:
         try:
@@ -221,43 +246,69 @@ class LateStart:
         if is_started and done.event is None and not _ours(done.existing, self.data["delivery"]):
             raise InvalidTransition("another delivery of this attempt started it")
 
-    async def record(self, type: EventType, data: dict[str, Any], also: TxHook | None) -> Appended:
-        """Record the attempt's outcome: with `started` when that is not written yet."""
+    def record(self, type: EventType, data: dict[str, Any], also: TxHook | None) -> Appended:
+        """Record the attempt's outcome (from the task's thread), with `started` if not written."""
+        rt = self.rt
         check: Callable[[int, Appended], None] | None = None
-        if self._write is None:
-            self._merged = True
-            if self._timer is not None:
-                self._timer.cancel()
+        if self._claim():
             steps = [*self._start_steps(), Step(type, data)]
             check = self._check_started
-        elif await asyncio.shield(self._write):
+        elif rt.call(self._started()):
             steps = [Step(type, data)]
         else:
             raise InvalidTransition(f"{type} refused: the attempt's started was")
-        outcomes = await self.rt.retrying_on_loop(
-            lambda: self.rt.store.append_chain(
+        what = f"recording {type} of {self.job_id}"
+        direct = rt.direct
+        if direct is not None and also is None:
+            done = rt.retrying_here(
+                lambda: direct.append_expected(self.view, steps, self.attempt, check), what
+            )
+            if done is not None:
+                return done[-1]
+        outcomes = rt.retrying(
+            lambda: rt.store.append_chain(
                 self.job_id, steps, attempt=self.attempt, also=also, check=check, expect=self.view
             ),
-            f"recording {type} of {self.job_id}",
+            what,
         )
         return outcomes[-1]
+
+
+def begin_late(
+    rt: WorkerRuntime, job_id: UUID, started: dict[str, Any], defer: float
+) -> tuple[JobView, LateStart | None]:
+    """Read a delivered job; a LateStart, its window running, when it is queued or pending."""
+    direct = rt.direct
+    if direct is None:
+        return rt.retrying(lambda: _late_start(rt, job_id, started, defer), f"reading {job_id}")
+    found = rt.retrying_here(lambda: direct.get(job_id), f"reading job {job_id}")
+    if found is None:
+        raise JobNotFound(job_id=str(job_id))
+    late = _late_for(rt, found, started, defer)
+    if late is not None:
+        rt.loop.call_soon_threadsafe(late.arm)
+    return found, late
+
+
+def _late_for(
+    rt: WorkerRuntime, view: JobView, started: dict[str, Any], defer: float
+) -> LateStart | None:
+    if view.state not in (JobState.QUEUED, JobState.PENDING):
+        return None
+    # Pending: the broker delivered it, so it accepted it; the publisher's `queued` may
+    # still be on its way and is then written here, with `started`.
+    queued = {"by": started["worker"]} if view.state is JobState.PENDING else None
+    return LateStart(rt, view, started, defer, queued=queued)
 
 
 async def _late_start(
     rt: WorkerRuntime, job_id: UUID, started: dict[str, Any], defer: float
 ) -> tuple[JobView, LateStart | None]:
-    """Read the job; a LateStart, its window running, when it is queued or still pending.
-
-    Read and armed in one visit to the loop: each hand-over from the task's thread wakes it.
-    """
+    """begin_late() on the loop: read and armed in one visit to it (each wakes it)."""
     view = await rt.store.get(job_id)
-    if view.state not in (JobState.QUEUED, JobState.PENDING):
-        return view, None
-    # Pending: the broker delivered it, so it accepted it; the publisher's `queued` may
-    # still be on its way and is then written here, with `started`.
-    queued = {"by": started["worker"]} if view.state is JobState.PENDING else None
-    late = LateStart(rt, view, started, defer, queued=queued)
-    late.arm()
+    late = _late_for(rt, view, started, defer)
+    if late is not None:
+        late.arm()
     return view, late
 
 
@@ -502,7 +553,7 @@ def run_job(
     if defer > 0 and not redelivered:
         # A read, no lock, no commit: the job's `started` is written late (LateStart).
         started = {"worker": worker, "delivery": delivery}
-        view, late = rt.retrying(lambda: _late_start(rt, jid, started, defer), f"reading job {jid}")
+        view, late = begin_late(rt, jid, started, defer)
         if view.state.is_final:
             log.info("job %s is already %s; delivery ignored", jid, view.state)
             return
@@ -532,7 +583,7 @@ def run_job(
         reporter.drain()
         try:
             if late is not None:
-                rt.call(late.record(type, data, also))
+                late.record(type, data, also)
             else:
                 rt.record(jid, type, data, attempt=attempt, also=also)
         except InvalidTransition as exc:

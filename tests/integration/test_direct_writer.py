@@ -1,0 +1,122 @@
+"""The worker's direct path (jobs/direct.py): JobStore's read and compare-and-set append on
+a plain pymysql connection, against MariaDB, checked against what JobStore itself stores."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from jobline.errors import InvalidTransition
+from jobline.jobs.direct import DirectWriter, mysql_connector
+from jobline.jobs.events import EventType
+from jobline.jobs.states import JobState
+from jobline.jobs.store import Appended, JobStore, Step
+from tests.integration.backends import open_backend
+
+pytestmark = pytest.mark.integration
+
+E = EventType
+
+
+class Committed:
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, int]] = []
+
+    def committed(self, event: Any, owner_id: uuid.UUID | None, row_id: int) -> None:
+        self.seen.append((event, row_id))
+
+
+@pytest.fixture(scope="module", params=["mariadb"])
+async def url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    async with open_backend(request, tmp_path_factory, "direct") as settings:
+        yield settings.database_url
+
+
+async def queued_job(store: JobStore) -> Any:
+    job_id = uuid.uuid4()
+    data = {"type": "music.transcode", "queue": "music", "payload": {"n": "é"}, "priority": 0}
+    await store.submit(job_id=job_id, data={**data, "owner_id": str(uuid.uuid4())})
+    return (await store.append(job_id, E.QUEUED, {"task_id": "t"})).view
+
+
+async def test_it_reads_a_job_as_the_store_does(url: str) -> None:
+    store = JobStore(force_index=True)
+    direct = DirectWriter(mysql_connector(url), store)
+    view = await queued_job(store)
+    assert direct.get(view.id) == await store.get(view.id)
+    assert direct.get(uuid.uuid4()) is None
+
+
+async def test_it_appends_on_the_view_read_and_tells_the_listener(url: str) -> None:
+    listener = Committed()
+    store = JobStore(force_index=True, listener=listener)
+    direct = DirectWriter(mysql_connector(url), store)
+    view = await queued_job(store)
+    listener.seen.clear()
+    done = direct.append_expected(
+        view, [Step(E.STARTED, {"worker": "w"}), Step(E.SUCCEEDED, {"result": [1, "ü"]})], 1
+    )
+    assert done is not None
+    stored = await store.get(view.id)
+    assert stored == done[-1].view
+    assert (stored.state, stored.last_seq, stored.result) == (JobState.SUCCEEDED, 4, [1, "ü"])
+    events = await store.all_events(view.id)
+    assert [e.type for e in events] == [E.SUBMITTED, E.QUEUED, E.STARTED, E.SUCCEEDED]
+    assert events[2:] == [d.event for d in done]
+    # The ids the notices carry are the rows' own.
+    conn = mysql_connector(url)()
+    with conn.cursor() as cur:
+        for event, row_id in listener.seen:
+            cur.execute("SELECT job_id, seq FROM job_events WHERE id = %s", (row_id,))
+            assert cur.fetchone() == (str(view.id), event.seq)
+    conn.close()
+
+
+async def test_a_row_that_moved_on_is_left_to_the_store(url: str) -> None:
+    store = JobStore(force_index=True)
+    direct = DirectWriter(mysql_connector(url), store)
+    view = await queued_job(store)
+    await store.append(view.id, E.CANCELLED, {})  # after the worker read it
+    assert direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1) is None
+    assert [e.type for e in await store.all_events(view.id)][-1] is E.CANCELLED
+    # A step that needs a look at earlier events is left to the store too.
+    fresh = await queued_job(store)
+    assert direct.append_expected(fresh, [Step(E.QUEUED, {})], 1) is None
+    assert (await store.get(fresh.id)).last_seq == 2
+
+
+async def test_a_refusal_rolls_everything_back_and_the_connection_stays_usable(url: str) -> None:
+    store = JobStore(force_index=True)
+    direct = DirectWriter(mysql_connector(url), store)
+    view = await queued_job(store)
+
+    def refuse(index: int, _: Appended) -> None:
+        if index == 1:
+            raise InvalidTransition("refused")
+
+    with pytest.raises(InvalidTransition):
+        direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1, refuse)
+    assert await store.get(view.id) == view
+    assert direct.append_expected(view, [Step(E.STARTED, {})], 1) is not None
+    assert (await store.get(view.id)).state is JobState.RUNNING
+
+
+async def test_a_lost_connection_raises_and_the_next_call_reconnects(url: str) -> None:
+    store = JobStore(force_index=True)
+    direct = DirectWriter(mysql_connector(url), store)
+    view = await queued_job(store)
+    assert direct.get(view.id) is not None
+    victim = direct._local.conn
+    killer = mysql_connector(url)()
+    with killer.cursor() as cur:
+        cur.execute("KILL %s", (victim.thread_id(),))
+    killer.close()
+    with pytest.raises((pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+        direct.get(view.id)
+    assert direct.get(view.id) == view  # a new connection
