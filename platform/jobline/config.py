@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         True, description="publish and consume event notices on the broker (off: poll only)"
     )
     events_exchange: str = Field("jobline.events", description="fanout exchange of event notices")
+    feed_notices_linger_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="an API process consumes notices this long after its last follower left",
+    )
     feed_poll_seconds: float = Field(
         1.0, gt=0, description="safety-net read with notices, and the read interval when idle"
     )

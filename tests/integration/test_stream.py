@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -26,7 +27,16 @@ from tests.integration.stream_helpers import (
     read_stream,
     wait_subscribers,
 )
-from tests.support import FINAL, PASSWORD, Proc, User, start_server
+from tests.support import (
+    FINAL,
+    PASSWORD,
+    RABBIT_API,
+    WAIT_SECONDS,
+    Proc,
+    User,
+    _rabbit_parts,
+    start_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +108,60 @@ def polling_server(migrated: Settings, stack_env: dict[str, str], logdir: Path) 
     proc, base = start_server({**stack_env, "JOBLINE_FEED_NOTIFICATIONS": "false"}, logdir)
     yield base
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def lingering_server(
+    migrated: Settings, stack_env: dict[str, str], logdir: Path
+) -> Iterator[tuple[str, int]]:
+    """An API process that stops consuming notices half a second after its last follower."""
+    env = {**stack_env, "JOBLINE_FEED_NOTICES_LINGER_SECONDS": "0.5"}
+    proc, base = start_server(env, logdir)
+    yield base, proc.popen.pid
+    proc.stop()
+
+
+def notice_queues(stack_env: dict[str, str], pid: int) -> list[str]:
+    """The notice queues of the API process `pid` on the run's vhost."""
+    _, auth, _ = _rabbit_parts(stack_env["JOBLINE_BROKER_URL"])
+    vhost = stack_env["JOBLINE_BROKER_URL"].rsplit("/", 1)[1]
+    r = httpx.get(f"{RABBIT_API}/queues/{vhost}", auth=auth, timeout=10)
+    assert r.status_code == 200, r.text
+    mine = f"jobline.events.{socket.gethostname()}.{pid}."
+    return [q["name"] for q in r.json() if q["name"].startswith(mine)]
+
+
+async def wait_notice_queues(stack_env: dict[str, str], pid: int, count: int) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while len(notice_queues(stack_env, pid)) != count:
+        assert asyncio.get_running_loop().time() < deadline, notice_queues(stack_env, pid)
+        await asyncio.sleep(0.1)
+
+
+async def test_an_api_process_takes_notices_only_while_someone_follows(
+    alice: User,
+    admin: User,
+    lingering_server: tuple[str, int],
+    stack_env: dict[str, str],
+    workers: dict[str, Proc],
+) -> None:
+    base, pid = lingering_server
+    await wait_notice_queues(stack_env, pid, 0)  # nobody follows: no queue, no notices
+    other = httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {alice.token}"}, timeout=STREAM_TIMEOUT
+    )
+    stats_auth = {"Authorization": f"Bearer {admin.token}"}
+    async with other:
+        for source in ("first.wav", "after-idle.wav"):
+            before = (await other.get("/api/v1/stream/stats", headers=stats_auth)).json()
+            job = await alice.submit("music.transcode", {"source": source, "chunks": 30})
+            frames, closed = await read_stream(other, job_path(job["id"]))
+            assert closed
+            assert_replays(frames, await alice.events(job["id"]))
+            after = (await other.get("/api/v1/stream/stats", headers=stats_auth)).json()
+            assert after["notices"] > before["notices"], "it consumed while followed"
+            # The last follower left: the queue goes once the linger is over.
+            await wait_notice_queues(stack_env, pid, 0)
 
 
 async def test_a_follower_gets_every_event_in_order_then_the_stream_closes(

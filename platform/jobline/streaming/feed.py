@@ -146,6 +146,9 @@ class EventFeed:
         self._held: dict[int, FeedEvent] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Told when the first follower comes (True) and the last one leaves (False): the
+        # notice listener consumes only while someone follows.
+        self.on_demand: Callable[[bool], None] | None = None
         self.reads = 0
         self.notices = 0
 
@@ -208,6 +211,8 @@ class EventFeed:
             self._everything.discard(sub)
         if found:
             self._count -= 1
+            if not self._count and self.on_demand is not None:
+                self.on_demand(False)
 
     @property
     def subscriber_count(self) -> int:
@@ -231,8 +236,14 @@ class EventFeed:
     def _added(self) -> None:
         self._count += 1
         if self._count == 1:
-            # Reads are skipped while nobody listens: catch up for the first follower.
+            # While nobody listened the reads took ids only, and held no event above the
+            # watermark: read again from it, and at once, for the first follower.
+            self._high = self._watermark
+            self._missing.clear()
+            self._held.clear()
             self._wake.set()
+            if self.on_demand is not None:
+                self.on_demand(True)
 
     @staticmethod
     def _discard(index: dict[UUID, set[Subscription]], key: UUID, sub: Subscription) -> bool:
@@ -270,20 +281,35 @@ class EventFeed:
         self.reads += 1
         now = self._clock()
         asked = sorted(self._missing)[: options.batch]
-        found = await self.reader.newer(self._high, asked, options.batch)
+        # Nobody follows: the ids keep the watermark moving, the events would go to no one
+        # (reading and decoding them was a tenth of a busy API process's CPU).
+        idle = not self._count
+        found: list[tuple[int, FeedEvent | None]]
+        if idle:
+            ids = await self.reader.newer_ids(self._high, asked, options.batch)
+            if self._count:
+                return True  # a follower came meanwhile (and reset the feed): read in full
+            found = [(item_id, None) for item_id in ids]
+        else:
+            found = [
+                (item.id, item)
+                for item in await self.reader.newer(self._high, asked, options.batch)
+            ]
         new = 0
-        for item in found:
-            if item.id > self._high:
+        for item_id, item in found:
+            if item_id > self._high:
                 new += 1
                 # A jump wider than a batch is no set of in-flight appends (an import, a
                 # reset AUTO_INCREMENT): those ids are not waited for.
-                if item.id - self._high <= options.batch:
-                    for gap in range(self._high + 1, item.id):
+                if item_id - self._high <= options.batch:
+                    for gap in range(self._high + 1, item_id):
                         self._missing[gap] = now
-                self._high = item.id
-            elif self._missing.pop(item.id, None) is None:
+                self._high = item_id
+            elif self._missing.pop(item_id, None) is None:
                 continue
-            self._held[item.id] = item
+            if item is None:
+                continue
+            self._held[item_id] = item
             for sub in self._jobs.get(item.job_id, ()):
                 sub.push(item)
         for gap, since in list(self._missing.items()):

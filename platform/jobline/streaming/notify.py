@@ -145,6 +145,10 @@ class NoticeListener:
     Runs on its own thread and hands each message's row ids to `on_notices` on the event
     loop. `on_reconnect` is called (on the loop) whenever consuming (re)starts, since
     notices published meanwhile are gone.
+
+    It consumes only while the process has followers (`want`), and for `linger_seconds`
+    after the last one left: a busy API process without followers would otherwise take
+    every worker's notices for nothing. Its queue goes with its consumer (auto-delete).
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class NoticeListener:
         retry_seconds: float,
         connect_timeout: float,
         stop_check_seconds: float,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.broker_url = broker_url
         self.exchange = events_exchange(exchange)
@@ -169,9 +174,25 @@ class NoticeListener:
         self.retry_seconds = retry_seconds
         self.connect_timeout = connect_timeout
         self.stop_check_seconds = stop_check_seconds
+        self.linger_seconds = linger_seconds
         self.consuming = threading.Event()
         self._stop = threading.Event()
+        self._wanted = threading.Event()
+        self._unwanted_since = 0.0
         self._thread: threading.Thread | None = None
+
+    def want(self, wanted: bool) -> None:
+        """Followers came (True) or the last one left (False); callable from any thread."""
+        if wanted:
+            self._wanted.set()
+        else:
+            self._unwanted_since = time.monotonic()
+            self._wanted.clear()
+
+    def _still_wanted(self) -> bool:
+        return self._wanted.is_set() or (
+            time.monotonic() - self._unwanted_since < self.linger_seconds
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="jobline-notices", daemon=True)
@@ -185,6 +206,8 @@ class NoticeListener:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._wanted.wait(self.stop_check_seconds):
+                continue
             try:
                 self._consume()
             except Exception as exc:
@@ -212,11 +235,14 @@ class NoticeListener:
         ):
             self.consuming.set()
             self.loop.call_soon_threadsafe(self.on_reconnect)
-            while not self._stop.is_set():
-                try:
-                    connection.drain_events(timeout=self.stop_check_seconds)
-                except TimeoutError:
-                    continue
+            try:
+                while not self._stop.is_set() and self._still_wanted():
+                    try:
+                        connection.drain_events(timeout=self.stop_check_seconds)
+                    except TimeoutError:
+                        continue
+            finally:
+                self.consuming.clear()
 
     def _on_message(self, body: Any, _message: Any) -> None:
         try:

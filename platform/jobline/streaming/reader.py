@@ -65,6 +65,20 @@ class EventReader:
         rows = await JobEventRow.filter(condition).order_by("id").limit(limit + len(also))
         return [feed_event(r) for r in rows]
 
+    async def newer_ids(self, after_id: int, also: Collection[int], limit: int) -> list[int]:
+        """newer(), the ids only: what the feed reads while nobody follows."""
+        condition = Q(id__gt=after_id)
+        if also:
+            condition |= Q(id__in=list(also))
+        self.queries += 1
+        ids = (
+            await JobEventRow.filter(condition)
+            .order_by("id")
+            .limit(limit + len(also))
+            .values_list("id", flat=True)
+        )
+        return [int(i) for i in ids]  # type: ignore[call-overload]
+
     async def of_job(self, job_id: UUID, after_seq: int, limit: int) -> list[FeedEvent]:
         """A job's events after `after_seq`, oldest first."""
         self.queries += 1

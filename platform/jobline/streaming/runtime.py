@@ -84,7 +84,10 @@ class StreamingRuntime:
                 retry_seconds=self.settings.feed_poll_seconds,
                 connect_timeout=self.settings.broker_publish_timeout_seconds,
                 stop_check_seconds=self.settings.feed_poll_seconds,
+                linger_seconds=self.settings.feed_notices_linger_seconds,
             )
+            self.feed.on_demand = self.listener.want
+            self.listener.want(self.feed.subscriber_count > 0)
             self.listener.start()
 
     async def stop(self) -> None:

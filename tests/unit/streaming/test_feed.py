@@ -30,6 +30,7 @@ class TableReader(EventReader):
         self.committed: set[int] = set()
         self.next_id = 1
         self.seqs: dict[UUID, int] = {}
+        self.id_reads = 0  # reads of ids only (each also counted in `queries`)
 
     def insert(self, job_id: UUID, owner_id: UUID, type: EventType = EventType.PROGRESS) -> int:
         seq = self.seqs[job_id] = self.seqs.get(job_id, 0) + 1
@@ -57,6 +58,10 @@ class TableReader(EventReader):
         self.queries += 1
         found = [r for r in self._visible() if r.id > after_id or r.id in also]
         return found[: limit + len(also)]
+
+    async def newer_ids(self, after_id: int, also: Collection[int], limit: int) -> list[int]:
+        self.id_reads += 1
+        return [r.id for r in await self.newer(after_id, also, limit)]
 
     async def of_job(self, job_id: UUID, after_seq: int, limit: int) -> list[FeedEvent]:
         self.queries += 1
@@ -140,6 +145,40 @@ async def test_a_late_committing_id_reaches_job_followers_and_holds_back_user_fo
     assert [e.id for e in await sub_a.next_batch()] == [slow]
     assert [e.id for e in await user.next_batch()] == [slow, fast], "id order, nothing skipped"
     assert feed.stats().watermark == fast and feed.stats().pending_gaps == 0
+
+
+async def test_while_nobody_follows_the_feed_reads_ids_only_and_keeps_its_watermark(
+    table: TableReader, clock: Clock
+) -> None:
+    owner, job = uuid.uuid4(), uuid.uuid4()
+    feed = await started(make_feed(table, clock))
+    ids = [table.append(job, owner) for _ in range(3)]
+    await feed.read_once()
+    assert table.id_reads == 1
+    assert feed.stats().watermark == ids[-1] and feed.stats().high_id == ids[-1]
+    sub = feed.subscribe_job(job)
+    new = table.append(job, owner)
+    await feed.read_once()
+    assert table.id_reads == 1, "a follower gets events read in full"
+    assert [e.id for e in await sub.next_batch()] == [new]
+
+
+async def test_a_user_follower_after_an_idle_read_with_a_gap_misses_nothing(
+    table: TableReader, clock: Clock
+) -> None:
+    owner, job_a, job_b = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    feed = await started(make_feed(table, clock))
+    slow = table.insert(job_a, owner)  # id 1, committed later
+    fast = table.append(job_b, owner)  # id 2
+    await feed.read_once()  # nobody follows: ids only; id 1 is a gap, id 2 held by no one
+    assert feed.stats().watermark == 0 and feed.stats().high_id == fast
+    user, watermark = feed.subscribe_user(owner)
+    assert watermark == 0
+    table.commit(slow)
+    await feed.read_once()
+    async with asyncio.timeout(5):  # a feed that skipped them would leave it waiting
+        batch = await user.next_batch()
+    assert [e.id for e in batch] == [slow, fast], "id order, nothing skipped"
 
 
 async def test_a_gap_that_never_fills_stops_holding_back_after_gap_seconds(
