@@ -125,11 +125,11 @@ class DirectWriter:
             # A multi-row INSERT's ids are consecutive unless the mode is 2 (interleaved).
             self._consecutive = int(cur.fetchone()[0]) <= 1
         if self._consecutive:
-            cur.execute(*insert_events_sql(DIALECT, events, owner_id))
+            cur.execute(*insert_events_sql(DIALECT, events, [owner_id] * len(events)))
             return [int(cur.lastrowid) + i for i in range(len(events))]
         ids = []
         for event in events:
-            cur.execute(*insert_events_sql(DIALECT, [event], owner_id))
+            cur.execute(*insert_events_sql(DIALECT, [event], [owner_id]))
             ids.append(int(cur.lastrowid))
         return ids
 

@@ -374,8 +374,7 @@ class JobStore:
         outcomes: list[Appended | Exception] = []
         appended: list[tuple[Event, JobView, JobView]] = []
         async with in_transaction(self.connection) as conn:
-            locked = await JobRow.filter(id__in=ids).select_for_update().using_db(conn)
-            views = {row.id: view_of(row) for row in locked}
+            views = {view.id: view for view in await _read_views(conn, ids, lock=True)}
             if also is not None:
                 await also(conn, list(views.values()))
             once = {
@@ -438,7 +437,17 @@ class JobStore:
     async def _insert_events(
         self, events: Sequence[Event], views: Sequence[JobView], conn: Any
     ) -> dict[tuple[UUID, int], int]:
-        """Insert events in one statement; their row ids by (job id, seq), read back."""
+        """Insert events in one statement; their row ids by (job id, seq).
+
+        On MariaDB they follow from LAST_INSERT_ID (consecutive, see _insert_chain); on
+        SQLite, or with interleaved auto-increments, they are read back.
+        """
+        if await self._consecutive_ids(conn):
+            sql, values = insert_events_sql(
+                conn.capabilities.dialect, events, [view.owner_id for view in views]
+            )
+            first = int(await conn.execute_insert(sql, values))
+            return {(event.job_id, event.seq): first + i for i, event in enumerate(events)}
         rows = [
             {
                 "job_id": event.job_id,
@@ -638,17 +647,34 @@ def _event_values(event: Event, owner_id: UUID | None) -> list[Any]:
 
 
 def insert_events_sql(
-    dialect: str, events: Sequence[Event], owner_id: UUID | None
+    dialect: str, events: Sequence[Event], owners: Sequence[UUID | None]
 ) -> tuple[str, list[Any]]:
-    """One INSERT of a job's events (MySQL's LAST_INSERT_ID is then the first row's id)."""
+    """One INSERT of events, each with its job's owner. On MariaDB the rows of one such
+    INSERT get consecutive ids in order, LAST_INSERT_ID the first (JobStore._consecutive_ids)."""
     head, _, row = statements(dialect).insert_event.partition(" VALUES ")
-    values = [value for event in events for value in _event_values(event, owner_id)]
+    values = [
+        value
+        for event, owner in zip(events, owners, strict=True)
+        for value in _event_values(event, owner)
+    ]
     return f"{head} VALUES {', '.join([row] * len(events))}", values
 
 
 async def _insert_events_raw(conn: Any, events: Sequence[Event], owner_id: UUID | None) -> int:
-    sql, values = insert_events_sql(conn.capabilities.dialect, events, owner_id)
+    sql, values = insert_events_sql(conn.capabilities.dialect, events, [owner_id] * len(events))
     return int(await conn.execute_insert(sql, values))
+
+
+async def _read_views(conn: Any, job_ids: Sequence[UUID], *, lock: bool) -> list[JobView]:
+    """The views of the jobs found among `job_ids`; with `lock`, their rows locked."""
+    sql = statements(conn.capabilities.dialect)
+    head = sql.select_job.rsplit(" WHERE ", 1)[0]
+    marks = ", ".join([sql.mark] * len(job_ids))
+    query = f"{head} WHERE {sql.quote}id{sql.quote} IN ({marks})"
+    if lock and conn.capabilities.dialect == "mysql":
+        query += " FOR UPDATE"
+    keys = [value for job_id in job_ids for value in job_key(job_id)]
+    return [job_view(row) for row in await conn.execute_query_dict(query, keys)]
 
 
 class _Moved(Exception):
