@@ -426,9 +426,8 @@ class JobStore:
                 row_ids = await self._insert_events(
                     [event for event, _, _ in appended], [view for _, view, _ in appended], conn
                 )
-                # The rows are locked: an upsert rewrites them all in one statement.
-                new_rows = [{"id": new.id, **_row_fields(new)} for _, _, new in appended]
-                await insert_rows(conn, JobRow, new_rows, update=VIEW_FIELDS)
+                # The rows are locked: one UPDATE writes what the events changed in all.
+                await _update_views(conn, [(old, new) for _, old, new in appended])
         for event, view, new_view in appended:
             metrics.record_transition(new_view, event.type, event.at)
             self._committed(event, view.owner_id, row_ids[event.job_id, event.seq])
@@ -637,6 +636,37 @@ async def _update_view(
     return int(count)
 
 
+async def _update_views(conn: Any, changes: Sequence[tuple[JobView, JobView]]) -> None:
+    """Write several jobs' changed fields in one UPDATE (a CASE on the id per column).
+
+    Only the columns some event changed are sent: an upsert of whole rows re-encoded every
+    job's payload, a fifth of the batch's CPU.
+    """
+    names: dict[str, None] = {}
+    for old, new in changes:
+        names.update(dict.fromkeys(changed_fields(old, new)))
+    if not names:
+        return
+    sql = statements(conn.capabilities.dialect)
+    q, m = sql.quote, sql.mark
+    keys = [job_key(new.id)[0] for _, new in changes]
+    assignments, values = [], []
+    for name in names:
+        column = JobRow._meta.fields_db_projection[name]
+        field = _JOB_FIELDS[name]
+        whens = " ".join([f"WHEN {m} THEN {m}"] * len(changes))
+        assignments.append(f"{q}{column}{q} = CASE {q}id{q} {whens} END")
+        for key, (_, new) in zip(keys, changes, strict=True):
+            values += [key, field.to_db_value(getattr(new, name), JobRow)]
+    values += keys
+    marks = ", ".join([m] * len(keys))
+    await conn.execute_query(
+        f"UPDATE {q}{JobRow._meta.db_table}{q} SET {', '.join(assignments)} "
+        f"WHERE {q}id{q} IN ({marks})",
+        values,
+    )
+
+
 def _event_values(event: Event, owner_id: UUID | None) -> list[Any]:
     """An event's row as the INSERT takes it (_EVENT_COLUMNS' order), encoded by its fields."""
     row = (event.job_id, event.seq, event.type, event.attempt, event.at, event.data, owner_id)
@@ -721,15 +751,11 @@ def _surely_new(view: JobView, type: EventType, attempt: int) -> bool:
     return next_state(view.state, type) is not view.state
 
 
-async def insert_rows(
-    conn: Any, model: type[Model], rows: Sequence[dict[str, Any]], *, update: Sequence[str] = ()
-) -> None:
+async def insert_rows(conn: Any, model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows (dicts of field values, the same keys each) in one multi-row INSERT.
 
-    With `update`, an existing row (same primary key) gets those fields instead: MySQL's
-    ON DUPLICATE KEY UPDATE, SQLite's ON CONFLICT DO UPDATE. Values are encoded by the
-    model's fields, as Tortoise's own create() does; aiomysql's executemany sends one
-    statement for all rows.
+    Values are encoded by the model's fields, as Tortoise's own create() does; aiomysql's
+    executemany sends one statement for all rows.
     """
     if not rows:
         return
@@ -761,15 +787,6 @@ async def insert_rows(
         f"INSERT INTO {quote}{meta.db_table}{quote} ({', '.join(quoted.values())}) "
         f"VALUES ({', '.join([mark] * len(columns))})"
     )
-    if update:
-        updated = [quoted[meta.fields_db_projection[name]] for name in update]
-        if mysql:
-            sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c}=VALUES({c})" for c in updated)
-        else:
-            pk = quoted[meta.fields_db_projection[meta.pk_attr]]
-            sql += f" ON CONFLICT({pk}) DO UPDATE SET " + ", ".join(
-                f"{c}=excluded.{c}" for c in updated
-            )
     await conn.execute_many(sql, values)
 
 
