@@ -129,8 +129,9 @@ async def test_the_workers_commit_notices_reach_the_api_and_its_streams(
     history = await green_user.events(job["id"])
     assert [f.data for f in events_of(frames)] == history
     assert history[-1]["type"] == "succeeded"
-    # The API noticed its own `submitted` and `queued`; every other event is the worker's.
-    assert after["notices"] - before["notices"] >= len(history)
+    # The API takes notices only while someone follows (from just after the submit):
+    # every event after `started` is the worker's and must have reached it as a notice.
+    assert after["notices"] - before["notices"] >= len(history) - 3
 
 
 async def test_a_transient_error_retries_then_succeeds(green_user: User) -> None:

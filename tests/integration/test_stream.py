@@ -424,8 +424,9 @@ async def test_two_api_processes_both_stream_a_job_live(
             "/api/v1/stream/stats", headers={"Authorization": f"Bearer {admin.token}"}
         )
         after = r.json()
-    # The workers' notices reached the second process too (each has its own queue).
-    assert after["notices"] - before["notices"] >= len(history)
+    # The workers' notices reached the second process too (each has its own queue, from
+    # its first follower on: every event after `started` came as a notice).
+    assert after["notices"] - before["notices"] >= len(history) - 3
 
 
 async def test_pings_keep_a_quiet_stream_alive(
