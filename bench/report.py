@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 *render(results[name]),
                 "",
             ]
-    for name in ("sse", "audit"):
+    for name in ("worker", "sse", "audit"):
         if name in results:
             out += [f"### {name}", "", "```", results[name]["output"].strip(), "```", ""]
     print("\n".join(out))
