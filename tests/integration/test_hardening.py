@@ -528,15 +528,21 @@ def test_bad_tokens_are_401(stack: Stack, alice: tuple[httpx.Client, str]) -> No
     assert client.get("/api/v1/users/me").status_code == 200
 
 
+def cookie_login(browser: httpx.Client, email: str) -> httpx.Response:
+    """Log a new user in through the cookie backend, as a browser does."""
+    r = browser.post(
+        "/api/v1/auth/cookie/login",
+        data={"username": email, "password": PASSWORD},
+        headers={"X-Forwarded-For": address()},
+    )
+    assert r.status_code == 204, r.text
+    return r
+
+
 def test_logout_ends_the_cookie_session(stack: Stack) -> None:
     email = register(stack.base, PASSWORD)
     with httpx.Client(base_url=stack.base, timeout=30) as browser:
-        r = browser.post(
-            "/api/v1/auth/cookie/login",
-            data={"username": email, "password": PASSWORD},
-            headers={"X-Forwarded-For": address()},
-        )
-        assert r.status_code == 204, r.text
+        r = cookie_login(browser, email)
         cookie = browser.cookies["jobline_auth"]
         assert "httponly" in r.headers["set-cookie"].lower()
         assert "samesite=lax" in r.headers["set-cookie"].lower()
@@ -560,12 +566,7 @@ def test_a_refused_bearer_token_falls_back_to_the_session_cookie(stack: Stack) -
     """As fastapi-users' authenticator does: the bearer backend first, then the cookie one."""
     email = register(stack.base, PASSWORD)
     with httpx.Client(base_url=stack.base, timeout=30) as browser:
-        r = browser.post(
-            "/api/v1/auth/cookie/login",
-            data={"username": email, "password": PASSWORD},
-            headers={"X-Forwarded-For": address()},
-        )
-        assert r.status_code == 204, r.text
+        cookie_login(browser, email)
         refused = {"Authorization": "Bearer not.a.token"}
         assert browser.get(JOBS, headers=refused).status_code == 200
         assert browser.get("/api/v1/users/me", headers=refused).status_code == 200
