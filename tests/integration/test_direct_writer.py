@@ -38,6 +38,19 @@ async def url(
         yield settings.database_url
 
 
+def connector(url: str) -> Any:
+    connect = mysql_connector(url)
+    assert connect is not None
+    return connect
+
+
+def test_a_url_with_options_or_not_mysql_gets_no_direct_path() -> None:
+    # Options are Tortoise's to read (TLS, a socket...): the worker keeps the store's path.
+    assert mysql_connector("mysql://u:p@db:3306/jobs?ssl=true") is None
+    assert mysql_connector("sqlite:///tmp/jobline.sqlite3") is None
+    assert mysql_connector("mysql://u:p%40ss@db:3306/jobs") is not None
+
+
 async def queued_job(store: JobStore) -> Any:
     job_id = uuid.uuid4()
     data = {"type": "music.transcode", "queue": "music", "payload": {"n": "é"}, "priority": 0}
@@ -47,7 +60,7 @@ async def queued_job(store: JobStore) -> Any:
 
 async def test_it_reads_a_job_as_the_store_does(url: str) -> None:
     store = JobStore(force_index=True)
-    direct = DirectWriter(mysql_connector(url), store)
+    direct = DirectWriter(connector(url), store)
     view = await queued_job(store)
     assert direct.get(view.id) == await store.get(view.id)
     assert direct.get(uuid.uuid4()) is None
@@ -56,7 +69,7 @@ async def test_it_reads_a_job_as_the_store_does(url: str) -> None:
 async def test_it_appends_on_the_view_read_and_tells_the_listener(url: str) -> None:
     listener = Committed()
     store = JobStore(force_index=True, listener=listener)
-    direct = DirectWriter(mysql_connector(url), store)
+    direct = DirectWriter(connector(url), store)
     view = await queued_job(store)
     listener.seen.clear()
     done = direct.append_expected(
@@ -70,7 +83,7 @@ async def test_it_appends_on_the_view_read_and_tells_the_listener(url: str) -> N
     assert [e.type for e in events] == [E.SUBMITTED, E.QUEUED, E.STARTED, E.SUCCEEDED]
     assert events[2:] == [d.event for d in done]
     # The ids the notices carry are the rows' own.
-    conn = mysql_connector(url)()
+    conn = connector(url)()
     with conn.cursor() as cur:
         for event, row_id in listener.seen:
             cur.execute("SELECT job_id, seq FROM job_events WHERE id = %s", (row_id,))
@@ -80,7 +93,7 @@ async def test_it_appends_on_the_view_read_and_tells_the_listener(url: str) -> N
 
 async def test_a_row_that_moved_on_is_left_to_the_store(url: str) -> None:
     store = JobStore(force_index=True)
-    direct = DirectWriter(mysql_connector(url), store)
+    direct = DirectWriter(connector(url), store)
     view = await queued_job(store)
     await store.append(view.id, E.CANCELLED, {})  # after the worker read it
     assert direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1) is None
@@ -93,7 +106,7 @@ async def test_a_row_that_moved_on_is_left_to_the_store(url: str) -> None:
 
 async def test_a_refusal_rolls_everything_back_and_the_connection_stays_usable(url: str) -> None:
     store = JobStore(force_index=True)
-    direct = DirectWriter(mysql_connector(url), store)
+    direct = DirectWriter(connector(url), store)
     view = await queued_job(store)
 
     def refuse(index: int, _: Appended) -> None:
@@ -109,11 +122,11 @@ async def test_a_refusal_rolls_everything_back_and_the_connection_stays_usable(u
 
 async def test_a_lost_connection_raises_and_the_next_call_reconnects(url: str) -> None:
     store = JobStore(force_index=True)
-    direct = DirectWriter(mysql_connector(url), store)
+    direct = DirectWriter(connector(url), store)
     view = await queued_job(store)
     assert direct.get(view.id) is not None
     victim = direct._local.conn
-    killer = mysql_connector(url)()
+    killer = connector(url)()
     with killer.cursor() as cur:
         cur.execute("KILL %s", (victim.thread_id(),))
     killer.close()

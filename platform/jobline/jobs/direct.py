@@ -134,11 +134,17 @@ class DirectWriter:
         return ids
 
 
-def mysql_connector(database_url: str) -> Callable[[], Any]:
-    """A function opening an autocommit pymysql connection to a mysql:// URL."""
+def mysql_connector(database_url: str) -> Callable[[], Any] | None:
+    """A function opening an autocommit pymysql connection to a mysql:// URL.
+
+    None when the URL carries options (TLS, a socket, a charset...): they are Tortoise's
+    to read, and a connection made without them could fail for ever where the store's works.
+    """
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(database_url)
+    if parts.query or parts.scheme != "mysql":
+        return None
 
     def connect() -> Any:
         return pymysql.connect(

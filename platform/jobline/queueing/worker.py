@@ -76,8 +76,9 @@ class WorkerRuntime:
         # there each job is a greenlet of its own, and a connection per greenlet would be
         # a connection per job.
         self.direct: DirectWriter | None = None
-        if not settings.is_sqlite and green.patched() is None:
-            self.direct = DirectWriter(mysql_connector(settings.database_url), self.store)
+        connect = mysql_connector(settings.database_url)
+        if connect is not None and green.patched() is None:
+            self.direct = DirectWriter(connect, self.store)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
