@@ -250,7 +250,7 @@ async def test_a_failing_event_insert_leaves_no_job(
     async def broken(*_: Any) -> None:
         raise RuntimeError("event insert failed")
 
-    monkeypatch.setattr(JobStore, "_insert_event", staticmethod(broken))
+    monkeypatch.setattr(JobStore, "_insert_events", broken)
     job_id = uuid.uuid4()
     with pytest.raises(RuntimeError):
         await store.submit(job_id=job_id, data=job_data(uuid.uuid4()))

@@ -23,7 +23,6 @@ from uuid import UUID
 import pymysql
 import pymysql.cursors
 
-from jobline import metrics
 from jobline.jobs.projection import JobView
 from jobline.jobs.store import (
     Appended,
@@ -115,8 +114,7 @@ class DirectWriter:
                     self._drop()
             raise
         for event, done, row_id in zip(events, planned, row_ids, strict=True):
-            metrics.record_transition(done.view, event.type, event.at)
-            self.store._committed(event, expect.owner_id, row_id)
+            self.store.after_commit(done.view, event, row_id)
         return planned
 
     def _insert(self, cur: Any, events: Sequence[Any], owner_id: UUID | None) -> list[int]:

@@ -139,7 +139,7 @@ class JobStore:
         # MariaDB picks a poor plan for keyset pages without the hint; SQLite has no hints.
         self.force_index = force_index
         self.listener = listener
-        self._consecutive: bool | None = None  # see _insert_chain
+        self._consecutive: bool | None = None  # see _insert_events
 
     async def submit(
         self,
@@ -165,15 +165,14 @@ class JobStore:
                     request_hash=request_hash,
                     **_row_fields(view),
                 )
-                row_id = await self._insert_event(event, view.owner_id, conn)
+                row_ids = await self._insert_events([event], [view.owner_id], conn)
                 if also is not None:
                     await also(conn, view)
         except IntegrityError as exc:
             if idempotency_key is not None:
                 raise DuplicateIdempotencyKey(idempotency_key) from exc
             raise
-        metrics.record_transition(view, event.type, event.at)
-        self._committed(event, view.owner_id, row_id)
+        self.after_commit(view, event, row_ids[job_id, 1])
         return view
 
     async def append(
@@ -231,9 +230,8 @@ class JobStore:
                     return await self._append_expected(expect, planned, also, check)
                 except _Moved:
                     pass  # another writer got there first: read, lock and decide afresh
-        appended: list[tuple[Event, UUID | None]] = []
         outcomes: list[Appended] = []
-        row_ids: list[int] = []
+        row_ids: dict[tuple[UUID, int], int] = {}
         async with in_transaction(self.connection) as conn:
             found = await _read_view(conn, job_id, lock=True)
             if found is None:
@@ -247,17 +245,15 @@ class JobStore:
                     check(index, done)
                 outcomes.append(done)
                 if done.event is not None:
-                    appended.append((done.event, view.owner_id))
                     view = done.view
-            if appended:
-                row_ids = await self._insert_chain([e for e, _ in appended], locked.owner_id, conn)
+            events = [done.event for done in outcomes if done.event is not None]
+            if events:
+                row_ids = await self._insert_events(events, [locked.owner_id] * len(events), conn)
                 # The locked row is `locked`: only what the events changed is written.
                 await _update_view(conn, job_id, changed_fields(locked, view))
         for done in outcomes:
             if done.event is not None:
-                metrics.record_transition(done.view, done.event.type, done.event.at)
-        for (event, owner), row_id in zip(appended, row_ids, strict=True):
-            self._committed(event, owner, row_id)
+                self.after_commit(done.view, done.event, row_ids[job_id, done.event.seq])
         return outcomes
 
     async def _append_expected(
@@ -268,6 +264,7 @@ class JobStore:
         check: Callable[[int, Appended], None] | None,
     ) -> list[Appended]:
         events = [done.event for done in planned if done.event is not None]
+        owners = [expect.owner_id] * len(events)
         async with in_transaction(self.connection) as conn:
             changed = changed_fields(expect, planned[-1].view)
             if await _update_view(conn, expect.id, changed, at_seq=expect.last_seq) != 1:
@@ -277,24 +274,10 @@ class JobStore:
             if check is not None:
                 for index, done in enumerate(planned):
                     check(index, done)
-            row_ids = await self._insert_chain(events, expect.owner_id, conn)
-        for event, done, row_id in zip(events, planned, row_ids, strict=True):
-            metrics.record_transition(done.view, event.type, event.at)
-            self._committed(event, expect.owner_id, row_id)
+            row_ids = await self._insert_events(events, owners, conn)
+        for event, done in zip(events, planned, strict=True):
+            self.after_commit(done.view, event, row_ids[event.job_id, event.seq])
         return planned
-
-    async def _insert_chain(
-        self, events: Sequence[Event], owner_id: UUID | None, conn: Any
-    ) -> list[int]:
-        """Insert one job's events; their row ids, in order.
-
-        MariaDB gives the rows of one multi-row INSERT consecutive ids unless
-        innodb_autoinc_lock_mode is 2 (interleaved): then, and on SQLite, row by row.
-        """
-        if len(events) > 1 and await self._consecutive_ids(conn):
-            first = await _insert_events_raw(conn, events, owner_id)
-            return [first + i for i in range(len(events))]
-        return [await self._insert_event(event, owner_id, conn) for event in events]
 
     async def _consecutive_ids(self, conn: Any) -> bool:
         if self._consecutive is None:
@@ -318,9 +301,7 @@ class JobStore:
             raise InvalidTransition(
                 f"{step.type} for attempt {at_attempt}, but the job is at attempt {view.attempt}"
             )
-        event = Event(
-            view.id, view.last_seq + 1, step.type, at_attempt, step.at or utcnow(), step.data or {}
-        )
+        event = _next_event(view, step, at_attempt)
         return Appended(apply(view, event), event)
 
     async def submit_many(
@@ -346,7 +327,7 @@ class JobStore:
         try:
             async with in_transaction(self.connection) as conn:
                 await insert_rows(conn, JobRow, rows)
-                row_ids = await self._insert_events(events, views, conn)
+                row_ids = await self._insert_events(events, [v.owner_id for v in views], conn)
                 if also is not None:
                     await also(conn, views)
         except IntegrityError as exc:
@@ -355,8 +336,7 @@ class JobStore:
                 raise DuplicateIdempotencyKey(", ".join(keys)) from exc
             raise
         for event, view in zip(events, views, strict=True):
-            metrics.record_transition(view, event.type, event.at)
-            self._committed(event, view.owner_id, row_ids[event.job_id, event.seq])
+            self.after_commit(view, event, row_ids[event.job_id, event.seq])
         return views
 
     async def append_many(
@@ -424,42 +404,30 @@ class JobStore:
                 appended.append((event, view, new_view))
             if appended:
                 row_ids = await self._insert_events(
-                    [event for event, _, _ in appended], [view for _, view, _ in appended], conn
+                    [event for event, _, _ in appended],
+                    [view.owner_id for _, view, _ in appended],
+                    conn,
                 )
                 # The rows are locked: one UPDATE writes what the events changed in all.
                 await _update_views(conn, [(old, new) for _, old, new in appended])
-        for event, view, new_view in appended:
-            metrics.record_transition(new_view, event.type, event.at)
-            self._committed(event, view.owner_id, row_ids[event.job_id, event.seq])
+        for event, _, new_view in appended:
+            self.after_commit(new_view, event, row_ids[event.job_id, event.seq])
         return outcomes
 
     async def _insert_events(
-        self, events: Sequence[Event], views: Sequence[JobView], conn: Any
+        self, events: Sequence[Event], owners: Sequence[UUID | None], conn: Any
     ) -> dict[tuple[UUID, int], int]:
-        """Insert events in one statement; their row ids by (job id, seq).
+        """Insert events (each with its job's owner) in one statement; their row ids by
+        (job id, seq).
 
-        On MariaDB they follow from LAST_INSERT_ID (consecutive, see _insert_chain); on
-        SQLite, or with interleaved auto-increments, they are read back.
+        A single row's id is the driver's last insert id. MariaDB gives the rows of one
+        multi-row INSERT consecutive ids from LAST_INSERT_ID unless innodb_autoinc_lock_mode
+        is 2 (interleaved, checked once); then, and on SQLite, they are read back.
         """
-        if await self._consecutive_ids(conn):
-            sql, values = insert_events_sql(
-                conn.capabilities.dialect, events, [view.owner_id for view in views]
-            )
-            first = int(await conn.execute_insert(sql, values))
-            return {(event.job_id, event.seq): first + i for i, event in enumerate(events)}
-        rows = [
-            {
-                "job_id": event.job_id,
-                "seq": event.seq,
-                "type": event.type,
-                "attempt": event.attempt,
-                "at": event.at,
-                "data": event.data,
-                "owner_id": view.owner_id,
-            }
-            for event, view in zip(events, views, strict=True)
-        ]
-        await insert_rows(conn, JobEventRow, rows)
+        sql, values = insert_events_sql(conn.capabilities.dialect, events, owners)
+        inserted = int(await conn.execute_insert(sql, values))
+        if len(events) == 1 or await self._consecutive_ids(conn):
+            return {(event.job_id, event.seq): inserted + i for i, event in enumerate(events)}
         wanted = {(event.job_id, event.seq) for event in events}
         found = JobEventRow.filter(job_id__in=list({e.job_id for e in events}))
         ids: dict[tuple[UUID, int], int] = {}
@@ -477,8 +445,8 @@ class JobStore:
 
     async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, JobView]:
         """The views of the jobs found among `job_ids`."""
-        rows = await JobRow.filter(id__in=list(job_ids)).using_db(self._db())
-        return {row.id: view_of(row) for row in rows}
+        views = await _read_views(self._db(), job_ids, lock=False)
+        return {view.id: view for view in views}
 
     async def find_by_idempotency_key(
         self, owner_id: UUID, key: str
@@ -536,16 +504,14 @@ class JobStore:
 
         return connections.get(self.connection)
 
-    @staticmethod
-    async def _insert_event(event: Event, owner_id: UUID | None, conn: Any) -> int:
-        sql = statements(conn.capabilities.dialect)
-        return int(await conn.execute_insert(sql.insert_event, _event_values(event, owner_id)))
-
-    def _committed(self, event: Event, owner_id: UUID | None, row_id: int) -> None:
+    def after_commit(self, view: JobView, event: Event, row_id: int) -> None:
+        """Count the transition and tell the listener of an event just committed (`view`:
+        the job after it)."""
+        metrics.record_transition(view, event.type, event.at)
         if self.listener is None:
             return
         try:
-            self.listener.committed(event, owner_id, row_id)
+            self.listener.committed(event, view.owner_id, row_id)
         except Exception:
             # The event is stored; a listener's failure must not turn that into an error.
             log.exception("the commit listener failed for event %s of %s", event.seq, event.job_id)
@@ -690,11 +656,6 @@ def insert_events_sql(
     return f"{head} VALUES {', '.join([row] * len(events))}", values
 
 
-async def _insert_events_raw(conn: Any, events: Sequence[Event], owner_id: UUID | None) -> int:
-    sql, values = insert_events_sql(conn.capabilities.dialect, events, [owner_id] * len(events))
-    return int(await conn.execute_insert(sql, values))
-
-
 async def _read_views(conn: Any, job_ids: Sequence[UUID], *, lock: bool) -> list[JobView]:
     """The views of the jobs found among `job_ids`; with `lock`, their rows locked."""
     sql = statements(conn.capabilities.dialect)
@@ -705,6 +666,12 @@ async def _read_views(conn: Any, job_ids: Sequence[UUID], *, lock: bool) -> list
         query += " FOR UPDATE"
     keys = [value for job_id in job_ids for value in job_key(job_id)]
     return [job_view(row) for row in await conn.execute_query_dict(query, keys)]
+
+
+def _next_event(view: JobView, step: Step, attempt: int) -> Event:
+    return Event(
+        view.id, view.last_seq + 1, step.type, attempt, step.at or utcnow(), step.data or {}
+    )
 
 
 class _Moved(Exception):
@@ -719,9 +686,7 @@ def plan(expect: JobView, steps: Sequence[Step], attempt: int | None) -> list[Ap
         at_attempt = view.attempt if attempt is None else attempt
         if step.type not in REPEATABLE and not _surely_new(view, step.type, at_attempt):
             return None
-        event = Event(
-            view.id, view.last_seq + 1, step.type, at_attempt, step.at or utcnow(), step.data or {}
-        )
+        event = _next_event(view, step, at_attempt)
         try:
             view = apply(view, event)
         except InvalidTransition:

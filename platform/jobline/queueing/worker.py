@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import CancelledError, Future
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -57,6 +57,14 @@ DB_ERRORS = (
 )
 RECORD_RETRY_FIRST_DELAY = 0.2
 RECORD_RETRY_MAX_DELAY = 5.0
+
+
+def _backoff() -> Iterator[float]:
+    """The waits between attempts to store while the database is away: doubling, capped."""
+    delay = RECORD_RETRY_FIRST_DELAY
+    while True:
+        yield delay
+        delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
 
 
 class WorkerRuntime:
@@ -107,14 +115,13 @@ class WorkerRuntime:
 
     async def retrying_on_loop(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
         """retrying() for a coroutine already on the loop: it waits without blocking it."""
-        delay = RECORD_RETRY_FIRST_DELAY
-        while True:
+        for delay in _backoff():
             try:
                 return await make()
             except DB_ERRORS as exc:
                 log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
+        raise AssertionError("unreachable: the backoff never ends")
 
     def retrying(self, make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
         """Run a coroutine on the loop, again and again with backoff while the database is away.
@@ -125,14 +132,13 @@ class WorkerRuntime:
 
     def retrying_here(self, run: Callable[[], T], what: str) -> T:
         """retrying() for a call made on the task's own thread (jobs/direct.py)."""
-        delay = RECORD_RETRY_FIRST_DELAY
-        while True:
+        for delay in _backoff():
             try:
                 return run()
             except DB_ERRORS as exc:
                 log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)
-                delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
+        raise AssertionError("unreachable: the backoff never ends")
 
 
 _runtime: WorkerRuntime | None = None
