@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import PASSWORD, Proc, free_port  # noqa: E402
+from tests.support import PASSWORD, Proc, free_port, spawn  # noqa: E402
 
 BIN = Path(sys.executable).parent
 JOBLINE = str(BIN / "jobline")
@@ -217,22 +217,6 @@ def login(base: str, email: str) -> str:
     return str(r.json()["access_token"])
 
 
-def spawn(name: str, argv: list[str], env: Mapping[str, str], logdir: Path) -> Proc:
-    """Start a process in its own session (a stop takes its children), output to a log."""
-    logdir.mkdir(parents=True, exist_ok=True)
-    log = logdir / f"{name}-{uuid.uuid4().hex[:6]}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            argv,
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Proc(name, popen, log)
-
-
 @dataclass
 class Server:
     """An API process (uvicorn) and its base URL."""
@@ -334,31 +318,6 @@ def wait_consuming(scratch: Scratch, queue: str, consumers: int = 1) -> None:
 
 
 # --------------------------------------------------------------------------- /proc
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of a process (a Celery worker's pool processes)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: split after it.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            out.append(int(entry.name))
-    return out
-
-
-def tree(pid: int) -> list[int]:
-    """A process and all its descendants."""
-    found = [pid]
-    for child in children(pid):
-        found.extend(tree(child))
-    return found
 
 
 def cpu_seconds(pids: Iterable[int]) -> float:

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.support import tree
+
 from bench.client import post_jobs
 from bench.common import (
     NOOP_BODY,
@@ -39,7 +41,6 @@ from bench.common import (
     start_baseline_worker,
     start_jobline_api,
     start_jobline_worker,
-    tree,
     wait_consuming,
 )
 

@@ -91,14 +91,15 @@ class Proc:
                 self.popen.wait()
 
 
-def start(
-    name: str, args: list[str], env: Mapping[str, str], logdir: Path, cwd: Path = REPO
+def spawn(
+    name: str, argv: list[str], env: Mapping[str, str], logdir: Path, cwd: Path = REPO
 ) -> Proc:
-    """Start `jobline ARGS` in its own process group (so a stop takes its children too)."""
+    """Start a process in its own session (so a stop takes its children too), output to a log."""
+    logdir.mkdir(parents=True, exist_ok=True)
     log = logdir / f"{name}-{uuid.uuid4().hex[:6]}.log"
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            [JOBLINE, *args],
+            argv,
             cwd=cwd,
             env={**os.environ, **env},
             stdout=out,
@@ -106,6 +107,38 @@ def start(
             start_new_session=True,
         )
     return Proc(name, popen, log)
+
+
+def start(
+    name: str, args: list[str], env: Mapping[str, str], logdir: Path, cwd: Path = REPO
+) -> Proc:
+    """Start `jobline ARGS` (see spawn)."""
+    return spawn(name, [JOBLINE, *args], env, logdir, cwd)
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of a process (a Celery worker's pool processes), from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after it.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            out.append(int(entry.name))
+    return out
+
+
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    found = [pid]
+    for child in children(pid):
+        found.extend(tree(child))
+    return found
 
 
 def start_worker(domain: str, env: Mapping[str, str], logdir: Path, *extra: str) -> Proc:

@@ -17,7 +17,7 @@ import pytest
 from jobline.config import Settings
 from jobline.queueing.spec import load_queues
 from tests.conftest import _mysql_parts
-from tests.support import Proc, User
+from tests.support import Proc, User, tree
 
 pytestmark = pytest.mark.integration
 
@@ -27,22 +27,7 @@ TRANSCODE_JOBS = 10
 
 def descendants(pid: int) -> set[int]:
     """`pid` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        current = todo.pop()
-        found.add(current)
-        todo.extend(children.get(current, []))
-    return found
+    return set(tree(pid))
 
 
 def socket_owners(pids: set[int]) -> dict[int, int]:
