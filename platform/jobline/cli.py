@@ -187,8 +187,11 @@ def worker(
         str, typer.Option("--log-level", "--loglevel", help="DEBUG, INFO, WARNING or ERROR")
     ] = "INFO",
 ) -> None:
-    """Run a Celery worker on one domain's queue, named DOMAIN@host."""
+    """Run a Celery worker on one domain's queue, named DOMAIN@host:pid."""
+    from celery import signals
+
     from jobline.queueing import green, telemetry
+    from jobline.queueing.app import worker_node_name
 
     settings = settings_or_exit()
     # Before any import creates a metric: the prefork children inherit the directory.
@@ -214,11 +217,19 @@ def worker(
         green.rerun_patched(chosen_pool)
     check_services_or_exit(settings)
     celery = worker_app(settings, queues, domain)
+    # Celery's worker_main() drops the worker's exit status: one that could not start (an
+    # "Unrecoverable error") would exit 0, and a supervisor would take that for a clean stop.
+    exit_code: list[int] = []
+
+    def remember_exit_code(sender: Any = None, **_: Any) -> None:
+        exit_code.append(getattr(sender, "exitcode", None) or 0)
+
+    signals.worker_shutdown.connect(remember_exit_code, weak=False)
     celery.worker_main(
         [
             "worker",
             f"--queues={spec.queue}",
-            f"--hostname={domain}@%h",
+            f"--hostname={worker_node_name(domain)}",
             f"--pool={chosen_pool}",
             f"--concurrency={concurrency or spec.concurrency}",
             f"--prefetch-multiplier={spec.prefetch}",
@@ -228,6 +239,8 @@ def worker(
             "--without-mingle",
         ]
     )
+    if exit_code and exit_code[-1]:
+        raise typer.Exit(exit_code[-1])
 
 
 @app.command()
@@ -307,7 +320,8 @@ def check_config(
     typer.echo(f"queues ({queues.path}):")
     for name, domain in queues.domains.items():
         typer.echo(
-            f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency} prefetch={domain.prefetch}"
+            f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency}"
+            f" prefetch={domain.prefetch} processes={domain.processes}"
         )
         for jt in queues.domain_types(name):
             target = (

@@ -68,6 +68,7 @@ MARKED = {
     "client",
     "prod-setup",
     "prod-run",
+    "prod-supervisor",
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from celery import Celery
@@ -29,6 +31,17 @@ def declare_queue(domain: DomainSpec) -> Queue:
         durable=True,
         queue_arguments=arguments,
     )
+
+
+def worker_node_name(domain: str, host: str | None = None, pid: int | None = None) -> str:
+    """The Celery node name of one worker process: `DOMAIN@HOST:PID`.
+
+    Celery gives each node an exclusive control queue (`NAME.celery.pidbox`), so two
+    processes of one name on a host cannot both run: the second dies at start. The pid makes
+    every process on a host unique without any setting (supervisor's numprocs, a second
+    `jobline worker` by hand), and `DOMAIN@HOST` stays in front for Flower and the events.
+    """
+    return f"{domain}@{host or socket.gethostname()}:{pid or os.getpid()}"
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:

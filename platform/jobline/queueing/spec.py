@@ -79,6 +79,9 @@ class DomainSpec(Policy):
     pool: Pool = "prefork"
     concurrency: int = Field(2, ge=1)
     prefetch: int = Field(1, ge=1)
+    processes: int = Field(
+        1, ge=1, description="worker processes per host (supervisor numprocs, compose replicas)"
+    )
     queue_type: Literal["classic", "quorum"] = "classic"
     imports: list[str] = Field(default_factory=list, description="modules only workers import")
     job_types: dict[str, JobTypeSpec] = Field(min_length=1)

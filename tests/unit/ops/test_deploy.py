@@ -29,8 +29,7 @@ def test_the_committed_supervisor_conf_is_what_the_generator_writes() -> None:
 
 def test_supervisor_runs_the_api_a_worker_per_domain_the_relay_and_flower() -> None:
     queues = shipped_queues()
-    conf = configparser.ConfigParser(interpolation=None)
-    conf.read_string((DEPLOY / "supervisor" / "jobline.conf").read_text())
+    conf = parsed((DEPLOY / "supervisor" / "jobline.conf").read_text())
     programs = {s.removeprefix("program:") for s in conf.sections() if s.startswith("program:")}
     assert programs == {
         "jobline-api",
@@ -49,17 +48,60 @@ def test_supervisor_runs_the_api_a_worker_per_domain_the_relay_and_flower() -> N
         )
         longest = max(jt.policy.time_limit for jt in queues.domain_types(name))
         assert int(section["stopwaitsecs"]) > longest, "a stop must let running jobs finish"
-        assert section["stopasgroup"] == "true"
+        # TERM to the worker alone lets its prefork children finish their jobs; a KILL
+        # after stopwaitsecs takes the whole group.
+        assert (section["stopasgroup"], section["killasgroup"]) == ("false", "true")
+        assert int(section["numprocs"]) == domain.processes
+        assert "%(process_num)d" in section["process_name"]
+
+
+def test_processes_of_a_domain_are_numprocs_each_with_its_own_metrics_port_and_log() -> None:
+    queues = changed_domain(shipped_queues(), "music", processes=3)
+    conf = parsed(supervisor_conf(queues, log_dir="/tmp/logs", metrics_port=9300))
+    music, video = conf["program:jobline-worker-music"], conf["program:jobline-worker-video"]
+    # Supervisor numbers the processes 9300, 9301, 9302: each serves /metrics on its number.
+    assert (music["numprocs"], music["numprocs_start"]) == ("3", "9300")
+    assert (video["numprocs"], video["numprocs_start"]) == ("1", "9303")
+    for section in (music, video):
+        assert section["process_name"] == "%(program_name)s-%(process_num)d"
+        assert section["environment"] == 'JOBLINE_WORKER_METRICS_PORT="%(process_num)d"'
+    assert music["stdout_logfile"] == "/tmp/logs/worker-music-%(process_num)d.log"
+    assert conf["program:jobline-api"]["stdout_logfile"] == "/tmp/logs/api.log"
+    assert [w.metrics_ports for w in worker_programs(queues, 9300)] == [
+        range(9300, 9303),
+        range(9303, 9304),
+    ]
+
+
+def test_compose_runs_replicas_of_a_domain_with_processes() -> None:
+    queues = changed_domain(shipped_queues(), "music", processes=2)
+    services = yaml.safe_load(compose_yaml(queues))["services"]
+    music, video = services["worker-music"], services["worker-video"]
+    assert music["deploy"] == {"replicas": 2}
+    # Replicas run the worker as the same pid: one shared hostname would give them one name.
+    assert "hostname" not in music
+    assert video["hostname"] == "worker-video" and "deploy" not in video
+
+
+def changed_domain(queues: Queues, name: str, **update: Any) -> Queues:
+    """The queues with one domain's keys changed, as an edit of queues.yaml would."""
+    domain = queues.domains[name].model_copy(update=update)
+    return Queues(
+        queues.path,
+        queues.raw.model_copy(update={"domains": {**queues.domains, name: domain}}),
+        queues.job_types,
+    )
+
+
+def parsed(text: str) -> configparser.ConfigParser:
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read_string(text)
+    return conf
 
 
 def test_a_changed_queues_yaml_changes_the_generated_programs() -> None:
     queues = shipped_queues()
-    music = queues.domains["music"].model_copy(update={"concurrency": 7, "pool": "threads"})
-    changed = Queues(
-        queues.path,
-        queues.raw.model_copy(update={"domains": {**queues.domains, "music": music}}),
-        queues.job_types,
-    )
+    changed = changed_domain(queues, "music", concurrency=7, pool="threads")
     assert "--domain=music --pool=threads --concurrency=7" in supervisor_conf(changed)
     assert "--domain=music --pool=threads --concurrency=7" not in supervisor_conf(queues)
 

@@ -198,3 +198,28 @@ def test_a_missing_file(tmp_path: Path) -> None:
 def test_imports_are_not_checked_when_asked_not_to(tmp_path: Path) -> None:
     path = write(tmp_path, "domains: {m: {queue: m, job_types: {a: {function: tasks.nowhere:go}}}}")
     assert set(load_queues(path, check_imports=False).job_types) == {"m.a"}
+
+
+def test_processes_default_to_one_and_are_read_per_domain(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""\
+        domains:
+          music: {{queue: music, processes: 3, job_types: {{a: {GOOD_TYPE}}}}}
+          video: {{queue: video, job_types: {{b: {GOOD_TYPE}}}}}
+        """,
+    )
+    domains = load_queues(path).domains
+    assert (domains["music"].processes, domains["video"].processes) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("0", "greater than or equal to 1"), ("-2", "greater than or equal to 1"), ("two", "integer")],
+)
+def test_a_bad_processes_count(tmp_path: Path, value: str, reason: str) -> None:
+    message = problem_of(
+        tmp_path, f"domains: {{m: {{queue: m, processes: {value}, job_types: {{a: {GOOD_TYPE}}}}}}}"
+    )
+    assert "domains.m.processes" in message
+    assert reason in message
