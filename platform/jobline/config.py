@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     flower_broker_api: str | None = Field(
         None, description="RabbitMQ management API; derived from the broker URL when unset"
     )
+    # Each worker process is a node of its own (DOMAIN@host:pid): a restarted one leaves its
+    # old name behind, offline.
+    flower_purge_offline_seconds: int | None = Field(
+        600, ge=1, description="Flower forgets a worker offline this long (none: never)"
+    )
 
     # Hardening against hostile input and abuse: see api/security.py, api/limits.py,
     # accounts/throttle.py, accounts/sessions.py and queueing/limits.py.

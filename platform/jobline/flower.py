@@ -81,10 +81,16 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
     from jobline.queueing.spec import load_queues
 
     celery = create_celery(settings, load_queues(settings.queues_file, check_imports=False))
-    celery.start(
-        [
-            "flower",
-            f"--address={host or settings.flower_host}",
-            f"--port={port or settings.flower_port}",
-        ]
-    )
+    celery.start(flower_argv(settings, host, port))
+
+
+def flower_argv(settings: Settings, host: str | None = None, port: int | None = None) -> list[str]:
+    """Flower's command line (credentials go through its environment, never here)."""
+    argv = [
+        "flower",
+        f"--address={host or settings.flower_host}",
+        f"--port={port or settings.flower_port}",
+    ]
+    if settings.flower_purge_offline_seconds is not None:
+        argv.append(f"--purge_offline_workers={settings.flower_purge_offline_seconds}")
+    return argv

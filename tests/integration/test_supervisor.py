@@ -51,6 +51,7 @@ WAIT = 120.0
 SHORT = {"source": "short.wav", "chunks": 4, "step_seconds": 0.25}
 # Long enough to be killed or stopped mid-run.
 LONG = {"source": "long.wav", "chunks": 40, "step_seconds": 0.25}
+FLOWER_PURGE_SECONDS = 5
 STATUS_LINE = re.compile(r"^(\S+)\s+([A-Z]+)\s*(.*)$")
 
 
@@ -121,6 +122,13 @@ class Supervised:
             for name, (_, pid) in self.status().items()
             if "jobline-worker-music-" in name and pid is not None
         }
+
+
+def flower_workers(sup: Supervised) -> dict[str, bool]:
+    """Flower's worker list (its dashboard's data): node name -> online."""
+    r = httpx.get(f"{sup.flower}/workers", params={"json": 1}, auth=sup.flower_auth, timeout=30)
+    assert r.status_code == 200, r.text
+    return {w["hostname"]: bool(w["status"]) for w in r.json()["data"]}
 
 
 def consumers(amqp_url: str, queue: str) -> int:
@@ -203,6 +211,7 @@ def supervised(
             "JOBLINE_API_PORT": str(api_port),
             "JOBLINE_API_WORKERS": "1",
             "JOBLINE_FLOWER_PORT": str(flower_port),
+            "JOBLINE_FLOWER_PURGE_OFFLINE_SECONDS": str(FLOWER_PURGE_SECONDS),
         },
     )
     # Settings come from .env alone, as under a real supervisord.
@@ -430,6 +439,10 @@ def test_a_worker_killed_with_9_is_restarted_and_its_job_ends_once(
     worker = started_by(stack, job_id)
     pid = int(worker.rsplit(":", 1)[1])
     (name,) = [n for n, p in supervised.music_workers().items() if p == pid]
+    deadline = time.monotonic() + WAIT
+    while flower_workers(supervised).get(worker) is not True:
+        assert time.monotonic() < deadline, flower_workers(supervised)
+        time.sleep(1)
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + START_SECONDS
@@ -448,6 +461,17 @@ def test_a_worker_killed_with_9_is_restarted_and_its_job_ends_once(
         f" {restarted:.1f} s; the job's events: {history}"
     )
     assert [t for t, _, _ in history].count("succeeded") == 1
+    # The restarted process is a new node; Flower forgets the killed one once it has been
+    # offline JOBLINE_FLOWER_PURGE_OFFLINE_SECONDS.
+    host = socket.gethostname()
+    alive = {f"music@{host}:{p}" for p in supervised.music_workers().values()}
+    deadline = time.monotonic() + WAIT
+    while True:
+        listed = flower_workers(supervised)
+        if worker not in listed and all(listed.get(n) for n in alive):
+            break
+        assert time.monotonic() < deadline, (listed, worker, alive)
+        time.sleep(1)
 
 
 def test_stop_all_stops_every_process_and_loses_no_job(

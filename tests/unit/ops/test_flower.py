@@ -6,7 +6,7 @@ import pytest
 
 from jobline.config import Settings
 from jobline.errors import ConfigError
-from jobline.flower import broker_api, check_auth
+from jobline.flower import broker_api, check_auth, flower_argv
 
 PROD = {
     "env": "production",
@@ -34,3 +34,18 @@ def test_the_broker_tab_uses_rabbitmqs_management_api() -> None:
     explicit = Settings(**PROD, flower_broker_api="http://m:15672/api/")
     assert broker_api(explicit) == "http://m:15672/api/"
     assert broker_api(Settings(env="development", broker_url="filesystem://")) is None
+
+
+def test_flower_forgets_offline_workers_after_the_setting_and_never_sees_credentials() -> None:
+    settings = Settings(**PROD, flower_basic_auth="ops:pw", flower_port=5600)
+    argv = flower_argv(settings)
+    # A restarted worker process is a new node (NAME@host:pid); its old name goes offline.
+    assert argv == [
+        "flower",
+        "--address=127.0.0.1",
+        "--port=5600",
+        "--purge_offline_workers=600",
+    ]
+    assert not any("pw" in arg for arg in argv)
+    kept = flower_argv(Settings(**PROD, flower_purge_offline_seconds=None), "0.0.0.0", 80)
+    assert kept == ["flower", "--address=0.0.0.0", "--port=80"]
