@@ -50,10 +50,6 @@ class WorkerProgram:
     stop_seconds: int
 
     @property
-    def metrics_ports(self) -> range:
-        return range(self.metrics_port, self.metrics_port + self.processes)
-
-    @property
     def args(self) -> list[str]:
         return [
             "worker",
@@ -106,7 +102,7 @@ def supervisor_conf(
         f"; {GENERATED.format(what='supervisor')}",
         f"; Install: ln -s {root}/deploy/supervisor/jobline.conf /etc/supervisor/conf.d/",
         f"; Settings: {root}/.env (JOBLINE_*); logs: {log_dir}/.",
-        "; A worker process is numbered by its /metrics port: jobline-worker-music-9101...",
+        "; A worker process is numbered by the port of its /metrics: jobline-worker-DOMAIN-PORT.",
         "",
         "[group:jobline]",
         f"programs={','.join(names)}",

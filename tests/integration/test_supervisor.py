@@ -146,7 +146,7 @@ def wait_consumers(amqp_url: str, queue: str, count: int, within: float = WAIT) 
         time.sleep(1)
 
 
-def deployment(root: Path, stack: ChaosStack, env_lines: dict[str, str]) -> None:
+def deployment(root: Path, env_lines: dict[str, str]) -> None:
     """What a checkout at /srv/jobline holds: the app's files, .venv and .env."""
     (root / ".venv").symlink_to(REPO / ".venv")
     (root / "deploy").mkdir()
@@ -201,7 +201,6 @@ def supervised(
     flower_auth = ("ops", "flower-" + os.urandom(8).hex())
     deployment(
         root,
-        stack,
         {
             "JOBLINE_ENV": "production",
             "JOBLINE_DATABASE_URL": stack.env["JOBLINE_DATABASE_URL"],

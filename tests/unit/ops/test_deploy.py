@@ -67,9 +67,9 @@ def test_processes_of_a_domain_are_numprocs_each_with_its_own_metrics_port_and_l
         assert section["environment"] == 'JOBLINE_WORKER_METRICS_PORT="%(process_num)d"'
     assert music["stdout_logfile"] == "/tmp/logs/worker-music-%(process_num)d.log"
     assert conf["program:jobline-api"]["stdout_logfile"] == "/tmp/logs/api.log"
-    assert [w.metrics_ports for w in worker_programs(queues, 9300)] == [
-        range(9300, 9303),
-        range(9303, 9304),
+    assert [(w.metrics_port, w.processes) for w in worker_programs(queues, 9300)] == [
+        (9300, 3),
+        (9303, 1),
     ]
 
 
