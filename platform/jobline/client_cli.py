@@ -15,11 +15,13 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import httpx
 import typer
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from jobline.client import Client, ClientError
+from jobline.config import Settings
 
 # A server bound to every address is reached on this machine's loopback.
 ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
@@ -50,16 +52,19 @@ class ServerAddress(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="JOBLINE_", env_file=".env", extra="ignore")
 
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
+    # The server's own defaults, so the two cannot drift apart.
+    api_host: str = Settings.model_fields["api_host"].default
+    api_port: int = Settings.model_fields["api_port"].default
 
 
 def default_api_url() -> str:
     """http://HOST:PORT of the API `jobline dev` / `jobline serve` start with these settings."""
     try:
         address = ServerAddress()
-    except ValueError as exc:  # e.g. JOBLINE_API_PORT=abc
-        _fail(f"JOBLINE_API_HOST / JOBLINE_API_PORT: {exc}", EXIT_REFUSED)
+    except ValidationError as exc:  # e.g. JOBLINE_API_PORT=abc
+        first = exc.errors()[0]
+        name = "JOBLINE_" + "_".join(str(part) for part in first["loc"]).upper()
+        _fail(f"{name}: {first['msg']}", EXIT_REFUSED)
     host = ANY_ADDRESS.get(address.api_host, address.api_host)
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal in a URL
