@@ -32,13 +32,19 @@ PAGE_SIZE = 100  # the API's largest page
 
 
 class ClientError(Exception):
-    """The API refused a request; `code` is its error code (e.g. JOB_NOT_FOUND)."""
+    """The API refused a request; `code` is its error code (e.g. JOB_NOT_FOUND).
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    `errors` holds what a 422 names field by field (`loc`, `msg`, `type`), else nothing.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.errors = errors or []
 
 
 class Client:
@@ -62,6 +68,11 @@ class Client:
         self.stream_timeout = httpx.Timeout(timeout, read=stream_read_timeout)
         self.reconnect_seconds = reconnect_seconds
         self.max_reconnects = max_reconnects
+
+    @property
+    def base_url(self) -> str:
+        """The API's URL this client talks to."""
+        return str(self.http.base_url).rstrip("/")
 
     @classmethod
     def login(cls, base_url: str, email: str, password: str, **options: Any) -> Client:
@@ -201,14 +212,17 @@ def _check(response: httpx.Response) -> None:
     if response.is_success:
         return
     code, message = "HTTP_ERROR", response.reason_phrase
+    errors: list[dict[str, Any]] = []
     try:
         detail = response.json().get("detail")
     except ValueError:
         detail = None
     if isinstance(detail, dict):
         code, message = detail.get("code", code), detail.get("message", message)
+        errors = [e for e in detail.get("errors") or [] if isinstance(e, dict)]
     elif isinstance(detail, str):
         code, message = detail, detail
     elif isinstance(detail, list):
         code, message = "VALIDATION_ERROR", "; ".join(str(d.get("msg")) for d in detail)
-    raise ClientError(response.status_code, code, message)
+        errors = [d for d in detail if isinstance(d, dict)]
+    raise ClientError(response.status_code, code, message, errors)

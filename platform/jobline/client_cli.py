@@ -1,8 +1,10 @@
 """`jobline submit` and `jobline follow`: the HTTP client from the command line.
 
-They talk to a running API, not to the database: the API's URL and credentials come
-from options or the environment (JOBLINE_API_URL, JOBLINE_TOKEN, or JOBLINE_EMAIL with
-JOBLINE_PASSWORD), never from the server's settings.
+They talk to a running API, not to the database: credentials come from options or the
+environment (JOBLINE_TOKEN, or JOBLINE_EMAIL with JOBLINE_PASSWORD). The API's URL is
+--api-url or JOBLINE_API_URL; without either, the address `jobline dev` and `jobline
+serve` listen on (JOBLINE_API_HOST, JOBLINE_API_PORT, from the environment or `.env`),
+so a client beside a server on another port finds it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import httpx
 import typer
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from jobline.client import Client, ClientError
+from jobline.config import Settings
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
+# A server bound to every address is reached on this machine's loopback.
+ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 EXIT_JOB_FAILED = 1
 EXIT_REFUSED = 2
 EXIT_UNREACHABLE = 3
@@ -26,8 +32,45 @@ PERCENT = 100
 T = TypeVar("T")
 
 ApiUrl = Annotated[
-    str, typer.Option("--api-url", envvar="JOBLINE_API_URL", help="base URL of the jobline API")
+    str | None,
+    typer.Option(
+        "--api-url",
+        envvar="JOBLINE_API_URL",
+        help="base URL of the jobline API  [default: http://JOBLINE_API_HOST:JOBLINE_API_PORT,"
+        " as jobline dev serves it]",
+        show_default=False,
+    ),
 ]
+
+
+class ServerAddress(BaseSettings):
+    """The two settings of jobline's Settings that say where the API listens.
+
+    Read on their own: a client needs no database URL or secret, and production's checks
+    on those must not stop `jobline submit`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JOBLINE_", env_file=".env", extra="ignore")
+
+    # The server's own defaults, so the two cannot drift apart.
+    api_host: str = Settings.model_fields["api_host"].default
+    api_port: int = Settings.model_fields["api_port"].default
+
+
+def default_api_url() -> str:
+    """http://HOST:PORT of the API `jobline dev` / `jobline serve` start with these settings."""
+    try:
+        address = ServerAddress()
+    except ValidationError as exc:  # e.g. JOBLINE_API_PORT=abc
+        first = exc.errors()[0]
+        name = "JOBLINE_" + "_".join(str(part) for part in first["loc"]).upper()
+        _fail(f"{name}: {first['msg']}", EXIT_REFUSED)
+    host = ANY_ADDRESS.get(address.api_host, address.api_host)
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal in a URL
+    return f"http://{host}:{address.api_port}"
+
+
 Token = Annotated[
     str | None,
     typer.Option(
@@ -64,7 +107,7 @@ def submit(
     idempotency_key: Annotated[
         str | None, typer.Option(help="a repeated key returns the first job")
     ] = None,
-    api_url: ApiUrl = DEFAULT_API_URL,
+    api_url: ApiUrl = None,
     token: Token = None,
     email: Email = None,
     password: Password = None,
@@ -82,7 +125,8 @@ def submit(
         _fail("--payload must be a JSON object", EXIT_REFUSED)
     with _connect(api_url, token, email, password) as client:
         job = _call(
-            lambda: client.submit(type, body, priority=priority, idempotency_key=idempotency_key)
+            lambda: client.submit(type, body, priority=priority, idempotency_key=idempotency_key),
+            client.base_url,
         )
         if not follow:
             typer.echo(json.dumps(job, indent=2))
@@ -93,7 +137,7 @@ def submit(
 
 def follow(
     job_id: Annotated[str, typer.Argument(help="the job's id")],
-    api_url: ApiUrl = DEFAULT_API_URL,
+    api_url: ApiUrl = None,
     token: Token = None,
     email: Email = None,
     password: Password = None,
@@ -120,7 +164,7 @@ def _show(client: Client, job_id: str) -> None:
         transient=False,
     ) as bar:
         task = bar.add_task("waiting", total=PERCENT, message="")
-        for event in _iterate(client.follow(job_id)):
+        for event in _iterate(client.follow(job_id), client.base_url):
             kind, data = event["type"], event["data"]
             if kind == "progress":
                 bar.update(
@@ -137,21 +181,21 @@ def _show(client: Client, job_id: str) -> None:
                 if kind == "succeeded":
                     bar.update(task, completed=PERCENT)
     if final is None:
-        job = _call(lambda: client.get(job_id))
+        job = _call(lambda: client.get(job_id), client.base_url)
         typer.echo(f"job {job_id} is {job['state']}")
         final = {"type": job["state"]}
     if final["type"] != "succeeded":
         raise typer.Exit(EXIT_JOB_FAILED)
 
 
-def _iterate(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _iterate(events: Iterator[dict[str, Any]], url: str) -> Iterator[dict[str, Any]]:
     """The events, with the client's errors turned into exits."""
     try:
         yield from events
     except ClientError as exc:
-        _fail(exc.message, EXIT_REFUSED)
+        _fail(_refusal(exc), EXIT_REFUSED)
     except httpx.HTTPError as exc:
-        _fail(f"the API is unreachable: {exc}", EXIT_UNREACHABLE)
+        _fail(_unreachable(url, exc), EXIT_UNREACHABLE)
 
 
 def _details(kind: str, data: dict[str, Any]) -> str:
@@ -165,22 +209,42 @@ def _details(kind: str, data: dict[str, Any]) -> str:
     return ""
 
 
-def _connect(api_url: str, token: str | None, email: str | None, password: str | None) -> Client:
+def _connect(
+    api_url: str | None, token: str | None, email: str | None, password: str | None
+) -> Client:
+    url = (api_url or default_api_url()).rstrip("/")
     if token:
-        return Client(api_url, token)
+        return Client(url, token)
     if not email:
         _fail("give --token (JOBLINE_TOKEN) or --email (JOBLINE_EMAIL) to log in", EXIT_REFUSED)
     secret = password or typer.prompt("password", hide_input=True)
-    return _call(lambda: Client.login(api_url, email or "", secret))
+    return _call(lambda: Client.login(url, email or "", secret), url)
 
 
-def _call(action: Callable[[], T]) -> T:
+def _call(action: Callable[[], T], url: str) -> T:
     try:
         return action()
     except ClientError as exc:
-        _fail(exc.message, EXIT_REFUSED)
+        _fail(_refusal(exc), EXIT_REFUSED)
     except httpx.HTTPError as exc:
-        _fail(f"the API is unreachable: {exc}", EXIT_UNREACHABLE)
+        _fail(_unreachable(url, exc), EXIT_UNREACHABLE)
+
+
+def _unreachable(url: str, exc: httpx.HTTPError) -> str:
+    """The URL tried, what went wrong, and where the URL came from."""
+    return (
+        f"the API at {url} is unreachable: {exc or type(exc).__name__} "
+        "(set --api-url or JOBLINE_API_URL, or JOBLINE_API_PORT as the server has it)"
+    )
+
+
+def _refusal(exc: ClientError) -> str:
+    """The API's message, and each field it names with its reason (a 422's `errors`)."""
+    lines = [exc.message]
+    for error in exc.errors:
+        where = ".".join(str(part) for part in error.get("loc", ())) or "(the payload)"
+        lines.append(f"  {where}: {error.get('msg', error)}")
+    return "\n".join(lines)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -30,6 +31,7 @@ from jobline.preflight import redact_url
 from jobline.queueing.spec import JobType, Queues
 
 DEMO_EMAIL = "demo@example.com"
+SUPERUSER_EMAIL = "admin@example.com"
 DEMO_FILE = "demo-account.json"
 # Random bytes of a new demo password (more when JOBLINE_PASSWORD_MIN_LENGTH asks for more).
 DEMO_PASSWORD_BYTES = 12
@@ -90,6 +92,15 @@ async def ensure_demo_account(settings: Settings) -> DemoAccount:
     path.write_text(json.dumps({"email": email, "password": password}))
     path.chmod(0o600)
     return DemoAccount(email, password, created)
+
+
+def jobline_command() -> str:
+    """How the user runs this `jobline`: `.venv/bin/jobline` from the project, else its path."""
+    executable = os.path.join(os.path.dirname(sys.executable), "jobline")
+    relative = os.path.relpath(executable)
+    if not relative.startswith(".."):
+        return relative
+    return "jobline" if shutil.which("jobline") == executable else executable
 
 
 def example_payload(job_type: JobType) -> dict[str, Any] | None:
@@ -357,6 +368,8 @@ class DevServer:
             f"  API docs      {self.base}/docs",
             f"  demo account  {account.email}  password: {account.password}  ({note};"
             f" kept in {settings.var_dir / DEMO_FILE})",
+            f"  superuser     the demo account is none; for /audit, /stream/stats and everyone's"
+            f" jobs: {jobline_command()} users create {SUPERUSER_EMAIL} --superuser",
             f"  database      {redact_url(settings.database_url)}",
             f"  broker        {broker}",
             f"  workers       {workers}",

@@ -167,6 +167,22 @@ def test_the_first_screen_holds_the_two_commands_and_ci_runs_the_second() -> Non
         assert os.access(REPO / script, os.X_OK), script
 
 
+def sample_line(prefix: str) -> str:
+    """The line of the README's sample `scripts/dev` output that starts with `prefix`."""
+    (line,) = [line for line in README.read_text().splitlines() if line.startswith(prefix)]
+    return line
+
+
+def test_the_sample_output_counts_the_migrations_there_are() -> None:
+    """A fresh database gets every migration; the sample says how many (it said 3 of 5)."""
+    line = sample_line("dev: database ")
+    shown = re.search(r"\((\d+) migration\(s\) applied\)$", line)
+    assert shown, line
+    for dialect in ("sqlite", "mysql"):
+        migrations = list((REPO / "migrations" / dialect / "models").glob("[0-9]*_*.py"))
+        assert int(shown.group(1)) == len(migrations), (dialect, line)
+
+
 def _table(heading: str) -> list[list[str]]:
     section = README.read_text().split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ")]
@@ -342,6 +358,10 @@ def test_the_first_command_installs_and_runs_everything(first_run: FirstRun) -> 
         assert f"{domain}@" in out, domain
     docs = httpx.get(f"{first_run.base}/docs", timeout=10)
     assert docs.status_code == 200
+    # The sample output's lines that hold no secret are the ones printed.
+    printed = out.splitlines()
+    assert sample_line("dev: database ") in printed
+    assert sample_line("  superuser ") in printed
 
 
 def test_the_quick_start_lines_are_the_ones_jobline_dev_prints_and_they_work(

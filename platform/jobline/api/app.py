@@ -22,7 +22,7 @@ from jobline.accounts.users import (
     cookie_backend,
     fastapi_users,
 )
-from jobline.api import audit, errors, jobs, observe, openapi, security, stream
+from jobline.api import audit, docs, errors, jobs, observe, openapi, security, stream
 from jobline.api.cursors import CursorCodec
 from jobline.api.limits import BodyGuard, BodyLimit
 from jobline.config import Settings, get_settings
@@ -90,12 +90,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             celery.close()
             await close_db()
 
-    app = FastAPI(title="jobline", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc are jobline's own pages (api/docs.py): FastAPI's load from a CDN.
+    app = FastAPI(
+        title="jobline", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.secret = settings.resolved_secret()
     app.state.cursors = CursorCodec(app.state.secret)
     errors.install(app)
     openapi.install(app, queues)
+    docs.install(app)
 
     # Innermost: it reads a login form the guards below have already bounded.
     app.add_middleware(

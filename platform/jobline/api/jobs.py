@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -13,6 +13,7 @@ from jobline import errors
 from jobline.api.deps import CallerDep, CallerRoute, CursorsDep, JobDep, ServiceDep
 from jobline.api.errors import responses
 from jobline.api.schemas import Instant, Job, JobEvent, JobTypeOut, RetryPolicyOut, SubmitJob
+from jobline.jobs import payloads
 from jobline.jobs.service import JobService, Submission
 from jobline.jobs.states import JobState
 from jobline.jobs.store import JobQuery
@@ -173,7 +174,7 @@ async def list_job_types(service: ServiceDep, _: CallerDep) -> list[JobTypeOut]:
     out = []
     for jt in service.queues.job_types.values():
         model = jt.payload_model
-        schema: dict[str, Any] | None = model.model_json_schema() if model is not None else None
+        schema = payloads.json_schema(model) if model is not None else None
         out.append(
             JobTypeOut(
                 name=jt.name,

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from jobline.jobs import payloads
 from jobline.queueing.spec import Queues
 
 PROBLEM = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -165,8 +166,8 @@ def _submit_per_type(schema: dict[str, Any], queues: Queues) -> None:
             payload: dict[str, Any] = {"type": "object", "additionalProperties": True}
         else:
             prefix = "Payload_" + re.sub(r"\W", "_", name) + "_"
-            payload = model.model_json_schema(
-                ref_template=f"#/components/schemas/{prefix}{{model}}"
+            payload = payloads.json_schema(
+                model, ref_template=f"#/components/schemas/{prefix}{{model}}"
             )
             for sub_name, sub in payload.pop("$defs", {}).items():
                 components[prefix + sub_name] = sub

@@ -1,8 +1,8 @@
 """Response hardening: security headers, CORS (closed unless configured), clean errors.
 
 - Every response carries nosniff, frame denial, no referrer and a Content-Security-Policy
-  that allows nothing; the interactive docs (/docs, /redoc) get a relaxed policy that
-  lets them load their script and styles from the CDN FastAPI uses, on those routes only.
+  that allows nothing; the interactive docs (/docs, /redoc) get a policy that lets them
+  load their scripts and styles from the API's own origin, on those routes only.
 - CORS is off unless JOBLINE_CORS_ORIGINS names origins; `*` never comes with credentials.
 - A 405 names every method the path allows (Starlette names only the first route's).
 - A 422 never echoes a password, token or secret back (or into any log that keeps bodies).
@@ -26,16 +26,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from jobline.config import Settings
 
 STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# FastAPI's Swagger UI and ReDoc pages load their bundles from jsDelivr, run one inline
-# script that starts them, and fetch /openapi.json; ReDoc also uses Google Fonts and a
-# blob: worker. Nothing else is allowed, and still no framing.
+# The interactive docs (api/docs.py) load every script, style and image from the API itself.
+# What they still need beyond 'self', each the least that works:
+# - style-src 'unsafe-inline': ReDoc writes its styles as <style> elements at run time
+#   (styled-components) and Swagger UI sets style attributes; neither can carry a nonce.
+# - img-src data: Swagger UI's and ReDoc's icons are data: URIs inside their CSS and SVG.
+# - worker-src blob: ReDoc's search index runs in a worker it builds from a blob: URL.
+# data: and blob: are content the page made itself, not another origin; no host is named.
 DOCS_CSP = (
     "default-src 'none'; "
-    "script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
-    "style-src 'self' https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
-    "font-src https://fonts.gstatic.com; "
-    "img-src 'self' https://fastapi.tiangolo.com https://cdn.redoc.ly data:; "
-    "connect-src 'self'; worker-src blob:; "
+    "script-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; "
+    "connect-src 'self'; worker-src 'self' blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 DOCS_PATHS = ("/docs", "/redoc")

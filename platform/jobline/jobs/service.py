@@ -26,6 +26,7 @@ from jobline.errors import (
     PayloadTooLarge,
     UnknownJobType,
 )
+from jobline.jobs import payloads
 from jobline.jobs.batching import SubmitAlone, SubmitBatcher
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox, new_claim
@@ -251,14 +252,14 @@ class JobService:
         if model is None:
             return payload
         try:
-            # Strict, as JSON: what the OpenAPI document says each type takes, no coercion
-            # ("128" for an integer, false for a number).
-            return dict(model.model_validate_json(text, strict=True).model_dump(mode="json"))
+            return payloads.validate(model, text)
         except ValidationError as exc:
-            raise InvalidPayload(
-                "the payload does not match the job type's model",
-                errors=exc.errors(include_url=False, include_context=False),
-            ) from None
+            errors = exc.errors(include_url=False, include_context=False)
+            unknown = payloads.unknown_fields(errors)
+            message = "the payload does not match the job type's model"
+            if unknown:
+                message += f": unknown field(s) {', '.join(unknown)}"
+            raise InvalidPayload(message, errors=errors) from None
 
     async def _idempotent(self, caller: Caller, key: str, request_hash: str) -> JobView | None:
         found = await self.store.find_by_idempotency_key(caller.id, key)

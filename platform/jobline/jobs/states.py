@@ -1,4 +1,4 @@
-"""The job state machine: which event may follow which state (CONTRACT section 7)."""
+"""The job state machine: which event may follow which state (the types in jobs/events.py)."""
 
 from __future__ import annotations
 

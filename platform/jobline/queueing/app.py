@@ -49,12 +49,15 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     if not settings.broker_url.startswith(EMBEDDED_BROKER):
         return {"confirm_publish": True}
     folder = settings.broker_dir()
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        # The exchange tables: kombu's default is `control/` in the working directory,
+        # which left a folder in the repository root.
+        "control_folder": str(folder / "control"),
         "store_processed": False,
         # kombu polls the folder once a second by default: a second of latency per job.
         "polling_interval": settings.broker_poll_seconds,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -149,6 +150,20 @@ def import_object(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def import_error(exc: BaseException) -> str:
+    """What went wrong importing a job's module, on one line: where, for a syntax error."""
+    if isinstance(exc, SyntaxError):
+        # Its str() is the message alone; the file and line are what the user needs.
+        where = exc.filename or "?"
+        relative = os.path.relpath(where)
+        if not relative.startswith(".."):  # under the working directory: tasks/video.py
+            where = relative
+        return f"{exc.msg} ({where}, line {exc.lineno})"
+    if isinstance(exc, ImportError | AttributeError | ValueError):
+        return " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
 def _duplicate_keys(node: yaml.Node, path: str = "") -> list[str]:
     """`dotted.key: ...` for every key given twice in one mapping (YAML would keep the last)."""
     problems: list[str] = []
@@ -207,6 +222,8 @@ def load_queues(path: Path | str, *, check_imports: bool = True) -> Queues:
     job_types: dict[str, JobType] = {}
     queue_owner: dict[str, str] = {}
     problems = []
+    module_errors: dict[str, str] = {}
+    reported: set[str] = set()
     for domain_name, domain in raw.domains.items():
         if domain.queue in queue_owner:
             problems.append(
@@ -222,7 +239,16 @@ def load_queues(path: Path | str, *, check_imports: bool = True) -> Queues:
                 problems.append(f"{path}: {key}: soft_time_limit must be below time_limit")
             job_types[name] = JobType(name, domain_name, domain.queue, spec, policy)
             if check_imports:
-                problems.extend(f"{path}: {key}: {p}" for p in _import_problems(spec))
+                broken = _broken_module(spec, module_errors)
+                if broken is None:
+                    problems.extend(f"{path}: {key}: {p}" for p in _import_problems(spec))
+                elif broken not in reported:
+                    # One line per broken module, not one per job type it holds.
+                    reported.add(broken)
+                    problems.append(
+                        f"{path}: {key}: function {spec.function!r} cannot be imported: "
+                        f"{module_errors[broken]}"
+                    )
     if problems:
         raise ConfigError("\n".join(problems))
     return Queues(path=path, raw=raw, job_types=job_types)
@@ -235,6 +261,25 @@ def _resolve_policy(defaults: Policy, domain: Policy, job_type: Policy) -> Resol
     return ResolvedPolicy(**merged)
 
 
+def _broken_module(spec: JobTypeSpec, errors: dict[str, str]) -> str | None:
+    """The module of the job's function if importing it fails (remembered in `errors`)."""
+    if spec.function is None:
+        return None
+    module = (
+        spec.function.partition(":")[0]
+        if ":" in spec.function
+        else (spec.function.rpartition(".")[0])
+    )
+    if module not in errors:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            errors[module] = import_error(exc)
+        else:
+            errors[module] = ""
+    return module if errors[module] else None
+
+
 def _import_problems(spec: JobTypeSpec) -> list[str]:
     from jobline.queueing.context import JobFunction
 
@@ -242,16 +287,16 @@ def _import_problems(spec: JobTypeSpec) -> list[str]:
     if spec.function is not None:
         try:
             target = import_object(spec.function)
-        except (ImportError, AttributeError, ValueError) as exc:
-            problems.append(f"function {spec.function!r} cannot be imported: {exc}")
+        except Exception as exc:
+            problems.append(f"function {spec.function!r} cannot be imported: {import_error(exc)}")
         else:
             if not isinstance(target, JobFunction):
                 problems.append(f"function {spec.function!r} is not decorated with @job")
     for name in spec.retry_for:
         try:
             exc_type = import_object(name)
-        except (ImportError, AttributeError, ValueError) as exc:
-            problems.append(f"retry_for {name!r} cannot be imported: {exc}")
+        except Exception as exc:
+            problems.append(f"retry_for {name!r} cannot be imported: {import_error(exc)}")
             continue
         if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
             problems.append(f"retry_for {name!r} is not an exception class")

@@ -1,4 +1,4 @@
-"""The state machine of CONTRACT section 7, checked against a table written out by hand."""
+"""The state machine, checked against a table written out by hand."""
 
 from __future__ import annotations
 

@@ -108,6 +108,34 @@ def test_an_unimportable_function(tmp_path: Path) -> None:
     assert "'tasks.music:nothing' cannot be imported" in message
 
 
+def test_a_module_with_a_syntax_error_is_one_line_naming_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: a syntax error in tasks/ was a whole traceback; now one problem per module."""
+    (tmp_path / "brokenjobs.py").write_text("x = 1\ndef broken(:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    message = problem_of(
+        tmp_path,
+        "domains: {m: {queue: m, job_types: {"
+        "a: {function: brokenjobs:a}, b: {function: brokenjobs:b}}}}",
+    )
+    assert message.count("\n") == 0, message
+    assert "domains.m.job_types.a: function 'brokenjobs:a' cannot be imported" in message
+    assert "invalid syntax (brokenjobs.py, line 2)" in message
+
+
+def test_a_module_that_raises_on_import_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "raisingjobs.py").write_text("raise RuntimeError('no\\ndatabase here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    message = problem_of(
+        tmp_path, "domains: {m: {queue: m, job_types: {a: {function: raisingjobs:a}}}}"
+    )
+    assert message.endswith("cannot be imported: RuntimeError: no database here"), message
+
+
 def test_a_function_not_decorated_with_job(tmp_path: Path) -> None:
     message = problem_of(
         tmp_path, "domains: {m: {queue: m, job_types: {a: {function: tasks.music:CODECS}}}}"
