@@ -1,0 +1,128 @@
+"""What the HTTP API reads and writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from jobline.jobs.events import Event, EventType
+from jobline.jobs.projection import JobView
+from jobline.jobs.states import JobState
+
+
+class SubmitJob(BaseModel):
+    # Strict: `"delay_seconds": false` or `"priority": "3"` is refused, not coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: str = Field(min_length=1, max_length=100, examples=["music.transcode"])
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(0, ge=0, le=9)
+    delay_seconds: float | None = Field(None, ge=0, le=86_400 * 7)
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    code: str | None = None
+
+
+class Job(BaseModel):
+    id: UUID
+    type: str
+    queue: str
+    state: JobState
+    progress: int
+    message: str | None
+    attempt: int
+    priority: int
+    payload: dict[str, Any]
+    result: Any
+    error: dict[str, Any] | None
+    owner_id: UUID | None
+    last_seq: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, view: JobView) -> Job:
+        return cls(**{name: getattr(view, name) for name in cls.model_fields})
+
+
+class JobEvent(BaseModel):
+    seq: int
+    job_id: UUID
+    type: EventType
+    attempt: int
+    at: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event) -> JobEvent:
+        return cls(
+            seq=event.seq,
+            job_id=event.job_id,
+            type=event.type,
+            attempt=event.attempt,
+            at=event.at,
+            data=event.data,
+        )
+
+
+class RetryPolicyOut(BaseModel):
+    max_retries: int
+    retry_backoff: float
+    retry_backoff_max: float
+    time_limit: int
+    soft_time_limit: int
+
+
+class JobTypeOut(BaseModel):
+    name: str
+    domain: str
+    queue: str
+    payload_schema: dict[str, Any] | None
+    retry: RetryPolicyOut
+    rate_limit: str | None
+    description: str | None
+
+
+class Problem(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    detail: Problem
+
+
+# Filter times: ISO 8601 text only (pydantic would also read "0.5" as a Unix time), as UTC,
+# within what MariaDB's DATETIME holds once an offset is applied.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _iso_instant(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z") from None
+    else:
+        raise ValueError("must be an ISO 8601 date-time")
+    try:
+        utc = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"must be from {EARLIEST.isoformat()} to before {LATEST.isoformat()}")
+    return utc
+
+
+Instant = Annotated[datetime, BeforeValidator(_iso_instant)]

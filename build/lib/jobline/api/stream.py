@@ -1,0 +1,231 @@
+"""Live streams (SSE): one job's events, and all of a user's jobs' events.
+
+Everything that can fail is checked before the response starts (auth 401, the job 404,
+Last-Event-ID 400); the stream itself only reads. A job stream's SSE id is the event's
+`seq`, the same number as `GET /jobs/{id}/events?after_seq=`; the per-user stream's SSE id
+is the event's row id, which orders events across jobs (seq counts per job).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Message, Send
+from tortoise.exceptions import DBConnectionError, OperationalError
+
+from jobline import errors, metrics
+from jobline.api.deps import CallerDep, CallerRoute, JobDep
+from jobline.api.errors import responses
+from jobline.api.quotas import StreamSlot
+from jobline.api.schemas import JobEvent
+from jobline.config import Settings
+from jobline.jobs.service import Caller
+from jobline.streaming.feed import EventFeed
+from jobline.streaming.follow import StartAt, follow_job, follow_user
+from jobline.streaming.reader import FeedEvent
+
+router = APIRouter(tags=["stream"], route_class=CallerRoute)
+log = logging.getLogger("jobline.api")
+DB_ERRORS = (OperationalError, DBConnectionError, ConnectionError, OSError)
+
+SEP = "\n"
+PING = ServerSentEvent(comment="ping", sep=SEP).encode()
+# SSE ids: a seq is an INT column, a row id a BIGINT one.
+MAX_SEQ = 2**31 - 1
+MAX_ROW_ID = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        description="resume after this id (browsers send it when they reconnect)",
+    ),
+]
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
+    **responses(errors.InvalidLastEventId),
+    401: {"description": "not logged in (bearer token or the cookie of /auth/cookie/login)"},
+}
+
+
+def get_feed(request: Request) -> EventFeed:
+    feed: EventFeed = request.app.state.feed
+    return feed
+
+
+FeedDep = Annotated[EventFeed, Depends(get_feed)]
+
+
+def parse_last_event_id(raw: str | None, maximum: int) -> int | None:
+    """The id a client resumes after; an empty header counts as none."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    if not _DIGITS.fullmatch(text) or int(text) > maximum:
+        raise errors.InvalidLastEventId(f"Last-Event-ID must be an integer from 0 to {maximum}")
+    return int(text)
+
+
+def event_json(item: FeedEvent) -> bytes:
+    """The event as `GET /jobs/{id}/events` shows it, encoded once per process."""
+    cached = item.frames.get("json")
+    if cached is None:
+        cached = item.frames["json"] = JobEvent.of(item.event).model_dump_json().encode()
+    return cached
+
+
+def frame(item: FeedEvent, sse_id: int) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (
+        sse_id,
+        item.event.type.value.encode(),
+        event_json(item),
+    )
+
+
+class FanoutResponse(EventSourceResponse):
+    """sse-starlette's response with the send timeout on pings only.
+
+    A timer around every frame cost a third of the API's CPU with a thousand followers
+    (bench/sse_fanout). A client that stops reading is still caught: its next ping cannot
+    be sent either, and that send times out (within JOBLINE_SSE_PING_SECONDS +
+    JOBLINE_SSE_SEND_TIMEOUT_SECONDS), which ends the stream and frees its subscription.
+    """
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        if message.get("body") == PING:
+            await super()._send_with_timeout(send, message)
+        else:
+            await send(message)
+
+
+def event_source(request: Request, frames: AsyncIterator[bytes]) -> EventSourceResponse:
+    settings: Settings = request.app.state.settings
+    return FanoutResponse(
+        frames,
+        ping=settings.sse_ping_seconds,
+        sep=SEP,
+        ping_message_factory=lambda: ServerSentEvent(comment="ping", sep=SEP),
+        send_timeout=settings.sse_send_timeout_seconds,
+    )
+
+
+@contextmanager
+def ends_on_outage() -> Iterator[None]:
+    """End a stream quietly when its database read fails: the client resumes from its
+    Last-Event-ID once the database is back (a thousand tracebacks would say nothing)."""
+    try:
+        yield
+    except DB_ERRORS as exc:
+        log.warning("a stream ended: the database is unreachable (%s)", exc)
+
+
+def retry_hint(request: Request) -> bytes:
+    settings: Settings = request.app.state.settings
+    return b"retry: %d\n\n" % settings.sse_retry_ms
+
+
+@router.get(
+    "/jobs/{job_id}/stream",
+    response_class=EventSourceResponse,
+    responses={
+        **STREAM_RESPONSES,
+        **responses(errors.JobNotFound, errors.InvalidLastEventId),
+        204: {"description": "the job has finished and the client has seen its last event"},
+    },
+)
+async def stream_job(
+    job: JobDep,
+    request: Request,
+    feed: FeedDep,
+    _: StreamSlot,
+    last_event_id: LastEventId = None,
+) -> Response:
+    """A job's events as SSE: a replay after Last-Event-ID (all without it), then live.
+
+    Each frame is `id: <seq>`, `event: <type>`, `data: <Event JSON>`; the stream closes
+    after the terminal event. A finished job whose last event the client has seen answers
+    204, which tells a browser's EventSource to stop reconnecting.
+    """
+    after = parse_last_event_id(last_event_id, MAX_SEQ) or 0
+    if job.state.is_final and after >= job.last_seq:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    hint = retry_hint(request)
+
+    async def frames() -> AsyncIterator[bytes]:
+        with metrics.sse_stream_open(), ends_on_outage():
+            yield hint
+            async for item in follow_job(feed, job.id, after):
+                yield item.frames.get("job") or item.frames.setdefault("job", frame(item, item.seq))
+
+    return event_source(request, frames())
+
+
+@router.get("/stream", response_class=EventSourceResponse, responses=STREAM_RESPONSES)
+async def stream_mine(
+    caller: CallerDep,
+    request: Request,
+    feed: FeedDep,
+    _: StreamSlot,
+    last_event_id: LastEventId = None,
+) -> Response:
+    """Events of all the caller's jobs (every job for a superuser) as SSE, live.
+
+    The SSE id here is the event's global row id, not its per-job seq (the data carries
+    both `job_id` and `seq`). With Last-Event-ID the stream first replays the stored
+    events after it. Without, it starts live with an id-only frame, so a reconnecting
+    client resumes from where it started. The stream does not end by itself.
+    """
+    after = parse_last_event_id(last_event_id, MAX_ROW_ID)
+    owner = None if caller.is_superuser else caller.id
+    hint = retry_hint(request)
+
+    async def frames() -> AsyncIterator[bytes]:
+        with metrics.sse_stream_open(), ends_on_outage():
+            yield hint
+            async for item in follow_user(feed, owner, after):
+                if isinstance(item, StartAt):
+                    yield b"id: %d\n\n" % item.id
+                else:
+                    yield item.frames.get("user") or item.frames.setdefault(
+                        "user", frame(item, item.id)
+                    )
+
+    return event_source(request, frames())
+
+
+class FeedStatsOut(BaseModel):
+    mode: str
+    subscribers: int
+    job_subscribers: int
+    user_subscribers: int
+    queries: int
+    reads: int
+    notices: int
+    high_id: int
+    watermark: int
+    pending_gaps: int
+
+
+def require_superuser(caller: CallerDep) -> Caller:
+    if not caller.is_superuser:
+        raise errors.SuperuserRequired()
+    return caller
+
+
+@router.get(
+    "/stream/stats", response_model=FeedStatsOut, responses=responses(errors.SuperuserRequired)
+)
+async def stream_stats(
+    feed: FeedDep, _: Annotated[Caller, Depends(require_superuser)]
+) -> FeedStatsOut:
+    """This API process's event feed: followers, database queries, notices (superusers)."""
+    return FeedStatsOut(**asdict(feed.stats()))

@@ -1,0 +1,1 @@
+"""The request audit log: every API request, written in batches off the request path."""

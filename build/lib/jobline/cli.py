@@ -1,0 +1,447 @@
+"""The `jobline` command line (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from tortoise import Tortoise
+from tortoise.exceptions import BaseORMException as BaseDBError
+
+from jobline import client_cli
+from jobline.audit.cli import audit_app
+from jobline.config import Settings, get_settings, tortoise_config
+from jobline.deploy import deploy_app
+from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
+
+T = TypeVar("T")
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+app = typer.Typer(
+    help="jobline: an event-sourced async job platform.",
+    epilog=(
+        "Exit codes: 0 done; 1 failed; 2 bad configuration or usage;"
+        " 3 the database or the broker is unreachable. Errors are one line; --debug adds"
+        " the traceback."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(deploy_app, name="deploy")
+client_cli.register(app)  # submit, follow: over HTTP
+
+_debug = False
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    """jobline: submit jobs over HTTP, run them on Celery workers, keep every transition."""
+    global _debug
+    _debug = debug
+    # The deployment's own job code (tasks/) lives in the working directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
+        raise  # unreachable; fail() exits
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except JoblineError as exc:
+        if _debug:
+            raise
+        fail(exc.message, exit_code(exc))
+        raise
+    except (OSError, ConnectionError, BaseDBError) as exc:
+        if _debug:
+            raise
+        from jobline.preflight import reason
+
+        where = _where(get_settings().database_url)
+        fail(f"database {where} is unreachable: {reason(exc)}", EXIT_UNAVAILABLE)
+        raise
+
+
+def exit_code(exc: JoblineError) -> int:
+    """2 for bad configuration, 3 for an unreachable database or broker, 1 otherwise."""
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, DatabaseUnavailable | BrokerUnavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_FAILED
+
+
+def check_services_or_exit(settings: Settings, *, broker: bool = True) -> None:
+    """Stop with one line (exit 3) when the database, or the broker, does not answer."""
+    from jobline.preflight import check_services
+
+    run(check_services(settings, broker=broker))
+
+
+def _where(url: str) -> str:
+    """A URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def load_queues_or_exit(settings: Settings, check_imports: bool = True) -> Any:
+    from jobline.queueing.spec import load_queues
+
+    try:
+        return load_queues(settings.queues_file, check_imports=check_imports)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
+
+
+async def apply_migrations(settings: Settings) -> list[str]:
+    """Apply the committed aerich migrations of the configured database's dialect."""
+    from aerich import Command
+
+    location = settings.migrations_dir / settings.dialect
+    config = tortoise_config(settings)
+    command = Command(tortoise_config=config, app="models", location=str(location))
+    # aerich skips its own init when the task's Tortoise context says it is initialised, even
+    # one closed by close_db() or open on another database: init it for this database here.
+    await Tortoise.init(config=config)
+    async with command:
+        await command.init()
+        applied: list[str] = await command.upgrade(run_in_transaction=True)
+    return applied
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (aerich) for the configured database."""
+    settings = settings_or_exit()
+    check_services_or_exit(settings, broker=False)
+    applied = run(apply_migrations(settings))
+    typer.echo(
+        f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False,
+) -> None:
+    """Run the HTTP API with uvicorn (production: gunicorn -c deploy/gunicorn.conf.py asgi:app)."""
+    import uvicorn
+
+    from jobline.logging import configure
+
+    settings = settings_or_exit()
+    load_queues_or_exit(settings)
+    check_services_or_exit(settings)
+    configure(settings.log_format, settings.log_level)
+    uvicorn.run(
+        "jobline.api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=True,
+        log_config=None,  # configured above: JOBLINE_LOG_FORMAT, request ids on every line
+        # Slow or idle clients: see api/limits.py (body read timeout) and deploy/README.md.
+        timeout_keep_alive=settings.uvicorn_keep_alive_seconds,
+        limit_concurrency=settings.uvicorn_limit_concurrency,
+    )
+
+
+@app.command()
+def worker(
+    domain: Annotated[str, typer.Option(help="the domain from queues.yaml whose queue to consume")],
+    pool: Annotated[str | None, typer.Option(help="override the domain's pool")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="override the domain's concurrency")
+    ] = None,
+    loglevel: Annotated[
+        str, typer.Option("--log-level", "--loglevel", help="DEBUG, INFO, WARNING or ERROR")
+    ] = "INFO",
+) -> None:
+    """Run a Celery worker on one domain's queue, named DOMAIN@host."""
+    from jobline.queueing import green, telemetry
+
+    settings = settings_or_exit()
+    # Before any import creates a metric: the prefork children inherit the directory.
+    telemetry.prepare_metrics_dir(settings, domain)
+    from jobline.queueing.worker import worker_app
+
+    queues = load_queues_or_exit(settings)
+    if domain not in queues.domains:
+        fail(
+            f"unknown domain {domain!r}; queues.yaml declares: {', '.join(queues.domains)}",
+            EXIT_CONFIG,
+        )
+    spec = queues.domains[domain]
+    chosen_pool = pool or spec.pool
+    if chosen_pool in green.GREEN_POOLS and not green.patched():
+        if not green.available(chosen_pool):
+            fail(
+                f"pool {chosen_pool!r} (domain {domain}) needs {chosen_pool} installed:"
+                f" pip install 'jobline[{chosen_pool}]'",
+                EXIT_CONFIG,
+            )
+        # Celery patches only as the `celery` command; worker_main() below never does.
+        green.rerun_patched(chosen_pool)
+    check_services_or_exit(settings)
+    celery = worker_app(settings, queues, domain)
+    celery.worker_main(
+        [
+            "worker",
+            f"--queues={spec.queue}",
+            f"--hostname={domain}@%h",
+            f"--pool={chosen_pool}",
+            f"--concurrency={concurrency or spec.concurrency}",
+            f"--prefetch-multiplier={spec.prefetch}",
+            f"--loglevel={loglevel}",
+            "--task-events",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command()
+def flower(
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 5555)")] = None,
+) -> None:
+    """Run Flower on the configured broker, with basic auth from JOBLINE_FLOWER_BASIC_AUTH."""
+    from jobline import flower as flower_module
+
+    settings = settings_or_exit()
+    try:
+        flower_module.run(settings, host, port)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
+
+
+@app.command()
+def dev(
+    host: Annotated[str | None, typer.Option(help="the API's address (JOBLINE_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="the API's port (JOBLINE_API_PORT)")] = None,
+) -> None:
+    """Run everything on this machine: migrations, a demo account, the API, a worker per domain.
+
+    With no settings: SQLite and a broker kept in files, both under var/.
+
+    With JOBLINE_DATABASE_URL and JOBLINE_BROKER_URL: MariaDB and RabbitMQ, and Flower too.
+
+    Ctrl-C stops every process it started.
+    """
+    from jobline.devserver import DevFailed, DevServer
+
+    settings = settings_or_exit()
+    if settings.env == "production":
+        fail(
+            "jobline dev is for development (it creates a demo account); in production run"
+            " `jobline serve` and `jobline worker --domain NAME`",
+            EXIT_CONFIG,
+        )
+    queues = load_queues_or_exit(settings)
+    check_services_or_exit(settings)
+    server = DevServer(settings, queues, host or settings.api_host, port or settings.api_port)
+    try:
+        code = run(server.run())
+    except DevFailed as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command("check-config")
+def check_config(
+    write_consumer_timeout: Annotated[
+        bool,
+        typer.Option(
+            "--write-consumer-timeout",
+            help="set consumer_timeout in deploy/rabbitmq/rabbitmq.conf from queues.yaml",
+        ),
+    ] = False,
+) -> None:
+    """Print the resolved settings (secrets masked), queues, routes and job types; exit non-zero on error."""
+    from jobline.queueing import consumer_timeout
+    from jobline.queueing.spec import load_queues
+
+    settings = settings_or_exit()
+    typer.echo("settings:")
+    for name, value in settings.model_dump().items():
+        secret = {"secret_key", "flower_basic_auth", "flower_broker_api"}
+        shown = "***" if name in secret and value else value
+        if name in {"database_url", "broker_url"}:
+            shown = _where(str(value))
+        typer.echo(f"  {name}: {shown}")
+    try:
+        queues = load_queues(settings.queues_file, check_imports=True)
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
+        return
+    typer.echo(f"queues ({queues.path}):")
+    for name, domain in queues.domains.items():
+        typer.echo(
+            f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency} prefetch={domain.prefetch}"
+        )
+        for jt in queues.domain_types(name):
+            target = (
+                f"function {jt.spec.function} (imports)"
+                if jt.importable
+                else f"task_name {jt.spec.task_name} (send_task)"
+            )
+            typer.echo(
+                f"    {jt.name}: {target}; retries={jt.policy.max_retries} time_limit={jt.policy.time_limit}s"
+            )
+    margin = settings.consumer_timeout_margin_seconds
+    if write_consumer_timeout:
+        wanted = consumer_timeout.wanted_ms(queues, margin)
+        changed = consumer_timeout.write_ms(wanted)
+        typer.echo(
+            f"consumer_timeout: {'wrote' if changed else 'kept'} {wanted} ms in "
+            f"{consumer_timeout.RABBITMQ_CONF} (apply: deploy/local/services up)"
+        )
+    timeout_check = consumer_timeout.check(queues, margin)
+    if timeout_check.problem is not None:
+        typer.secho(f"warning: {timeout_check.problem}", fg=typer.colors.YELLOW, err=True)
+        typer.echo("  fix: jobline check-config --write-consumer-timeout")
+    else:
+        typer.echo(f"consumer_timeout: {timeout_check.configured} ms ({timeout_check.source})")
+    typer.echo("ok")
+
+
+@app.command()
+def relay() -> None:
+    """Publish the outbox: jobs stored while the broker was away, delayed jobs once due, retries."""
+    from jobline.db import close_db, open_db
+    from jobline.jobs.store import JobStore
+    from jobline.queueing.app import create_celery
+    from jobline.queueing.relay import wire
+
+    settings = settings_or_exit()
+    queues = load_queues_or_exit(settings)
+
+    async def serve() -> None:
+        await open_db(settings)
+        celery = create_celery(settings, queues)
+        _, _, outbox_relay = wire(
+            settings, queues, celery, JobStore(force_index=not settings.is_sqlite)
+        )
+        typer.echo(f"relay {outbox_relay.name}: publishing the outbox (Ctrl-C stops)")
+        try:
+            await outbox_relay.run()
+        finally:
+            celery.close()
+            await close_db()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(serve())
+
+
+@app.command()
+def replay(
+    job: Annotated[
+        list[str] | None, typer.Option("--job", help="only this job id (repeatable)")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="only compare; exit 1 if any job differs")
+    ] = False,
+) -> None:
+    """Rebuild job projections from their events; --verify lists the jobs that differ."""
+    from uuid import UUID
+
+    from jobline.db import close_db, open_db
+    from jobline.jobs.replay import ReplayReport, describe
+    from jobline.jobs.replay import replay as replay_jobs
+
+    settings = settings_or_exit()
+    try:
+        job_ids = [UUID(j) for j in job] if job else None
+    except ValueError:
+        fail("--job must be a job id (UUID)", EXIT_CONFIG)
+        return
+
+    async def go() -> ReplayReport:
+        await open_db(settings)
+        try:
+            return await replay_jobs(job_ids, verify=verify)
+        finally:
+            await close_db()
+
+    report = run(go())
+    for difference in report.differences:
+        typer.echo(describe(difference))
+    if verify:
+        typer.echo(f"checked {report.checked} job(s); {len(report.differences)} differ")
+        if report.differences:
+            raise typer.Exit(1)
+        return
+    typer.echo(f"checked {report.checked} job(s); rewrote {report.rewritten}")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="the account's email")],
+    superuser: Annotated[bool, typer.Option("--superuser", help="may see every job")] = False,
+    password: Annotated[
+        str | None, typer.Option(help="read from stdin or prompted when omitted", hidden=True)
+    ] = None,
+) -> None:
+    """Create an account (password prompted, or read from stdin)."""
+    from jobline.accounts.users import create_user
+    from jobline.db import close_db, open_db
+
+    settings = settings_or_exit()
+    check_services_or_exit(settings, broker=False)
+    if password is None:
+        password = (
+            sys.stdin.readline().strip()
+            if not sys.stdin.isatty()
+            else typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        )
+    if not password:
+        fail("a password is required", EXIT_CONFIG)
+
+    async def create() -> str:
+        await open_db(settings)
+        try:
+            user = await create_user(email, password or "", superuser=superuser)
+        finally:
+            await close_db()
+        return str(user.id)
+
+    from fastapi_users.exceptions import InvalidPasswordException, UserAlreadyExists
+
+    try:
+        user_id = run(create())
+    except UserAlreadyExists:
+        fail(f"an account for {email} already exists")
+    except InvalidPasswordException as exc:
+        fail(f"password refused: {exc.reason}")
+    else:
+        typer.echo(f"created {'superuser' if superuser else 'user'} {email} ({user_id})")

@@ -1,0 +1,306 @@
+"""Settings (env prefix ``JOBLINE_``) and the Tortoise config that aerich reads."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tortoise.backends.base.config_generator import expand_db_url
+
+from jobline.errors import ConfigError
+
+SQLITE_DEFAULT = "sqlite://var/jobline.sqlite3"
+EMBEDDED_BROKER = "filesystem://"
+DEV_SECRET_FILE = "secret_key"
+MODEL_MODULES = [
+    "jobline.jobs.models",
+    "jobline.accounts.models",
+    "jobline.audit.models",
+    "aerich.models",
+]
+# The repository root when installed editable; migrations/ and queues.yaml live there.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Everything jobline reads from the environment or `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBLINE_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = SQLITE_DEFAULT
+    broker_url: str = EMBEDDED_BROKER
+    secret_key: str = ""
+    queues_file: Path = Path("queues.yaml")
+    var_dir: Path = Path("var")
+    max_payload_bytes: int = Field(262_144, gt=0)
+    sse_ping_seconds: float = Field(15.0, gt=0)
+    flower_basic_auth: str | None = None
+    migrations_dir: Path = PROJECT_ROOT / "migrations"
+    db_pool_max: int = Field(20, ge=1, description="Tortoise pool size per process")
+    sqlite_busy_timeout_ms: int = Field(
+        30_000, ge=0, description="SQLite: how long a writer waits for the file's write lock"
+    )
+    broker_poll_seconds: float = Field(
+        0.1, gt=0, description="embedded broker: how often an idle worker looks for messages"
+    )
+    preflight_timeout_seconds: float = Field(
+        10.0, gt=0, description="start-up: how long the database and the broker get to answer"
+    )
+    dev_ready_seconds: float = Field(
+        60.0, gt=0, description="jobline dev: how long to wait for the API to become ready"
+    )
+    dev_stop_seconds: float = Field(
+        20.0, gt=0, description="jobline dev: how long children get to stop before SIGKILL"
+    )
+    progress_min_interval_ms: int = Field(
+        250, ge=0, description="a job's progress is written at most this often (latest wins)"
+    )
+    started_defer_ms: int = Field(
+        50,
+        ge=0,
+        description="a job done this fast commits started with its outcome, once (0: never)",
+    )
+    # Live streams (SSE) and the one event feed per API process: see jobline/streaming/.
+    sse_retry_ms: int = Field(2000, gt=0, description="the reconnect delay streams advise")
+    sse_send_timeout_seconds: float = Field(
+        30.0, gt=0, description="a stream whose client reads nothing for this long is closed"
+    )
+    sse_buffer_events: int = Field(
+        1000, ge=1, description="events buffered per follower; past it, it re-reads the database"
+    )
+    feed_notifications: bool = Field(
+        True, description="publish and consume event notices on the broker (off: poll only)"
+    )
+    events_exchange: str = Field("jobline.events", description="fanout exchange of event notices")
+    feed_notices_linger_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="an API process consumes notices this long after its last follower left",
+    )
+    feed_poll_seconds: float = Field(
+        1.0, gt=0, description="safety-net read with notices, and the read interval when idle"
+    )
+    feed_fast_poll_seconds: float = Field(
+        0.2, gt=0, description="read interval without notices (embedded broker, notices off)"
+    )
+    feed_min_read_interval_ms: int = Field(
+        20, ge=0, description="a burst of notices costs the feed at most one read per interval"
+    )
+    feed_batch: int = Field(500, ge=1, description="events per read of the feed and of replays")
+    feed_gap_seconds: float = Field(
+        5.0, gt=0, description="how long an unseen event id holds back per-user streams"
+    )
+    api_gc_thresholds: tuple[int, int, int] | None = Field(
+        (50_000, 20, 100),
+        description="gc.set_threshold for an API process after start-up (null: CPython's)",
+    )
+    broker_publish_timeout_seconds: float = Field(
+        5.0, gt=0, description="longest wait for one publish (connect + publisher confirm)"
+    )
+    # The outbox relay (queueing/relay.py): in every API process and as `jobline relay`.
+    api_relay: bool = Field(True, description="run the outbox relay inside each API process")
+    relay_interval_seconds: float = Field(
+        1.0, gt=0, description="idle wait between rounds; first retry delay of a failed publish"
+    )
+    relay_batch: int = Field(100, ge=1, description="outbox rows claimed per round")
+    relay_concurrency: int = Field(8, ge=1, description="publishes in flight per relay")
+    relay_lease_seconds: float = Field(
+        60.0, gt=0, description="a claimed row is not published by anyone else for this long"
+    )
+    relay_retry_max_seconds: float = Field(30.0, gt=0, description="cap of a row's retry delay")
+    broker_recheck_seconds: float = Field(
+        5.0, gt=0, description="after a failed publish, requests leave publishing to the relay"
+    )
+    # Submits in batches (jobs/batching.py): concurrent POSTs share one transaction, one
+    # pipelined publish and one transaction of `queued` events.
+    submit_batching: bool = Field(True, description="batch concurrent submits (AMQP brokers)")
+    submit_batch_max: int = Field(200, ge=1, description="jobs stored and published together")
+    # Measured (bench.ablation): fewer batches in flight make bigger ones; 2 lets one batch
+    # be stored while another is published.
+    submit_batches_in_flight: int = Field(
+        2, ge=1, description="batches being stored or published at once per API process"
+    )
+    publish_idle_reconnect_seconds: float = Field(
+        30.0, gt=0, description="a publishing connection unused this long is reopened first"
+    )
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, description="how long an API process reuses a looked-up user (0: never)"
+    )
+    cancel_poll_seconds: float = Field(
+        1.0, gt=0, description="how often a worker checks whether its running job was cancelled"
+    )
+    consumer_timeout_margin_seconds: int = Field(
+        300, ge=0, description="RabbitMQ consumer_timeout beyond the longest job + retry wait"
+    )
+    access_token_lifetime_seconds: int = Field(3600, gt=0)
+    cookie_secure: bool = False
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Operations (deploy/, metrics, audit log, logs): see deploy/README.md.
+    api_workers: int = Field(2, ge=1, description="gunicorn worker processes")
+    graceful_timeout_seconds: int = Field(
+        90, ge=1, description="gunicorn: how long a stopping worker lets SSE streams drain"
+    )
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    audit_enabled: bool = True
+    audit_queue_max: int = Field(
+        10_000, ge=1, description="audit records held in memory; past it new ones are dropped"
+    )
+    audit_batch_max: int = Field(500, ge=1, description="audit rows per INSERT")
+    audit_flush_seconds: float = Field(0.5, gt=0, description="longest wait before a write")
+    audit_prune_batch: int = Field(5_000, ge=1, description="rows deleted per statement")
+    metrics_refresh_seconds: float = Field(
+        15.0, gt=0, description="how often the API counts active jobs per state"
+    )
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="a worker serves /metrics here when set"
+    )
+    flower_host: str = "127.0.0.1"
+    flower_port: int = Field(5555, ge=1, le=65535)
+    flower_broker_api: str | None = Field(
+        None, description="RabbitMQ management API; derived from the broker URL when unset"
+    )
+
+    # Hardening against hostile input and abuse: see api/security.py, api/limits.py,
+    # accounts/throttle.py, accounts/sessions.py and queueing/limits.py.
+    cors_origins: list[str] = Field(
+        [], description="origins allowed cross-site, a JSON list (empty: CORS closed)"
+    )
+    # MariaDB refuses a JSON document nested 32 deep; a job's events nest its payload and
+    # result one level below the top, as deep as the request body does.
+    max_json_depth: int = Field(
+        31, ge=1, le=31, description="deepest nesting of a JSON request body or job result"
+    )
+    body_read_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request body not fully received within this gets 408"
+    )
+    password_min_length: int = Field(12, ge=1, description="shortest password accepted")
+    password_max_length: int = Field(
+        1024, ge=1, description="longest password accepted (bounds hashing work)"
+    )
+    login_failures_per_account: int = Field(
+        5, ge=1, description="failed logins for one account within the window before 429"
+    )
+    login_failures_per_address: int = Field(
+        50, ge=1, description="failed logins from one client address within the window"
+    )
+    login_window_seconds: int = Field(900, ge=1, description="window of the login counters")
+    max_streams_per_user: int = Field(
+        10, ge=1, description="SSE streams one user may hold open at once, per API process"
+    )
+    max_active_jobs_per_user: int = Field(
+        10_000, ge=1, description="jobs not yet finished one user may have; more get 429"
+    )
+    active_jobs_recheck_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="an owner's unfinished jobs are recounted after this long, or at the cap",
+    )
+    max_progress_message_chars: int = Field(
+        1000, ge=1, description="a longer progress message is cut (worker side)"
+    )
+    max_result_bytes: int = Field(
+        65_536, ge=1, description="a larger job result fails the job (RESULT_TOO_LARGE)"
+    )
+    max_error_message_chars: int = Field(
+        4000, ge=1, description="a longer exception message of a failed job is cut"
+    )
+    uvicorn_keep_alive_seconds: int = Field(
+        5, ge=1, description="an idle keep-alive connection is closed after this"
+    )
+    uvicorn_limit_concurrency: int | None = Field(
+        None, ge=1, description="connections+tasks per API process beyond which it answers 503"
+    )
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if len(self.secret_key) < 32:
+            problems.append("JOBLINE_SECRET_KEY must be set to at least 32 characters")
+        if self.database_url.startswith("sqlite"):
+            problems.append("JOBLINE_DATABASE_URL must not be SQLite")
+        if self.broker_url.startswith(EMBEDDED_BROKER):
+            problems.append("JOBLINE_BROKER_URL must not be the embedded broker")
+        if problems:
+            raise ValueError("production refuses unsafe settings: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.is_sqlite else "mysql"
+
+    def resolved_secret(self) -> str:
+        """The JWT secret: the configured one, or one generated once into var/ in development."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / DEV_SECRET_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def broker_dir(self) -> Path:
+        return (self.var_dir / "broker").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(settings_problems(exc)) from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """One line per problem, named by its variable (pydantic's own text spans several lines)."""
+    lines = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"JOBLINE_{name}: {message}" if name else message)
+    return "\n".join(lines)
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    """Tortoise/aerich config for the configured database."""
+    url: str | dict[str, Any] = settings.database_url
+    if settings.is_sqlite:
+        path = settings.database_url.removeprefix("sqlite://")
+        if path not in (":memory:", "") and not path.startswith("/"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Our engine begins transactions as the writer, so concurrent processes wait their
+        # turn instead of failing (see jobline.sqlite_engine).
+        url = expand_db_url(settings.database_url)
+        url["engine"] = "jobline.sqlite_engine"
+        url["credentials"]["busy_timeout"] = settings.sqlite_busy_timeout_ms
+    else:
+        sep = "&" if "?" in settings.database_url else "?"
+        url = f"{settings.database_url}{sep}charset=utf8mb4&maxsize={settings.db_pool_max}"
+    return {
+        "connections": {"default": url},
+        "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # aerich imports TORTOISE_ORM; computing it lazily keeps importing this module free of I/O.
+    if name == "TORTOISE_ORM":
+        return tortoise_config(get_settings())
+    raise AttributeError(name)

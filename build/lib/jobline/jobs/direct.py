@@ -1,0 +1,158 @@
+"""A worker's common case written from the task's own thread, on a plain pymysql connection.
+
+A Celery task thread hands every database call to the worker's event loop (aiomysql under
+Tortoise): per statement some 70 us of CPU, and a thread hand-over each way. The common
+case of a job - read it when it is delivered, then record `started` and the outcome on the
+view read - needs neither the loop nor the ORM: here it is five statements (SELECT, BEGIN,
+UPDATE, INSERT, COMMIT) on a connection of the task's thread, about 30 us each
+(bench/worker_body.py). The SQL and the encoding of values are JobStore's own.
+
+Whatever else may happen - the row moved on since it was read, a step needs a look at
+earlier events, a write must commit with an outbox row - returns None, and the caller
+takes JobStore's path. MariaDB only; SQLite, the embedded default, always takes that path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+import pymysql
+import pymysql.cursors
+
+from jobline.jobs.projection import JobView
+from jobline.jobs.store import (
+    Appended,
+    JobStore,
+    Step,
+    changed_fields,
+    insert_events_sql,
+    job_key,
+    job_view,
+    plan,
+    statements,
+    update_sql,
+)
+
+log = logging.getLogger("jobline.jobs")
+DIALECT = "mysql"
+
+
+class DirectWriter:
+    """JobStore's read and compare-and-set append, synchronous, one connection per thread."""
+
+    def __init__(self, connect: Callable[[], Any], store: JobStore) -> None:
+        self.connect = connect
+        # Its commit listener (live streams' notices) is told of what is written here too.
+        self.store = store
+        self._local = threading.local()
+        self._consecutive: bool | None = None
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.connect()
+        return conn
+
+    def _drop(self) -> None:
+        # After an error the connection's state is unknown: the next call opens another.
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("closing a broken connection failed", exc_info=True)
+
+    def get(self, job_id: UUID) -> JobView | None:
+        try:
+            with self._connection().cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute(statements(DIALECT).select_job, job_key(job_id))
+                row = cur.fetchone()
+        except Exception:
+            self._drop()
+            raise
+        return None if row is None else job_view(row)
+
+    def append_expected(
+        self,
+        expect: JobView,
+        steps: Sequence[Step],
+        attempt: int | None,
+        check: Callable[[int, Appended], None] | None = None,
+    ) -> list[Appended] | None:
+        """JobStore.append_chain(expect=...) when nothing moved; None: take its path."""
+        planned = plan(expect, steps, attempt)
+        if planned is None:
+            return None
+        events = [done.event for done in planned if done.event is not None]
+        conn = self._connection()
+        try:
+            conn.begin()
+            with conn.cursor() as cur:
+                update, values = update_sql(
+                    DIALECT, expect.id, changed_fields(expect, planned[-1].view), expect.last_seq
+                )
+                if cur.execute(update, values) != 1:
+                    conn.rollback()
+                    return None  # moved on since it was read
+                if check is not None:
+                    for index, done in enumerate(planned):
+                        check(index, done)
+                row_ids = self._insert(cur, events, expect.owner_id)
+            conn.commit()
+        except BaseException:
+            # A refusal (check) leaves a sound connection; a lost one is not used again.
+            try:
+                conn.rollback()
+            except Exception:
+                self._drop()
+            else:
+                if not conn.open:
+                    self._drop()
+            raise
+        for event, done, row_id in zip(events, planned, row_ids, strict=True):
+            self.store.after_commit(done.view, event, row_id)
+        return planned
+
+    def _insert(self, cur: Any, events: Sequence[Any], owner_id: UUID | None) -> list[int]:
+        if self._consecutive is None:
+            cur.execute("SELECT @@innodb_autoinc_lock_mode")
+            # A multi-row INSERT's ids are consecutive unless the mode is 2 (interleaved).
+            self._consecutive = int(cur.fetchone()[0]) <= 1
+        if self._consecutive:
+            cur.execute(*insert_events_sql(DIALECT, events, [owner_id] * len(events)))
+            return [int(cur.lastrowid) + i for i in range(len(events))]
+        ids = []
+        for event in events:
+            cur.execute(*insert_events_sql(DIALECT, [event], [owner_id]))
+            ids.append(int(cur.lastrowid))
+        return ids
+
+
+def mysql_connector(database_url: str) -> Callable[[], Any] | None:
+    """A function opening an autocommit pymysql connection to a mysql:// URL.
+
+    None when the URL carries options (TLS, a socket, a charset...): they are Tortoise's
+    to read, and a connection made without them could fail for ever where the store's works.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(database_url)
+    if parts.query or parts.scheme != "mysql":
+        return None
+
+    def connect() -> Any:
+        return pymysql.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=parts.path.lstrip("/"),
+            charset="utf8mb4",
+            autocommit=True,
+        )
+
+    return connect

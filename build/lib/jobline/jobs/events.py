@@ -1,0 +1,42 @@
+"""Events: small frozen records of what happened to a job. The append-only log is the truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+
+class EventType(StrEnum):
+    """Each event type and the transition it records (see states.TRANSITIONS)."""
+
+    SUBMITTED = "submitted"  # (new) -> pending: stored, not yet accepted by the broker
+    QUEUED = "queued"  # pending | retrying -> queued: the broker holds the message
+    STARTED = "started"  # queued | retrying -> running: a worker began an attempt
+    PROGRESS = "progress"  # running -> running: percent and message
+    RETRYING = "retrying"  # running | failed | cancelled -> retrying: a new attempt is due
+    SUCCEEDED = "succeeded"  # running -> succeeded, with the result
+    FAILED = "failed"  # any non-final -> failed, with the error
+    CANCEL_REQUESTED = "cancel_requested"  # running -> running: the job is asked to stop
+    CANCELLED = "cancelled"  # any non-final -> cancelled
+    WORKER_LOST = "worker_lost"  # running -> queued: the worker died, the message comes back
+
+
+# An attempt ends with these; the next event of the job belongs to attempt + 1.
+ATTEMPT_ENDING = frozenset({EventType.RETRYING, EventType.WORKER_LOST})
+# Recorded any number of times per attempt; every other type at most once per attempt.
+REPEATABLE = frozenset({EventType.PROGRESS})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One stored event of one job; `seq` counts 1, 2, 3... per job and is the SSE id."""
+
+    job_id: UUID
+    seq: int
+    type: EventType
+    attempt: int
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)

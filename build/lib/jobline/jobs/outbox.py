@@ -1,0 +1,218 @@
+"""The outbox: job attempts waiting to be published, and the claims that keep publishers apart.
+
+A row is written in the transaction that makes an attempt due (the `submitted` event, or
+the `retrying` event of a retry on request) and deleted in the transaction that records
+`queued`. Whoever publishes first claims the row: the submitting request claims it when it
+writes it; a relay claims free rows in batches. A claim moves `available_at` one lease into
+the future under a fresh token, in one conditional UPDATE, so two relays never hold the same
+row; on MariaDB the candidate rows are also read with FOR UPDATE SKIP LOCKED so racing
+relays split a backlog instead of queueing behind each other's locks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from jobline.jobs.models import DispatchRow
+from jobline.jobs.projection import JobView
+from jobline.jobs.store import BatchTxHook, TxHook, insert_rows, utcnow
+
+# A publish error is kept for the operator; the column is TEXT, the message need not be whole.
+ERROR_TEXT_MAX = 1000
+
+
+def task_id_for(job_id: UUID, attempt: int) -> str:
+    """Celery task id of one attempt; each attempt gets its own because a revoked id stays revoked."""
+    return str(job_id) if attempt == 1 else f"{job_id}.{attempt}"
+
+
+def new_claim() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """One claimed outbox row: publish attempt `attempt` of job `job_id` as `task_id`."""
+
+    job_id: UUID
+    attempt: int
+    task_id: str
+    due_at: datetime
+    claim: str
+    tries: int = 0
+
+
+class Outbox:
+    """The `job_dispatch` table."""
+
+    def __init__(self, connection: str = "default", *, skip_locked: bool = False) -> None:
+        self.connection = connection
+        # SQLite has no row locks (one writer at a time); the conditional UPDATE suffices there.
+        self.skip_locked = skip_locked
+
+    @staticmethod
+    def writer(
+        attempt: int,
+        due_at: datetime,
+        claim: str | None,
+        lease_seconds: float,
+        *,
+        only_if: Callable[[JobView], bool] | None = None,
+    ) -> tuple[TxHook, list[Dispatch]]:
+        """A hook writing the outbox row of `attempt` in the caller's transaction.
+
+        With a `claim` the writer holds the row for one lease (it publishes at once);
+        without, the row is free from `due_at` on. `only_if` sees the locked job and may
+        skip the write (the event it goes with is a duplicate). The written Dispatch is
+        appended to the returned list, which stays empty when skipped.
+        """
+        written: list[Dispatch] = []
+
+        async def write(conn: Any, view: JobView) -> None:
+            if only_if is not None and not only_if(view):
+                return
+            now = utcnow()
+            available = now + timedelta(seconds=lease_seconds) if claim else due_at
+            task_id = task_id_for(view.id, attempt)
+            await DispatchRow.create(
+                using_db=conn,
+                job_id=view.id,
+                attempt=attempt,
+                task_id=task_id,
+                due_at=due_at,
+                available_at=available,
+                claim=claim,
+                created_at=now,
+            )
+            written.append(Dispatch(view.id, attempt, task_id, due_at, claim or ""))
+
+        return write, written
+
+    @staticmethod
+    def writer_many(
+        due_at: datetime, claim: str | None, lease_seconds: float
+    ) -> tuple[BatchTxHook, list[Dispatch]]:
+        """writer() for the first attempts of many new jobs, in one multi-row INSERT.
+
+        One `claim` token holds every row of the batch (each row's claim is still its own:
+        releasing or removing one never touches another).
+        """
+        written: list[Dispatch] = []
+
+        async def write(conn: Any, views: Sequence[JobView]) -> None:
+            now = utcnow()
+            available = now + timedelta(seconds=lease_seconds) if claim else due_at
+            batch = [
+                Dispatch(
+                    view.id, view.attempt, task_id_for(view.id, view.attempt), due_at, claim or ""
+                )
+                for view in views
+            ]
+            rows = [
+                {
+                    "job_id": d.job_id,
+                    "attempt": d.attempt,
+                    "task_id": d.task_id,
+                    "due_at": due_at,
+                    "available_at": available,
+                    "claim": claim,
+                    "created_at": now,
+                }
+                for d in batch
+            ]
+            await insert_rows(conn, DispatchRow, rows)
+            written.extend(batch)
+
+        return write, written
+
+    @staticmethod
+    def remover_many(dispatches: Sequence[Dispatch]) -> BatchTxHook:
+        """remover() of the published attempts of many jobs, in one DELETE per attempt number."""
+
+        async def remove(conn: Any, _: Sequence[JobView]) -> None:
+            by_attempt: dict[int, list[UUID]] = {}
+            for dispatch in dispatches:
+                by_attempt.setdefault(dispatch.attempt, []).append(dispatch.job_id)
+            for attempt, job_ids in by_attempt.items():
+                await (
+                    DispatchRow.filter(job_id__in=job_ids, attempt=attempt).using_db(conn).delete()
+                )
+
+        return remove
+
+    @staticmethod
+    def remover(attempt: int | None = None) -> TxHook:
+        """A hook deleting the job's outbox rows (of one attempt, or all) in the caller's transaction."""
+
+        async def remove(conn: Any, view: JobView) -> None:
+            rows = DispatchRow.filter(job_id=view.id)
+            if attempt is not None:
+                rows = rows.filter(attempt=attempt)
+            await rows.using_db(conn).delete()
+
+        return remove
+
+    async def claim(self, limit: int, lease_seconds: float) -> list[Dispatch]:
+        """Claim up to `limit` free, due rows for one lease; oldest first."""
+        now = utcnow()
+        token = new_claim()
+        async with in_transaction(self.connection) as conn:
+            candidates = DispatchRow.filter(available_at__lte=now, due_at__lte=now)
+            candidates = candidates.order_by("available_at", "id").limit(limit)
+            if self.skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True)
+            # Rows, not values_list(): Tortoise drops FOR UPDATE from a values query.
+            ids = [row.id for row in await candidates.only("id").using_db(conn)]
+            if not ids:
+                return []
+            # Re-checked per row under its lock: a row another claimer took meanwhile no longer matches.
+            await (
+                DispatchRow.filter(id__in=ids, available_at__lte=now)
+                .using_db(conn)
+                .update(available_at=now + timedelta(seconds=lease_seconds), claim=token)
+            )
+            rows = await DispatchRow.filter(id__in=ids, claim=token).using_db(conn)
+        return [
+            Dispatch(r.job_id, r.attempt, r.task_id, r.due_at, token, r.tries)
+            for r in sorted(rows, key=lambda r: r.id)
+        ]
+
+    async def release(self, dispatch: Dispatch, error: str, retry_in_seconds: float) -> None:
+        """Give a claimed row back after a failed publish; it is free again after the delay."""
+        await (
+            DispatchRow.filter(
+                job_id=dispatch.job_id, attempt=dispatch.attempt, claim=dispatch.claim
+            )
+            .using_db(self._db())
+            .update(
+                available_at=utcnow() + timedelta(seconds=retry_in_seconds),
+                claim=None,
+                tries=F("tries") + 1,
+                last_error=error[:ERROR_TEXT_MAX],
+            )
+        )
+
+    async def discard(self, dispatch: Dispatch) -> None:
+        """Drop a row whose job no longer waits for it (cancelled, or already delivered)."""
+        await (
+            DispatchRow.filter(job_id=dispatch.job_id, attempt=dispatch.attempt)
+            .using_db(self._db())
+            .delete()
+        )
+
+    async def waiting(self) -> int:
+        """How many rows wait to be published (claimed or not)."""
+        return await DispatchRow.all().using_db(self._db()).count()
+
+    def _db(self) -> Any:
+        from tortoise import connections
+
+        return connections.get(self.connection)

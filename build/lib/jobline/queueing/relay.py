@@ -1,0 +1,282 @@
+"""Publishing the outbox: one claimed row at a time (Publisher), and the loop that drains it (Relay).
+
+The submitting request publishes its own job at once when the broker looks healthy; the
+relay, running inside every API process and as `jobline relay`, publishes whatever is left:
+jobs stored while RabbitMQ was down or slow, delayed jobs once due, rows whose publisher died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+from uuid import UUID
+
+import anyio
+import pymysql
+from celery import Celery
+from tortoise.exceptions import BaseORMException
+
+from jobline.config import Settings
+from jobline.errors import InvalidTransition, JobNotFound
+from jobline.jobs.events import EventType
+from jobline.jobs.outbox import Dispatch, Outbox
+from jobline.jobs.projection import JobView
+from jobline.jobs.states import JobState
+from jobline.jobs.store import Appended, Change, JobStore
+from jobline.queueing.confirms import ConfirmingPublisher, JobMessage
+from jobline.queueing.spec import Queues
+
+log = logging.getLogger("jobline.relay")
+
+# The database restarting: expected, logged without a traceback, outlived.
+UNAVAILABLE = (BaseORMException, OSError, pymysql.err.Error)
+# A job in these states is waiting for the publish of its current attempt.
+AWAITING_PUBLISH = frozenset({JobState.PENDING, JobState.RETRYING})
+
+
+class Dispatcher(Protocol):
+    """What publishing needs from the queueing side (CeleryDispatcher)."""
+
+    async def publish(
+        self, view: JobView, delay_seconds: float | None = None, *, task_id: str | None = None
+    ) -> str: ...
+
+    async def revoke(self, task_id: str) -> None: ...
+
+
+class BrokerHealth:
+    """Whether publishing lately worked: after a failure, requests leave publishing to the relay.
+
+    A request then answers at once with its job `pending` instead of waiting out a broker
+    that is down; the relay keeps trying and marks the broker healthy again.
+    """
+
+    def __init__(self, recheck_seconds: float) -> None:
+        self.recheck_seconds = recheck_seconds
+        self._suspect_until = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return time.monotonic() >= self._suspect_until
+
+    def failed(self) -> None:
+        self._suspect_until = time.monotonic() + self.recheck_seconds
+
+    def succeeded(self) -> None:
+        self._suspect_until = 0.0
+
+
+class Publisher:
+    """Publishes one claimed outbox row and records `queued` with the row's deletion."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        outbox: Outbox,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        confirming: ConfirmingPublisher | None = None,
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.dispatcher = dispatcher
+        # Publishes batches on one channel (AMQP brokers); publish_many needs it.
+        self.confirming = confirming
+        self.timeout = settings.broker_publish_timeout_seconds
+        self.lease = settings.relay_lease_seconds
+        self.retry_first = settings.relay_interval_seconds
+        self.retry_max = settings.relay_retry_max_seconds
+        self.health = BrokerHealth(settings.broker_recheck_seconds)
+
+    async def publish(self, dispatch: Dispatch) -> JobView | None:
+        """Publish a claimed row; the job's view afterwards, or None when the broker failed."""
+        try:
+            view = await self.store.get(dispatch.job_id)
+        except JobNotFound:
+            await self.outbox.discard(dispatch)
+            return None
+        if view.attempt != dispatch.attempt or view.state not in AWAITING_PUBLISH:
+            # Cancelled, or delivered already (a worker records `queued` for a pending job).
+            await self.outbox.discard(dispatch)
+            return view
+        try:
+            with anyio.fail_after(self.timeout):
+                await self.dispatcher.publish(view, task_id=dispatch.task_id)
+        except TimeoutError:
+            # The abandoned publish may still go through: the claim stays until its lease
+            # ends, so nobody publishes the row again before then.
+            self.health.failed()
+            log.warning(
+                "publishing job %s timed out after %.1fs; retried after the lease",
+                view.id,
+                self.timeout,
+            )
+            return None
+        except Exception as exc:
+            self.health.failed()
+            delay = min(self.retry_first * 2**dispatch.tries, self.retry_max)
+            log.warning("publishing job %s failed (%r); retried in %.1fs", view.id, exc, delay)
+            await self.outbox.release(dispatch, repr(exc), delay)
+            return None
+        self.health.succeeded()
+        try:
+            done = await self.store.append(
+                view.id,
+                EventType.QUEUED,
+                {"task_id": dispatch.task_id},
+                attempt=dispatch.attempt,
+                also=Outbox.remover(dispatch.attempt),
+            )
+        except InvalidTransition:
+            # Cancelled while it was being published: the worker ignores a finished job's message.
+            await self.outbox.discard(dispatch)
+            return await self.store.get(view.id)
+        return done.view
+
+    async def publish_many(
+        self,
+        dispatches: Sequence[Dispatch],
+        views: Mapping[UUID, JobView],
+        request_ids: Mapping[UUID, str] | None = None,
+    ) -> dict[UUID, JobView | None]:
+        """publish() for many claimed rows: one pipelined publish, one transaction of `queued`.
+
+        `views` are the jobs as their caller just stored them (pending, this attempt). Per
+        job: its view afterwards, or None when the broker failed (as publish() returns).
+        The outcomes per row are publish()'s: a confirm timeout keeps the claim until the
+        lease ends, any other failure releases the row for a later try, and a job
+        cancelled meanwhile only loses its row.
+        """
+        assert self.confirming is not None, "publish_many needs a ConfirmingPublisher"
+        request_ids = request_ids or {}
+        messages = [
+            JobMessage(views[d.job_id], d.task_id, request_ids.get(d.job_id)) for d in dispatches
+        ]
+        outcomes = await self.confirming.publish_many(messages)
+        result: dict[UUID, JobView | None] = {}
+        confirmed: list[Dispatch] = []
+        for dispatch, outcome in zip(dispatches, outcomes, strict=True):
+            if outcome is None:
+                confirmed.append(dispatch)
+                continue
+            result[dispatch.job_id] = None
+            self.health.failed()
+            if isinstance(outcome, TimeoutError):
+                log.warning(
+                    "publishing job %s timed out after %.1fs; retried after the lease",
+                    dispatch.job_id,
+                    self.timeout,
+                )
+                continue
+            delay = min(self.retry_first * 2**dispatch.tries, self.retry_max)
+            log.warning(
+                "publishing job %s failed (%r); retried in %.1fs", dispatch.job_id, outcome, delay
+            )
+            await self.outbox.release(dispatch, repr(outcome), delay)
+        if not confirmed:
+            return result
+        self.health.succeeded()
+        changes = [
+            Change(d.job_id, EventType.QUEUED, {"task_id": d.task_id}, d.attempt) for d in confirmed
+        ]
+        appended = await self.store.append_many(changes, also=Outbox.remover_many(confirmed))
+        for dispatch, done in zip(confirmed, appended, strict=True):
+            if isinstance(done, Appended):
+                result[dispatch.job_id] = done.view
+            elif isinstance(done, InvalidTransition):
+                # Cancelled while it was being published (its row is gone with the others):
+                # the worker ignores a finished job's message.
+                result[dispatch.job_id] = await self.store.get(dispatch.job_id)
+            else:
+                result[dispatch.job_id] = None
+        return result
+
+
+class Relay:
+    """Claims due outbox rows in batches and publishes them, until stopped."""
+
+    def __init__(self, publisher: Publisher, settings: Settings) -> None:
+        self.publisher = publisher
+        self.interval = settings.relay_interval_seconds
+        self.batch = settings.relay_batch
+        self.lease = settings.relay_lease_seconds
+        self.limiter = anyio.CapacityLimiter(settings.relay_concurrency)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.published = 0
+
+    async def run_once(self) -> int:
+        """One round: claim a batch and publish it; returns how many rows were claimed."""
+        claimed = await self.publisher.outbox.claim(self.batch, self.lease)
+
+        async def one(dispatch: Dispatch) -> None:
+            async with self.limiter:
+                if await self.publisher.publish(dispatch) is not None:
+                    self.published += 1
+
+        async with anyio.create_task_group() as group:
+            for dispatch in claimed:
+                group.start_soon(one, dispatch)
+        return len(claimed)
+
+    async def run(self) -> None:
+        """Relay until cancelled; database and broker errors are logged and outlived."""
+        log.info("relay %s started", self.name)
+        while not self._stopping:
+            try:
+                claimed = await self.run_once()
+            except UNAVAILABLE as exc:
+                if self._stopping:
+                    # A cancelled query surfaces as a driver error ("Cancelled during
+                    # execution"), not CancelledError: without this the loop never ends.
+                    return
+                log.warning("relay round failed (%r); retrying in %.1fs", exc, self.interval)
+                claimed = 0
+            except Exception:
+                if self._stopping:
+                    return
+                log.exception("relay round failed; retrying in %.1fs", self.interval)
+                claimed = 0
+            if claimed < self.batch:
+                await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        """Run in the background of the current event loop (the API's lifespan)."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="jobline-relay")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def wire(
+    settings: Settings, queues: Queues, celery: Celery, store: JobStore
+) -> tuple[Dispatcher, Publisher, Relay]:
+    """The dispatcher, publisher and relay of one process, sharing one broker health."""
+    from jobline.queueing.dispatch import CeleryDispatcher
+
+    dispatcher = CeleryDispatcher(celery, queues, settings.broker_publish_timeout_seconds)
+    confirming = None
+    if settings.broker_url.startswith("amqp"):
+        confirming = ConfirmingPublisher(
+            celery,
+            queues,
+            settings.broker_url,
+            settings.broker_publish_timeout_seconds,
+            settings.publish_idle_reconnect_seconds,
+        )
+    publisher = Publisher(
+        store, Outbox(skip_locked=not settings.is_sqlite), dispatcher, settings, confirming
+    )
+    return dispatcher, publisher, Relay(publisher, settings)
