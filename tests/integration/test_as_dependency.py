@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.support import REPO
+from tests.support import REPO, copy_work_tree, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -151,8 +154,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_") and k != "PYTHONPATH"
     }
+    # From a copy: building in place would leave build/ in the work tree.
+    source = copy_work_tree(base / "jobline-src")
     subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", str(REPO)],
+        [python, "-m", "pip", "install", "-q", "--no-deps", str(source)],
         env=env,
         check=True,
         timeout=INSTALL_SECONDS,
@@ -210,3 +215,44 @@ def test_a_job_runs_and_a_payload_model_change_fails_queued_jobs_cleanly(
     assert "currency" in invoice["error"]["message"]
     assert refund["state"] == "succeeded", refund
     assert refund["result"] == {"refunded": "inv-1", "reason": "customer request"}
+
+
+def test_gunicorn_runs_the_api_with_the_packages_own_config(project: Project) -> None:
+    project.run(project.jobline, "migrate")
+    port = free_port()
+    # `python -m gunicorn`: gunicorn's own script is in the borrowed virtualenv, not here.
+    command = [
+        project.python,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:jobline.gunicorn_conf",
+        "jobline.api.app:create_app()",
+    ]
+    log = project.root / "gunicorn.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(part) for part in command],
+            cwd=project.root,
+            env={**project.env, "JOBLINE_API_PORT": str(port), "JOBLINE_API_WORKERS": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + RUN_SECONDS
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+                continue
+            break
+        assert ready.status_code == 200, ready.text
+        types = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()
+        assert "/api/v1/jobs" in types["paths"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(RUN_SECONDS)

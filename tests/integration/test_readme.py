@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -43,7 +42,7 @@ from tests.integration.dev_helpers import (
     processes_in,
     wait_final,
 )
-from tests.support import PASSWORD, REPO, add_vhost, drop_vhost, free_port
+from tests.support import PASSWORD, REPO, add_vhost, copy_work_tree, drop_vhost, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -223,25 +222,6 @@ def command_words(text: str) -> str:
 
 
 # ------------------------------------------------------- a new user's first run
-
-
-def copy_work_tree(target: Path) -> Path:
-    """What a clone of this work tree holds: tracked and new files, no .venv, no var/."""
-    names = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, names):
-        source = REPO / name.decode()
-        if source.is_symlink():  # as a clone has it (platform/jobline/migrations)
-            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            (target / name.decode()).symlink_to(os.readlink(source))
-        elif source.is_file():
-            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name.decode())
-    return target
 
 
 def add_the_readme_domain(project: Path) -> None:

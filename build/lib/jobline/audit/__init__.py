@@ -1,1 +1,0 @@
-"""The request audit log: every API request, written in batches off the request path."""
