@@ -186,6 +186,13 @@ def worker(
     loglevel: Annotated[
         str, typer.Option("--log-level", "--loglevel", help="DEBUG, INFO, WARNING or ERROR")
     ] = "INFO",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="node name (default DOMAIN@%h, %h the host name); a second worker of a"
+            " domain on the same host needs its own, e.g. DOMAIN-2@%h"
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker on one domain's queue, named DOMAIN@host."""
     from jobline.queueing import green, telemetry
@@ -218,7 +225,9 @@ def worker(
         [
             "worker",
             f"--queues={spec.queue}",
-            f"--hostname={domain}@%h",
+            # Celery's control queue is exclusive to a node name: two workers sharing one
+            # on a host, the second fails to start (RESOURCE_LOCKED).
+            f"--hostname={name or f'{domain}@%h'}",
             f"--pool={chosen_pool}",
             f"--concurrency={concurrency or spec.concurrency}",
             f"--prefetch-multiplier={spec.prefetch}",
