@@ -1,26 +1,24 @@
 """jobline as a library a project installs: its own queues.yaml, tasks/ and .env.
 
-A scratch project outside the repository gets a virtualenv with jobline installed from
-the repository's path (a built wheel, not an editable checkout: the migrations must come
-with the package), then runs `jobline check-config` and `jobline migrate` from its own
-directory, and jobline.testing.LocalStack (migrate, serve, a worker, on SQLite and the
-file broker) runs its job. It then changes a payload model while jobs wait in the queue,
-as a deploy does: a job the new model refuses ends `failed` with INVALID_PAYLOAD, a job
-whose model only gained a field with a default runs. The README section "jobline as a
-dependency" says so.
-
-The new virtualenv borrows the test virtualenv's installed dependencies (a path in a .pth
-file), so only jobline itself is installed: no index is needed beyond the build backend.
+A scratch project outside the repository runs the README's "jobline as a dependency"
+commands as they stand (the path to jobline pointing at a copy of this work tree): a
+virtualenv, `pip install` of jobline and its dependencies (a built wheel, not an editable
+checkout: the migrations and gunicorn's configuration must come with the package), then
+`jobline check-config` and `jobline migrate` from its own directory. From there,
+jobline.testing.LocalStack (migrate, serve, a worker, on SQLite and the file broker) runs
+its job, and gunicorn serves the API with the package's configuration. It then changes a
+payload model while jobs wait in the queue, as a deploy does: a job the new model refuses
+ends `failed` with INVALID_PAYLOAD (and again when retried), a job whose model only gained
+a field with a default runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
-import sys
-import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +31,9 @@ from tests.support import REPO, copy_work_tree, free_port
 
 pytestmark = pytest.mark.integration
 
-INSTALL_SECONDS = 600
+INSTALL_SECONDS = 900  # a virtualenv and every dependency, as a new user installs them
+# Where the README's install command names jobline's checkout.
+README_SOURCE = "/path/to/jobline"
 RUN_SECONDS = 300
 
 QUEUES = """\
@@ -110,6 +110,11 @@ with LocalStack(".") as stack:
     pathlib.Path("tasks/billing.py").write_text(sys.argv[1])
     stack.start_worker("billing")
     out["after"] = [stack.wait(job["id"]) for job in waiting]
+    # A retry runs the same stored payload: refused again.
+    answer = stack.client.http.post(f"/api/v1/jobs/{waiting[0]['id']}/retry")
+    answer.raise_for_status()
+    assert answer.json()["attempt"] == 2, answer.json()
+    out["retried"] = stack.wait(waiting[0]["id"])
 print(json.dumps(out))
 """
 
@@ -120,6 +125,7 @@ class Project:
     python: Path
     jobline: Path
     env: dict[str, str]
+    installed: str  # what the README's commands printed
 
     def run(self, *argv: str | Path, timeout: float = RUN_SECONDS) -> str:
         done = subprocess.run(
@@ -137,72 +143,76 @@ class Project:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """A project of its own, outside the repository, with jobline pip-installed."""
+    """A project of its own, outside the repository, set up as the README says."""
     base = tmp_path_factory.mktemp("dependency")
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=INSTALL_SECONDS)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    # The dependencies, from the test virtualenv; jobline itself is not among them (the
-    # test virtualenv's editable jobline is its own .pth, which a path here does not read).
-    Path(site, "_jobline_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_") and k != "PYTHONPATH"
-    }
     # From a copy: building in place would leave build/ in the work tree.
     source = copy_work_tree(base / "jobline-src")
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", str(source)],
-        env=env,
-        check=True,
-        timeout=INSTALL_SECONDS,
-    )
     root = base / "billing-app"
     (root / "tasks").mkdir(parents=True)
     (root / "queues.yaml").write_text(QUEUES)
     (root / "tasks" / "__init__.py").write_text("")
     (root / "tasks" / "billing.py").write_text(TASKS_V1)
     (root / ".env").write_text("JOBLINE_DATABASE_URL=sqlite://var/billing.sqlite3\n")
-    yield Project(root, python, venv / "bin" / "jobline", env)
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("JOBLINE_") and k != "PYTHONPATH"
+    }
+    commands = readme_block("dependency")
+    assert README_SOURCE in commands
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", commands.replace(README_SOURCE, str(source))],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_SECONDS,
+    )
+    assert done.returncode == 0, f"--- out\n{done.stdout}\n--- err\n{done.stderr}"
+    venv = root / ".venv" / "bin"
+    yield Project(root, venv / "python", venv / "jobline", env, done.stdout)
+
+
+def readme_block(name: str) -> str:
+    """The text of the README's code block marked `<!-- test: NAME -->`."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"<!-- test: {name} -->\n```\w*\n(.*?)```", text, re.S)
+    assert found, name
+    return found.group(1)
 
 
 def test_the_installed_package_is_not_the_checkout(project: Project) -> None:
+    venv = str(project.root / ".venv")
     where = project.run(project.python, "-c", "import jobline; print(jobline.__file__)")
-    assert not where.strip().startswith(str(REPO)), where
+    assert where.startswith(venv), where
     migrations = project.run(
         project.python,
         "-c",
         "from jobline.config import Settings; print(Settings().migrations_dir)",
     ).strip()
-    assert not migrations.startswith(str(REPO)), migrations
+    assert migrations.startswith(venv), migrations
     assert sorted(p.name for p in Path(migrations, "sqlite", "models").glob("*.py")) == sorted(
         p.name for p in (REPO / "migrations" / "sqlite" / "models").glob("*.py")
     )
 
 
 def test_check_config_and_migrate_run_from_the_project(project: Project) -> None:
-    out = project.run(project.jobline, "check-config")
+    out = project.installed
     lines = out.splitlines()
-    assert lines[0] == "queues (queues.yaml):"
-    assert "billing: queue=billing pool=threads concurrency=2" in lines[1]
+    first = lines.index("queues (queues.yaml):")
+    assert "billing: queue=billing pool=threads concurrency=2" in lines[first + 1]
     assert "billing.invoice: function tasks.billing:invoice (imports)" in out
     assert "  database_url: sqlite://var/billing.sqlite3" in lines, "read from the project's .env"
     committed = len(list((REPO / "migrations" / "sqlite" / "models").glob("*.py")))
-    assert f"applied {committed} migration(s)" in project.run(project.jobline, "migrate")
+    assert f"applied {committed} migration(s)" in out
     assert (project.root / "var" / "billing.sqlite3").exists()
-    assert "applied 0 migration(s)" in project.run(project.jobline, "migrate"), "an upgrade"
+    # An upgrade runs it again: only what is missing is applied.
+    assert "applied 0 migration(s)" in project.run(project.jobline, "migrate")
 
 
 def test_a_job_runs_and_a_payload_model_change_fails_queued_jobs_cleanly(
     project: Project,
 ) -> None:
     out = json.loads(project.run(project.python, "-c", DRIVER, TASKS_V2).splitlines()[-1])
-    assert not out["jobline"].startswith(str(REPO))
+    assert out["jobline"].startswith(str(project.root / ".venv")), out["jobline"]
     first = out["first"]
     assert first["state"] == "succeeded", first
     assert first["result"] == {"customer": "acme", "total": 1200}
@@ -215,6 +225,9 @@ def test_a_job_runs_and_a_payload_model_change_fails_queued_jobs_cleanly(
     assert "currency" in invoice["error"]["message"]
     assert refund["state"] == "succeeded", refund
     assert refund["result"] == {"refunded": "inv-1", "reason": "customer request"}
+    retried = out["retried"]
+    assert (retried["attempt"], retried["state"]) == (2, "failed"), retried
+    assert retried["error"]["code"] == "INVALID_PAYLOAD"
 
 
 def test_gunicorn_runs_the_api_with_the_packages_own_config(project: Project) -> None:

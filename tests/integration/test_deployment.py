@@ -68,6 +68,10 @@ async def test_a_stream_cut_on_one_api_process_resumes_on_another(
     )
     async with other:
         assert (await other.get("/api/v1/users/me")).json()["email"] == alice.email
+        # What a proxy needs to pass a stream through unbuffered (nginx obeys the header).
+        async with other.stream("GET", path, headers={"Last-Event-ID": "1"}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["x-accel-buffering"] == "no"
         rest, closed = await read_stream(other, path, last_event_id=RESUME_AFTER)
     assert closed
     history = await alice.events(job["id"])

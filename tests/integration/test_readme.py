@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from tests.integration.dev_helpers import (
     descendants,
     login,
     processes_in,
+    project_dir,
     wait_final,
 )
 from tests.support import PASSWORD, REPO, add_vhost, copy_work_tree, drop_vhost, free_port
@@ -66,6 +68,9 @@ MARKED = {
     "client",
     "prod-setup",
     "prod-run",
+    "testing-unit",
+    "testing-stack",
+    "dependency",  # run by test_as_dependency.py
 }
 
 
@@ -219,6 +224,23 @@ def command_words(text: str) -> str:
             break
         words.append(word)
     return " ".join(words)
+
+
+def test_the_testing_examples_pass_as_a_projects_own_tests(tmp_path: Path) -> None:
+    """ "Testing your jobs": both examples, as test files of a project, run by pytest."""
+    project = project_dir(tmp_path / "project")
+    (project / "test_unit_example.py").write_text(block("testing-unit"))
+    (project / "test_stack_example.py").write_text(block("testing-stack"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"],
+        cwd=project,
+        env=clean_env({}),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 passed" in done.stdout, done.stdout
 
 
 # ------------------------------------------------------- a new user's first run
