@@ -326,7 +326,7 @@ def check_config(
         changed = consumer_timeout.write_ms(wanted)
         typer.echo(
             f"consumer_timeout: {'wrote' if changed else 'kept'} {wanted} ms in "
-            f"{consumer_timeout.RABBITMQ_CONF} (apply: deploy/local/services up)"
+            f"{consumer_timeout.conf_path()} (RabbitMQ applies it at its next start)"
         )
     timeout_check = consumer_timeout.check(queues, margin)
     if timeout_check.problem is not None:
