@@ -6,7 +6,8 @@ virtualenv, `pip install` of jobline and its dependencies (a built wheel, not an
 checkout: the migrations and gunicorn's configuration must come with the package), then
 `jobline check-config` and `jobline migrate` from its own directory. From there,
 jobline.testing.LocalStack (migrate, serve, a worker, on SQLite and the file broker) runs
-its job, and gunicorn serves the API with the package's configuration. It then changes a
+its job, and the API program `jobline deploy supervisor` writes for it (gunicorn with the
+package's own configuration) serves. It then changes a
 payload model while jobs wait in the queue, as a deploy does: a job the new model refuses
 ends `failed` with INVALID_PAYLOAD (and again when retried), a job whose model only gained
 a field with a default runs.
@@ -14,9 +15,11 @@ a field with a default runs.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -230,18 +233,18 @@ def test_a_job_runs_and_a_payload_model_change_fails_queued_jobs_cleanly(
     assert retried["error"]["code"] == "INVALID_PAYLOAD"
 
 
-def test_gunicorn_runs_the_api_with_the_packages_own_config(project: Project) -> None:
+def test_the_generated_supervisor_api_program_runs_from_the_project(project: Project) -> None:
     project.run(project.jobline, "migrate")
+    project.run(project.jobline, "deploy", "supervisor", "--root", str(project.root))
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(project.root / "deploy" / "supervisor" / "jobline.conf")
+    assert "--domain=billing --pool=threads" in conf["program:jobline-worker-billing"]["command"]
+    api = conf["program:jobline-api"]
+    assert api["directory"] == str(project.root)
+    # gunicorn with the package's own config and app factory: no checkout's files needed.
+    command = shlex.split(api["command"])
+    assert command[1:] == ["-c", "python:jobline.gunicorn_conf", "jobline.api.app:create_app()"]
     port = free_port()
-    # `python -m gunicorn`: gunicorn's own script is in the borrowed virtualenv, not here.
-    command = [
-        project.python,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:jobline.gunicorn_conf",
-        "jobline.api.app:create_app()",
-    ]
     log = project.root / "gunicorn.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
