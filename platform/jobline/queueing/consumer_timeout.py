@@ -60,11 +60,10 @@ def write_ms(value: int, path: Path | None = None) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = path.read_text() if path.exists() else ""
     line = f"consumer_timeout = {value}"
-    new = (
-        _LINE.sub(line, text)
-        if _LINE.search(text)
-        else (text.rstrip("\n") + f"\n{line}\n").lstrip("\n")
-    )
+    if _LINE.search(text):
+        new = _LINE.sub(line, text)
+    else:
+        new = f"{text.rstrip(chr(10))}\n{line}\n" if text.strip() else f"{line}\n"
     if new == text:
         return False
     path.write_text(new)
