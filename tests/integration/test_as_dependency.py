@@ -4,13 +4,13 @@ A scratch project outside the repository runs the README's "jobline as a depende
 commands as they stand (the path to jobline pointing at a copy of this work tree): a
 virtualenv, `pip install` of jobline and its dependencies (a built wheel, not an editable
 checkout: the migrations and gunicorn's configuration must come with the package), then
-`jobline check-config` and `jobline migrate` from its own directory. From there,
-jobline.testing.LocalStack (migrate, serve, a worker, on SQLite and the file broker) runs
-its job, and the API program `jobline deploy supervisor` writes for it (gunicorn with the
-package's own configuration) serves. It then changes a
-payload model while jobs wait in the queue, as a deploy does: a job the new model refuses
-ends `failed` with INVALID_PAYLOAD (and again when retried), a job whose model only gained
-a field with a default runs.
+`jobline check-config` and `jobline migrate` from its own directory. From there too:
+`jobline dev` runs its domain; jobline.testing.LocalStack (migrate, serve, a worker, on
+SQLite and the file broker) runs its job; the API program `jobline deploy supervisor`
+writes for it (gunicorn with the package's own configuration) serves. And a payload model
+changes while jobs wait in the queue, as a deploy does: a job the new model refuses ends
+`failed` with INVALID_PAYLOAD (and again when retried), a job whose model only gained a
+field with a default runs.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.dev_helpers import BANNER, DevRun, login, wait_final
 from tests.support import REPO, copy_work_tree, free_port
 
 pytestmark = pytest.mark.integration
@@ -272,3 +273,35 @@ def test_the_generated_supervisor_api_program_runs_from_the_project(project: Pro
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(RUN_SECONDS)
+
+
+def test_jobline_dev_runs_the_projects_own_domain(project: Project) -> None:
+    port = free_port()
+    log = project.root / "dev.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [str(project.jobline), "dev", f"--port={port}"],
+            cwd=project.root,
+            env=project.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    dev = DevRun(popen, log, project.root)
+    try:
+        dev.wait_for(BANNER)
+        dev.wait_for("workers       billing (threads x2, queue billing)", timeout=10)
+        demo = json.loads((project.root / "var" / "demo-account.json").read_text())
+        client = login(f"http://127.0.0.1:{port}", demo["email"], demo["password"])
+        with client:
+            # refund: its payload is valid for both releases of the module above.
+            r = client.post(
+                "/api/v1/jobs", json={"type": "billing.refund", "payload": {"invoice_id": "x"}}
+            )
+            assert r.status_code == 202, r.text
+            job = wait_final(client, r.json()["id"])
+        assert job["state"] == "succeeded" and job["result"]["refunded"] == "x", job
+    except BaseException:
+        dev.kill()
+        raise
+    assert dev.interrupt() == 0, dev.output()[-3000:]
