@@ -91,11 +91,13 @@ class Recorder:
         self._cancel.set()
 
     def progress(self, percent: int, message: str | None) -> None:
+        """Record one report (JobContext.progress has rounded and clamped it), its message cut."""
         self.reports.append(Progress(percent, clip(message, self._max_message)))
         if self.cancel_after is not None and len(self.reports) >= self.cancel_after:
             self._cancel.set()
 
     def cancel_requested(self) -> bool:
+        """Whether the job was asked to stop (what ctx.cancelled and raise_if_cancelled read)."""
         return self._cancel.is_set()
 
 
