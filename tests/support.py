@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -241,3 +242,22 @@ async def register(
     r = await client.post("/api/v1/auth/jwt/login", data={"username": email, "password": password})
     assert r.status_code == 200, r.text
     return email, user_id, r.json()["access_token"]
+
+
+def copy_work_tree(target: Path) -> Path:
+    """What a clone of this work tree holds: tracked and new files, no .venv, no var/."""
+    names = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, names):
+        source = REPO / name.decode()
+        if source.is_symlink():  # as a clone has it (platform/jobline/migrations)
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            (target / name.decode()).symlink_to(os.readlink(source))
+        elif source.is_file():
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name.decode())
+    return target

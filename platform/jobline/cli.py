@@ -15,7 +15,7 @@ from tortoise.exceptions import BaseORMException as BaseDBError
 
 from jobline import client_cli
 from jobline.audit.cli import audit_app
-from jobline.config import Settings, get_settings, tortoise_config
+from jobline.config import USER_SETTINGS, Settings, get_settings, tortoise_config
 from jobline.deploy import deploy_app
 from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
 
@@ -186,6 +186,13 @@ def worker(
     loglevel: Annotated[
         str, typer.Option("--log-level", "--loglevel", help="DEBUG, INFO, WARNING or ERROR")
     ] = "INFO",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="node name (default DOMAIN@host:pid, unique per process; Celery's %h"
+            " is the host name)"
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker on one domain's queue, named DOMAIN@host:pid."""
     from celery import signals
@@ -229,7 +236,9 @@ def worker(
         [
             "worker",
             f"--queues={spec.queue}",
-            f"--hostname={worker_node_name(domain)}",
+            # Celery's control queue is exclusive to a node name: the default carries the pid, so
+            # several workers of a domain run on one host.
+            f"--hostname={name or worker_node_name(domain)}",
             f"--pool={chosen_pool}",
             f"--concurrency={concurrency or spec.concurrency}",
             f"--prefetch-multiplier={spec.prefetch}",
@@ -300,18 +309,11 @@ def check_config(
         ),
     ] = False,
 ) -> None:
-    """Print the resolved settings (secrets masked), queues, routes and job types; exit non-zero on error."""
+    """Print the queues and job types (do their functions import?), then the resolved settings (secrets masked); exit non-zero on error."""
     from jobline.queueing import consumer_timeout
     from jobline.queueing.spec import load_queues
 
     settings = settings_or_exit()
-    typer.echo("settings:")
-    for name, value in settings.model_dump().items():
-        secret = {"secret_key", "flower_basic_auth", "flower_broker_api"}
-        shown = "***" if name in secret and value else value
-        if name in {"database_url", "broker_url"}:
-            shown = _where(str(value))
-        typer.echo(f"  {name}: {shown}")
     try:
         queues = load_queues(settings.queues_file, check_imports=True)
     except ConfigError as exc:
@@ -338,7 +340,7 @@ def check_config(
         changed = consumer_timeout.write_ms(wanted)
         typer.echo(
             f"consumer_timeout: {'wrote' if changed else 'kept'} {wanted} ms in "
-            f"{consumer_timeout.RABBITMQ_CONF} (apply: deploy/local/services up)"
+            f"{consumer_timeout.conf_path()} (RabbitMQ applies it at its next start)"
         )
     timeout_check = consumer_timeout.check(queues, margin)
     if timeout_check.problem is not None:
@@ -346,7 +348,26 @@ def check_config(
         typer.echo("  fix: jobline check-config --write-consumer-timeout")
     else:
         typer.echo(f"consumer_timeout: {timeout_check.configured} ms ({timeout_check.source})")
+    # The queues and their imports first: what a newcomer checks; the settings after them,
+    # the ones a deployment sets before the tuning.
+    values = settings.model_dump()
+    for heading, names in (
+        ("settings", [n for n in values if n in USER_SETTINGS]),
+        ("tuning", [n for n in values if n not in USER_SETTINGS]),
+    ):
+        typer.echo(f"{heading}:")
+        for name in names:
+            typer.echo(f"  {name}: {_shown_setting(name, values[name])}")
     typer.echo("ok")
+
+
+def _shown_setting(name: str, value: Any) -> Any:
+    """A setting's value as check-config prints it: secrets masked, URLs without passwords."""
+    if name in {"secret_key", "flower_basic_auth", "flower_broker_api"} and value:
+        return "***"
+    if name in {"database_url", "broker_url"}:
+        return _where(str(value))
+    return value
 
 
 @app.command()

@@ -26,6 +26,60 @@ MODEL_MODULES = [
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def shipped_migrations() -> Path:
+    """The aerich migrations that come with this jobline.
+
+    jobline/migrations links to the checkout's migrations/ and is a real directory in an
+    installed wheel, so a project that installs jobline migrates without a checkout.
+    """
+    shipped = Path(__file__).resolve().parent / "migrations"
+    return shipped if shipped.is_dir() else PROJECT_ROOT / "migrations"
+
+
+# What a deployment sets: where the database and the broker are, its secrets, ports and
+# limits (README "Settings"). Every other setting is tuning, with a default that suits
+# (README, folded away); `jobline check-config` prints them in these two groups.
+USER_SETTINGS = frozenset(
+    {
+        "env",
+        "database_url",
+        "broker_url",
+        "secret_key",
+        "queues_file",
+        "var_dir",
+        "flower_basic_auth",
+        "api_host",
+        "api_port",
+        "api_workers",
+        "cookie_secure",
+        "cors_origins",
+        "access_token_lifetime_seconds",
+        "log_format",
+        "log_level",
+        "audit_enabled",
+        "worker_metrics_host",
+        "worker_metrics_port",
+        "flower_host",
+        "flower_port",
+        "flower_broker_api",
+        "sse_ping_seconds",
+        "max_payload_bytes",
+        "max_json_depth",
+        "body_read_timeout_seconds",
+        "password_min_length",
+        "password_max_length",
+        "login_failures_per_account",
+        "login_failures_per_address",
+        "login_window_seconds",
+        "max_streams_per_user",
+        "max_active_jobs_per_user",
+        "max_progress_message_chars",
+        "max_result_bytes",
+        "max_error_message_chars",
+    }
+)
+
+
 class Settings(BaseSettings):
     """Everything jobline reads from the environment or `.env`."""
 
@@ -40,7 +94,9 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(262_144, gt=0)
     sse_ping_seconds: float = Field(15.0, gt=0)
     flower_basic_auth: str | None = None
-    migrations_dir: Path = PROJECT_ROOT / "migrations"
+    migrations_dir: Path = Field(
+        default_factory=shipped_migrations, description="the aerich migrations (mysql/, sqlite/)"
+    )
     db_pool_max: int = Field(20, ge=1, description="Tortoise pool size per process")
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="SQLite: how long a writer waits for the file's write lock"

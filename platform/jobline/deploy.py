@@ -147,9 +147,11 @@ def supervisor_conf(
             section.append("environment=" + ",".join(f'{k}="{v}"' for k, v in env.items()))
         lines.extend(section)
 
+    # The package's own gunicorn config and app factory (the same as the checkout's
+    # deploy/gunicorn.conf.py and asgi.py): a project that installed jobline has no checkout.
     program(
         "jobline-api",
-        f"{bin_dir}/gunicorn -c deploy/gunicorn.conf.py asgi:app",
+        f"{bin_dir}/gunicorn -c python:jobline.gunicorn_conf jobline.api.app:create_app()",
         API_STOP_SECONDS,
         {},
     )
@@ -352,7 +354,9 @@ def supervisor_command(
     out: Annotated[Path, typer.Option(help="file to write")] = Path(
         "deploy/supervisor/jobline.conf"
     ),
-    root: Annotated[str, typer.Option(help="the checkout with .venv and .env")] = "/srv/jobline",
+    root: Annotated[
+        str, typer.Option(help="the project directory, with .venv and .env")
+    ] = "/srv/jobline",
     user: Annotated[str, typer.Option(help="the account programs run as")] = "jobline",
     log_dir: Annotated[str, typer.Option(help="where the programs' logs go")] = LOG_DIR,
     metrics_port: Annotated[

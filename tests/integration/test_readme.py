@@ -14,9 +14,9 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +27,6 @@ import httpx
 import pytest
 import yaml
 
-from jobline.config import Settings
 from tests.conftest import (
     AMQP_ADMIN_URL,
     MYSQL_ADMIN_URL,
@@ -42,9 +41,10 @@ from tests.integration.dev_helpers import (
     descendants,
     login,
     processes_in,
+    project_dir,
     wait_final,
 )
-from tests.support import PASSWORD, REPO, add_vhost, drop_vhost, free_port
+from tests.support import PASSWORD, REPO, add_vhost, copy_work_tree, drop_vhost, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +69,9 @@ MARKED = {
     "prod-setup",
     "prod-run",
     "prod-supervisor",
+    "testing-unit",
+    "testing-stack",
+    "dependency",  # run by test_as_dependency.py
 }
 
 
@@ -189,39 +192,6 @@ def _table(heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows[1:]]
 
 
-def shown_default(name: str) -> str:
-    """A setting's default as the README's table shows it (without the backticks)."""
-    default = Settings.model_fields[name].default
-    if default is None or default == "":
-        return "none"
-    if isinstance(default, bool):
-        return str(default).lower()
-    if isinstance(default, float):
-        return f"{default:g}"
-    return str(default)
-
-
-def test_the_settings_table_names_every_setting_with_its_default() -> None:
-    rows = {row[0].strip("`"): row for row in _table("Settings") if row[0].startswith("`JOBLINE_")}
-    fields = {f"JOBLINE_{name.upper()}": name for name in Settings.model_fields}
-    # A new setting fails here with the row to paste into the README's table.
-    missing = [
-        f"| `{variable}` | `{shown_default(name)}` |"
-        f" {Settings.model_fields[name].description or 'WHAT IT DOES'} |"
-        for variable, name in fields.items()
-        if variable not in rows
-    ]
-    assert not missing, "add to README.md's settings table:\n" + "\n".join(missing)
-    assert set(rows) <= set(fields), f"not settings any more: {sorted(set(rows) - set(fields))}"
-    for variable, name in fields.items():
-        if name == "migrations_dir":
-            continue  # an absolute path: the checkout's migrations/
-        cell = rows[variable][1].strip("`")
-        assert cell == shown_default(name), (
-            f"{variable}: README {cell!r}, the code {shown_default(name)!r}"
-        )
-
-
 def shape(path: str) -> str:
     """A route with its parameters unnamed: /jobs/{id} and /jobs/{job_id} are one route."""
     return re.sub(r"{\w+}", "{}", path)
@@ -273,23 +243,24 @@ def command_words(text: str) -> str:
     return " ".join(words)
 
 
-# ------------------------------------------------------- a new user's first run
-
-
-def copy_work_tree(target: Path) -> Path:
-    """What a clone of this work tree holds: tracked and new files, no .venv, no var/."""
-    names = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
+def test_the_testing_examples_pass_as_a_projects_own_tests(tmp_path: Path) -> None:
+    """ "Testing your jobs": both examples, as test files of a project, run by pytest."""
+    project = project_dir(tmp_path / "project")
+    (project / "test_unit_example.py").write_text(block("testing-unit"))
+    (project / "test_stack_example.py").write_text(block("testing-stack"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"],
+        cwd=project,
+        env=clean_env({}),
         capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, names):
-        source = REPO / name.decode()
-        if source.is_file():
-            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name.decode())
-    return target
+        text=True,
+        timeout=COMMAND_SECONDS,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 passed" in done.stdout, done.stdout
+
+
+# ------------------------------------------------------- a new user's first run
 
 
 def add_the_readme_domain(project: Path) -> None:

@@ -583,10 +583,36 @@ def everything_run() -> list[Program]:
     return found
 
 
+DECLARED = re.compile(r"#\s*runs:\s*((?:(?:venv|system):[\w.+-]+[,\s]*)+)")
+
+
+def declared_programs(where: str) -> list[Program]:
+    """A spawn whose argv is built at run time names its programs in a comment at most two
+    lines above its argv (`# runs: venv:jobline, system:psql`), and they are checked like the rest:
+    e.g. the console scripts of a virtualenv that a test makes itself."""
+    path, _, line = where.rpartition(":")
+    if not (REPO / path).is_file() or not line.isdigit():
+        return []
+    lines = (REPO / path).read_text().splitlines()
+    number = int(line)
+    # The argv's line, the call's, or the comment's line above the call.
+    for text in lines[max(0, number - 3) : number]:
+        if match := DECLARED.search(text):
+            return [
+                Program(kind, name, where)
+                for kind, name in re.findall(r"(venv|system):([\w.+-]+)", match.group(1))
+            ]
+    return []
+
+
 def problems(found: list[Program], listed: dict[str, str], venv_bin: Path) -> list[str]:
     """What is wrong with what the tree runs: unlisted, absent from the venv, unreadable."""
     out = []
+    expanded: list[Program] = []
     for program in found:
+        declared = declared_programs(program.where) if program.kind == "unknown" else []
+        expanded.extend(declared or [program])
+    for program in expanded:
         if program.kind == "unknown":
             out.append(
                 f"{program.where}: cannot tell which program `{program.name}` is; "
@@ -706,3 +732,16 @@ def test_the_list_reads_as_program_and_package() -> None:
     assert listed_programs("# c\nwrk  wrk  # load\n\ncurl curl\n") == {"wrk": "wrk", "curl": "curl"}
     with pytest.raises(AssertionError, match="is not `program package`"):
         listed_programs("wrk\n")
+
+
+def test_a_declared_program_is_checked_like_the_rest(tmp_path: Path) -> None:
+    """`# runs:` names what a run-time argv starts; an unlisted program so named still fails."""
+    source = REPO / "tests" / "integration" / "test_as_dependency.py"
+    declared = [p for p in everything_run() if p.where.startswith(str(source.relative_to(REPO)))]
+    assert declared, "the scan should see test_as_dependency's spawns"
+    assert not problems(declared, listed_programs(), VENV_BIN)
+    where = next(p.where for p in declared if p.kind == "unknown")
+    fake = [Program("unknown", "argv", where)]
+    named = declared_programs(where)
+    assert named and all(p.kind == "venv" for p in named)
+    assert problems(fake, listed_programs(), tmp_path), "a venv without those scripts must fail"

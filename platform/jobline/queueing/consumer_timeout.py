@@ -18,7 +18,9 @@ from pathlib import Path
 from jobline.config import PROJECT_ROOT
 from jobline.queueing.spec import Queues
 
-RABBITMQ_CONF = PROJECT_ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf"
+CONF_PATH = Path("deploy") / "rabbitmq" / "rabbitmq.conf"
+# The checkout's own, which deploy/local/services gives the test and dev RabbitMQ.
+RABBITMQ_CONF = PROJECT_ROOT / CONF_PATH
 # deploy/local/services takes this over the file's value.
 ENV_OVERRIDE = "JOBLINE_CONSUMER_TIMEOUT_MS"
 MS_PER_SECOND = 1000
@@ -30,8 +32,21 @@ def wanted_ms(queues: Queues, margin_seconds: int) -> int:
     return (queues.longest_time_limit + margin_seconds) * MS_PER_SECOND
 
 
-def read_ms(path: Path = RABBITMQ_CONF) -> int | None:
+def conf_path() -> Path:
+    """The rabbitmq.conf check-config reads and writes.
+
+    The working directory's deploy/rabbitmq/rabbitmq.conf when it has one, else the
+    checkout's; a project that installed jobline (no checkout) gets its own, created by
+    --write-consumer-timeout.
+    """
+    if CONF_PATH.exists() or not RABBITMQ_CONF.exists():
+        return CONF_PATH
+    return RABBITMQ_CONF
+
+
+def read_ms(path: Path | None = None) -> int | None:
     """The consumer_timeout set in a rabbitmq.conf, or None when it sets none."""
+    path = path or conf_path()
     try:
         found = _LINE.search(path.read_text())
     except OSError:
@@ -39,11 +54,16 @@ def read_ms(path: Path = RABBITMQ_CONF) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def write_ms(value: int, path: Path = RABBITMQ_CONF) -> bool:
-    """Set consumer_timeout in a rabbitmq.conf; True when the file changed."""
-    text = path.read_text()
+def write_ms(value: int, path: Path | None = None) -> bool:
+    """Set consumer_timeout in a rabbitmq.conf (created when missing); True when it changed."""
+    path = path or conf_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text() if path.exists() else ""
     line = f"consumer_timeout = {value}"
-    new = _LINE.sub(line, text) if _LINE.search(text) else text.rstrip("\n") + f"\n{line}\n"
+    if _LINE.search(text):
+        new = _LINE.sub(line, text)
+    else:
+        new = f"{text.rstrip(chr(10))}\n{line}\n" if text.strip() else f"{line}\n"
     if new == text:
         return False
     path.write_text(new)
@@ -75,9 +95,10 @@ class Check:
         )
 
 
-def check(queues: Queues, margin_seconds: int, path: Path = RABBITMQ_CONF) -> Check:
+def check(queues: Queues, margin_seconds: int, path: Path | None = None) -> Check:
     """Compare the configured consumer_timeout (env override, else the file) with queues.yaml's."""
     override = os.environ.get(ENV_OVERRIDE)
     if override is not None and override.strip().isdigit():
         return Check(wanted_ms(queues, margin_seconds), int(override), ENV_OVERRIDE)
+    path = path or conf_path()
     return Check(wanted_ms(queues, margin_seconds), read_ms(path), str(path))

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from jobline.errors import JobCancelled
 
+# The error code of a job whose payload its model refuses when the worker reads it.
+INVALID_PAYLOAD = "INVALID_PAYLOAD"
 # Job types that only workers import (`task_name:` in queues.yaml) register themselves here.
 TASK_REGISTRY: dict[str, JobFunction] = {}
 
@@ -30,6 +32,11 @@ class JobFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+    def parse(self, payload: dict[str, Any]) -> Any:
+        """The payload as the job receives it: validated by its model (pydantic's
+        ValidationError when refused), or the dict itself when it declares none."""
+        return self.payload.model_validate(payload) if self.payload is not None else payload
 
 
 def job(

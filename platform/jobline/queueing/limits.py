@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from jobline.config import get_settings
+
 CUT_MARK = "... [cut: {} more characters]"
 
 
@@ -64,3 +66,12 @@ def storable_result(
     if size > max_bytes:
         return (("RESULT_TOO_LARGE", f"the result is {size} bytes; the limit is {max_bytes}"), None)
     return None, value
+
+
+def error_of(exc: BaseException, code: str | None = None) -> dict[str, Any]:
+    """The `error` object of a failed event: the exception's type and its message, cut."""
+    message = clip(str(exc), get_settings().max_error_message_chars)
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
+    if code is not None:
+        error["code"] = code
+    return error

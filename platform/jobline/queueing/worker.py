@@ -38,8 +38,8 @@ from jobline.jobs.store import Appended, JobStore, Step, TxHook, utcnow
 from jobline.queueing import green, telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.cancel import CancelWatch
-from jobline.queueing.context import TASK_REGISTRY, JobContext, JobFunction
-from jobline.queueing.limits import clip, storable_result
+from jobline.queueing.context import INVALID_PAYLOAD, TASK_REGISTRY, JobContext, JobFunction
+from jobline.queueing.limits import clip, error_of, storable_result
 from jobline.queueing.spec import JobType, Queues
 from jobline.streaming.runtime import start_notifier
 
@@ -414,15 +414,6 @@ class ProgressReporter:
             self._cancel_requested = True
 
 
-def error_of(exc: BaseException, code: str | None = None) -> dict[str, Any]:
-    """The `error` object of a failed event."""
-    message = clip(str(exc), get_settings().max_error_message_chars)
-    error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
-    if code is not None:
-        error["code"] = code
-    return error
-
-
 def begin_attempt(
     rt: WorkerRuntime,
     job_type: JobType,
@@ -600,12 +591,9 @@ def run_job(
             log.info("job %s attempt %d %s", jid, attempt, type)
 
     try:
-        request = function.payload.model_validate(payload) if function.payload else payload
+        request = function.parse(payload)
     except ValidationError as exc:
-        finish(
-            EventType.FAILED,
-            {"error": {"type": "ValidationError", "message": str(exc), "code": "INVALID_PAYLOAD"}},
-        )
+        finish(EventType.FAILED, {"error": error_of(exc, INVALID_PAYLOAD)})
         return
     watch.start()
     try:

@@ -40,7 +40,10 @@ def test_supervisor_runs_the_api_a_worker_per_domain_the_relay_and_flower() -> N
     assert conf["group:jobline"]["programs"].split(",") == sorted(
         programs, key=list(conf["group:jobline"]["programs"].split(",")).index
     )
-    assert "gunicorn -c deploy/gunicorn.conf.py asgi:app" in conf["program:jobline-api"]["command"]
+    assert (
+        "gunicorn -c python:jobline.gunicorn_conf jobline.api.app:create_app()"
+        in conf["program:jobline-api"]["command"]
+    )
     for name, domain in queues.domains.items():
         section = conf[f"program:jobline-worker-{name}"]
         assert section["command"].endswith(

@@ -76,3 +76,39 @@ def test_the_shipped_rabbitmq_conf_agrees_with_the_shipped_queues(queues: Queues
 
     margin = Settings(_env_file=None).consumer_timeout_margin_seconds  # type: ignore[call-arg]
     assert consumer_timeout.read_ms() == consumer_timeout.wanted_ms(queues, margin)
+
+
+def test_a_project_without_a_checkout_gets_a_rabbitmq_conf_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """jobline installed as a package: no checkout's deploy/ to read or write."""
+    monkeypatch.setattr(consumer_timeout, "RABBITMQ_CONF", tmp_path / "site-packages" / "none")
+    monkeypatch.delenv(consumer_timeout.ENV_OVERRIDE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JOBLINE_QUEUES_FILE", str(REPO / "queues.yaml"))
+    monkeypatch.syspath_prepend(str(REPO))  # the shipped queues.yaml's tasks
+    from jobline.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        first = CliRunner().invoke(app, ["check-config"])
+        written = CliRunner().invoke(app, ["check-config", "--write-consumer-timeout"])
+        again = CliRunner().invoke(app, ["check-config"])
+    finally:
+        get_settings.cache_clear()
+    assert first.exit_code == 0, first.output
+    assert "deploy/rabbitmq/rabbitmq.conf sets no consumer_timeout" in first.output
+    assert written.exit_code == 0, written.output
+    assert "wrote 7500000 ms in deploy/rabbitmq/rabbitmq.conf" in written.output
+    conf = tmp_path / "deploy" / "rabbitmq" / "rabbitmq.conf"
+    assert conf.read_text() == "consumer_timeout = 7500000\n"
+    assert again.exit_code == 0 and "warning" not in again.output, again.output
+    assert "consumer_timeout: 7500000 ms (deploy/rabbitmq/rabbitmq.conf)" in again.output
+
+
+def test_the_checkout_keeps_its_own_rabbitmq_conf_from_any_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert consumer_timeout.conf_path() == consumer_timeout.RABBITMQ_CONF
+    assert consumer_timeout.RABBITMQ_CONF.is_relative_to(REPO)
