@@ -15,12 +15,14 @@ def _normalized(email: str) -> str:
 async def _normalize_emails(db: BaseDBAsyncClient) -> None:
     """Stored addresses in the form logins now look up exactly (accounts/emails.py)."""
     rows = await db.execute_query_dict("SELECT id, email FROM users")
-    taken = {_normalized(row["email"]): row for row in rows}
-    if len(taken) < len(rows):
-        clashes = sorted(row["email"] for row in rows if taken[_normalized(row["email"])] is not row)
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        groups.setdefault(_normalized(row["email"]), []).append(row["email"])
+    clashes = [" and ".join(sorted(group)) for group in groups.values() if len(group) > 1]
+    if clashes:
         raise RuntimeError(
-            "these accounts' addresses are another account's once normalized (NFKC, lower "
-            f"case); merge or delete them, then migrate again: {', '.join(clashes)}"
+            "these accounts' addresses become one once normalized (NFKC, lower case); "
+            f"merge or delete them, then migrate again: {'; '.join(sorted(clashes))}"
         )
     for row in rows:
         normalized = _normalized(row["email"])
