@@ -371,6 +371,26 @@ def test_changing_the_password_or_email_needs_the_current_password(servers: Serv
         assert c.get("/api/v1/users/me").status_code == 401
 
 
+def test_guessing_the_current_password_counts_as_failed_logins(servers: Servers) -> None:
+    email = register(servers.a)
+    with bearer(servers.a, token(servers.a, email)) as thief:
+        for n in range(3):  # JOBLINE_LOGIN_FAILURES_PER_ACCOUNT
+            change = {"password": "taken over now!", "current_password": f"guess number {n}"}
+            assert code_of(thief.patch("/api/v1/users/me", json=change)) == (
+                "CURRENT_PASSWORD_INVALID"
+            )
+        right = {"password": "taken over now!", "current_password": PASSWORD}
+        r = thief.patch("/api/v1/users/me", json=right)
+        assert r.status_code == 429, r.text
+        assert code_of(r) == "TOO_MANY_LOGIN_ATTEMPTS" and int(r.headers["retry-after"]) > 0
+    r = httpx.post(
+        f"{servers.a}/api/v1/auth/jwt/login",
+        data={"username": email, "password": PASSWORD},
+        headers={"X-Forwarded-For": address()},
+    )
+    assert r.status_code == 429, r.text
+
+
 def make_superuser(env: dict[str, str]) -> str:
     email = f"root-{uuid.uuid4().hex[:8]}@example.com"
     done = subprocess.run(

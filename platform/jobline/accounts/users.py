@@ -39,6 +39,7 @@ from jobline.accounts.sessions import (
     credential_of,
     get_session_strategy,
 )
+from jobline.accounts.throttle import AttemptCounter
 from jobline.config import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -196,7 +197,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         user_update = type(user_update).model_validate(changes)
         password_changes = changes.get("password") is not None
         if safe and (email_changes or password_changes):
-            self._check_current_password(user, changes.get("current_password"))
+            await self._check_current_password(user, changes.get("current_password"), request)
         updated = await super().update(user_update, user, safe, request)
         deactivated = not safe and changes.get("is_active") is False
         if email_changes or password_changes or deactivated:
@@ -206,7 +207,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             await end_other_sessions(updated, keep)
         return updated
 
-    def _check_current_password(self, user: User, given: object) -> None:
+    async def _check_current_password(
+        self, user: User, given: object, request: Request | None
+    ) -> None:
+        """Refuse a missing or wrong current password. A wrong one counts as a failed login
+        of the account (accounts/throttle.py): a stolen session cannot guess it freely."""
         if not isinstance(given, str) or not given:
             raise HTTPException(
                 status.HTTP_400_BAD_REQUEST,
@@ -215,8 +220,28 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
                     "message": "changing your password or email needs current_password",
                 },
             )
+        settings = get_settings()
+        counter = None
+        if request is not None:
+            counter = AttemptCounter(
+                request.app.state.secret, settings.login_window_seconds, settings
+            )
+            account = counter.key("account", user.email)
+            wait = await counter.blocked((account, settings.login_failures_per_account))
+            if wait is not None:
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    detail={
+                        "code": "TOO_MANY_LOGIN_ATTEMPTS",
+                        "message": "too many wrong passwords for this account; "
+                        f"try again in {wait} seconds",
+                    },
+                    headers={"Retry-After": str(wait)},
+                )
         verified, _ = self.password_helper.verify_and_update(given, user.hashed_password)
         if not verified:
+            if counter is not None:
+                await counter.record(counter.key("account", user.email))
             raise HTTPException(
                 status.HTTP_400_BAD_REQUEST,
                 detail={
