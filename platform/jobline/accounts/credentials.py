@@ -145,3 +145,22 @@ async def current_user(request: Request) -> User:
         raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED)
     request.state.credential = credential
     return user
+
+
+async def request_credential(request: Request) -> Credential | None:
+    """The credential a request authenticates with, by current_user's rules (bearer token
+    first, then the session cookie), without looking its user up: the one current_user
+    left in `request.state`, or read again for a route fastapi-users authenticated."""
+    found: Credential | None = getattr(request.state, "credential", None)
+    if found is not None:
+        return found
+    bearer = await BEARER(request)
+    if bearer is not None:
+        tokens = await verified_tokens(request)
+        found = tokens.credential(bearer, request.app.state.settings.auth_cache_seconds)
+        if found is not None:
+            return found
+    cookie = await COOKIE(request)
+    if cookie is not None:
+        return (await get_session_strategy(request)).credential(cookie)
+    return None

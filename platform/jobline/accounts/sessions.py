@@ -38,7 +38,6 @@ from fastapi_users.manager import BaseUserManager
 from jobline.accounts.models import RevokedSession, User
 
 COOKIE_AUDIENCE = "jobline:cookie-session"
-BEARER_AUDIENCE = "fastapi-users:auth"
 
 
 @dataclass(frozen=True, slots=True)

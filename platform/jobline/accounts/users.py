@@ -8,7 +8,6 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
 from fastapi import HTTPException, Request, status
 from fastapi_users import (
     BaseUserManager,
@@ -31,14 +30,7 @@ from pydantic import Field, StrictBool
 from jobline.accounts.emails import normalize_email
 from jobline.accounts.models import User
 from jobline.accounts.passwords import password_problem
-from jobline.accounts.sessions import (
-    BEARER_AUDIENCE,
-    BearerJWTStrategy,
-    Credential,
-    RevocableJWTStrategy,
-    credential_of,
-    get_session_strategy,
-)
+from jobline.accounts.sessions import BearerJWTStrategy, Credential, get_session_strategy
 from jobline.accounts.throttle import AttemptCounter
 from jobline.config import Settings, get_settings
 
@@ -203,7 +195,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         if email_changes or password_changes or deactivated:
             # The session that made its own change keeps working; a superuser's change of
             # another account keeps none of that account's.
-            keep = _credential(request) if safe else None
+            keep = await _credential(request) if safe else None
             await end_other_sessions(updated, keep)
         return updated
 
@@ -266,31 +258,13 @@ def _check_streams_now() -> None:
     session_watch.check_now()
 
 
-def _credential(request: Request | None) -> Credential | None:
-    """The credential this request authenticated with (set by accounts/credentials.py or
-    read again here, bearer first as fastapi-users' authenticator does)."""
+async def _credential(request: Request | None) -> Credential | None:
+    """The credential the request authenticated with (accounts/credentials.py)."""
     if request is None:
         return None
-    found: Credential | None = getattr(request.state, "credential", None)
-    if found is not None:
-        return found
-    settings = get_settings()
-    secret = request.app.state.secret
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        try:
-            claims = jwt.decode(token, secret, audience=[BEARER_AUDIENCE], algorithms=["HS256"])
-        except jwt.PyJWTError:
-            claims = None
-        if claims is not None:
-            return credential_of(claims, "bearer")
-    cookie = request.cookies.get(COOKIE_NAME)
-    if cookie:
-        return RevocableJWTStrategy(secret, settings.access_token_lifetime_seconds).credential(
-            cookie
-        )
-    return None
+    from jobline.accounts.credentials import request_credential
+
+    return await request_credential(request)
 
 
 # Made once and shared: neither holds per-request state. Plain async functions, not
