@@ -603,3 +603,16 @@ def test_the_login_lockout_counts_every_spelling_of_an_account(servers: Servers)
     )
     assert r.status_code == 429, r.text
     assert code_of(r) == "TOO_MANY_LOGIN_ATTEMPTS"
+
+
+def test_the_openapi_document_names_the_new_refusals(servers: Servers) -> None:
+    doc = httpx.get(f"{servers.a}/openapi.json").json()
+    paths = doc["paths"]
+    register = paths["/api/v1/auth/register"]["post"]["responses"]
+    assert "REGISTRATION_CLOSED" in register["403"]["description"]
+    assert "TOO_MANY_REGISTRATIONS" in register["429"]["description"]
+    me = paths["/api/v1/users/me"]["patch"]["responses"]
+    assert "TOO_MANY_LOGIN_ATTEMPTS" in me["429"]["description"]
+    assert "current_password" in doc["components"]["schemas"]["UserUpdate"]["properties"]
+    for method, path in (("post", "/api/v1/jobs"), ("post", "/api/v1/auth/cookie/login")):
+        assert "CROSS_ORIGIN_REQUEST" in paths[path][method]["responses"]["403"]["description"]
