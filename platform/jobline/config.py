@@ -194,7 +194,10 @@ class Settings(BaseSettings):
         300, ge=0, description="RabbitMQ consumer_timeout beyond the longest job + retry wait"
     )
     access_token_lifetime_seconds: int = Field(3600, gt=0)
-    cookie_secure: bool = False
+    # None: on in production, off elsewhere (a browser drops a Secure cookie over plain http).
+    cookie_secure: bool | None = Field(
+        None, description="send the auth cookie over HTTPS only (default: on in production)"
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # Operations (deploy/, metrics, audit log, logs): see deploy/README.md.
@@ -253,6 +256,20 @@ class Settings(BaseSettings):
         50, ge=1, description="failed logins from one client address within the window"
     )
     login_window_seconds: int = Field(900, ge=1, description="window of the login counters")
+    # None: open in development and test, closed in production (accounts come from
+    # `jobline users create` or a superuser).
+    registration_open: bool | None = Field(
+        None, description="POST /auth/register answers (default: not in production)"
+    )
+    registrations_per_address: int = Field(
+        10, ge=1, description="registration attempts from one client address within the window"
+    )
+    registration_window_seconds: int = Field(
+        3600, ge=1, description="window of the registration counter"
+    )
+    sse_session_check_seconds: float = Field(
+        2.0, gt=0, description="how often open streams re-check their session (logout, revocation)"
+    )
     max_streams_per_user: int = Field(
         10, ge=1, description="SSE streams one user may hold open at once, per API process"
     )
@@ -291,9 +308,26 @@ class Settings(BaseSettings):
             problems.append("JOBLINE_DATABASE_URL must not be SQLite")
         if self.broker_url.startswith(EMBEDDED_BROKER):
             problems.append("JOBLINE_BROKER_URL must not be the embedded broker")
+        if self.cookie_secure is False:
+            problems.append(
+                "JOBLINE_COOKIE_SECURE must not be false (the session cookie would travel "
+                "over plain http; it defaults to on in production)"
+            )
         if problems:
             raise ValueError("production refuses unsafe settings: " + "; ".join(problems))
         return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the session cookie is Secure (and `__Host-` prefixed): on in production."""
+        return self.cookie_secure if self.cookie_secure is not None else self.env == "production"
+
+    @property
+    def registration_is_open(self) -> bool:
+        """Whether anyone may register: by default in development and test, never in production."""
+        if self.registration_open is not None:
+            return self.registration_open
+        return self.env != "production"
 
     @property
     def is_sqlite(self) -> bool:

@@ -592,7 +592,9 @@ def test_password_rules_at_register_and_on_change(
     assert detail["code"] == "REGISTER_INVALID_PASSWORD" and reason in detail["reason"], detail
     client, _ = alice
     mine = client.get("/api/v1/users/me").json()["email"]
-    r = client.patch("/api/v1/users/me", json={"password": make(mine)})
+    r = client.patch(
+        "/api/v1/users/me", json={"password": make(mine), "current_password": PASSWORD}
+    )
     assert r.status_code == 400, r.text
     assert r.json()["detail"]["code"] == "UPDATE_USER_INVALID_PASSWORD"
     assert reason in r.json()["detail"]["reason"]

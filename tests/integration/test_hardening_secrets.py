@@ -141,7 +141,10 @@ def test_a_session_leaves_no_secret_anywhere(
             cookie = browser.cookies["jobline_auth"]
             secrets["session cookie"] = cookie
             assert follow(base, {"jobline_auth": cookie}, job_id)[-1] == "succeeded"
-            r = browser.patch("/api/v1/users/me", json={"password": new_password})
+            r = browser.patch(
+                "/api/v1/users/me",
+                json={"password": new_password, "current_password": password},
+            )
             assert r.status_code == 200, r.text
             r = browser.post(
                 "/api/v1/auth/jwt/login",

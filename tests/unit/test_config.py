@@ -71,3 +71,34 @@ def test_the_mysql_url_gets_its_charset_and_pool_size() -> None:
     url = tortoise_config(settings)["connections"]["default"]
     assert url.startswith(SAFE["database_url"] + "?")
     assert "charset=utf8mb4" in url and "maxsize=7" in url
+
+
+def test_production_cookies_are_secure_and_host_prefixed_by_default() -> None:
+    from jobline.accounts.users import cookie_name
+
+    settings = production(cookie_secure=None)
+    assert settings.secure_cookies
+    assert cookie_name(settings) == "__Host-jobline_auth"
+    assert production(cookie_secure=True).secure_cookies
+
+
+def test_production_refuses_cookies_without_secure() -> None:
+    with pytest.raises(ValidationError, match="JOBLINE_COOKIE_SECURE must not be false"):
+        production(cookie_secure=False)
+
+
+def test_development_cookies_work_over_plain_http(tmp_path: Path) -> None:
+    from jobline.accounts.users import cookie_name
+
+    for env in ("development", "test"):
+        settings = Settings(_env_file=None, env=env, var_dir=tmp_path, cookie_secure=None)  # type: ignore[call-arg]
+        assert not settings.secure_cookies
+        assert cookie_name(settings) == "jobline_auth"
+
+
+def test_registration_is_closed_in_production_unless_opened(tmp_path: Path) -> None:
+    assert not production(registration_open=None).registration_is_open
+    assert production(registration_open=True).registration_is_open
+    for env in ("development", "test"):
+        settings = Settings(_env_file=None, env=env, var_dir=tmp_path, registration_open=None)  # type: ignore[call-arg]
+        assert settings.registration_is_open

@@ -14,12 +14,18 @@ class User(Model):
 
     # Annotated so the model satisfies fastapi-users' UserProtocol for the type checker.
     id: uuid.UUID = fields.UUIDField(primary_key=True)  # type: ignore[assignment]
+    # Normalized (accounts/emails.py) and, on MariaDB, under a binary collation (migration 5):
+    # one spelling per account, compared exactly.
     email: str = fields.CharField(max_length=320, unique=True)  # type: ignore[assignment]
     hashed_password: str = fields.CharField(max_length=1024)  # type: ignore[assignment]
     is_active: bool = fields.BooleanField(default=True)  # type: ignore[assignment]
     is_superuser: bool = fields.BooleanField(default=False)  # type: ignore[assignment]
     is_verified: bool = fields.BooleanField(default=False)  # type: ignore[assignment]
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Tokens issued before this are refused, but for `session_kept` (accounts/sessions.py):
+    # set by a password change, an email change or a deactivation.
+    sessions_valid_after = fields.DatetimeField(null=True)
+    session_kept = fields.CharField(max_length=32, null=True)
 
     class Meta:
         table = "users"

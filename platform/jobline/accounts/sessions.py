@@ -1,21 +1,32 @@
-"""Cookie sessions that logout really ends.
+"""Sessions that can be ended: cookie logout, and every other session of a user at once.
 
 A JWT cannot be recalled: fastapi-users' JWT strategy answers a logout and leaves the
-token valid until it expires. The cookie backend (browsers, EventSource) uses this
-strategy instead: each token carries an id (`jti`) and its own audience, a logout
-records the id in `revoked_sessions`, and a token whose id is recorded is refused. The
-table holds only logged-out tokens, each until it would have expired anyway.
+token valid until it expires. Two things here end tokens before then:
 
-Bearer tokens (programs) stay plain JWTs that no request has to look up: they are
-short-lived (JOBLINE_ACCESS_TOKEN_LIFETIME_SECONDS) and their logout is a no-op, as
-fastapi-users documents. A cookie token presented as a bearer token is refused (its
-audience differs), so the revocation cannot be sidestepped that way.
+- Cookie sessions (browsers, EventSource): each token carries an id (`jti`) and its own
+  audience, a logout records the id in `revoked_sessions`, and a token whose id is
+  recorded is refused. The table holds only logged-out tokens, each until it would have
+  expired anyway. A cookie token presented as a bearer token is refused (its audience
+  differs), so the revocation cannot be sidestepped that way.
+- Every token of a user, bearer and cookie alike, carries when it was issued (`iat`, to
+  the microsecond) and an id. A password change, an email change or a deactivation sets
+  the user's `sessions_valid_after` to now and `session_kept` to the id of the token that
+  made the change (accounts/users.py): a token issued before that moment is refused,
+  unless it is the kept one. One column read with the user, which every request reads
+  anyway (through the short user cache): no table of tokens to look up.
+
+Bearer tokens (programs) are otherwise plain JWTs, short-lived
+(JOBLINE_ACCESS_TOKEN_LIFETIME_SECONDS); their logout is a no-op, as fastapi-users
+documents. Open streams are ended by accounts/session_watch.py.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 import jwt
 from fastapi import Request
@@ -29,6 +40,68 @@ from jobline.accounts.models import RevokedSession, User
 COOKIE_AUDIENCE = "jobline:cookie-session"
 
 
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a request authenticated with: which backend, whose, when issued, and its id."""
+
+    kind: Literal["bearer", "cookie"]
+    subject: str
+    issued_at: float
+    jti: str | None
+
+
+def credential_of(claims: dict[str, Any], kind: Literal["bearer", "cookie"]) -> Credential | None:
+    """The credential a verified token's claims describe, or None without a subject."""
+    sub = claims.get("sub")
+    if not isinstance(sub, str):
+        return None
+    iat = claims.get("iat")
+    jti = claims.get("jti")
+    # A token from before iat was written (an upgrade) counts as issued at the epoch: any
+    # revocation ends it.
+    issued = float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else 0.0
+    return Credential(kind, sub, issued, jti if isinstance(jti, str) else None)
+
+
+def still_valid(credential: Credential, user: User) -> bool:
+    """False when the user ended their sessions after this token was issued (and kept another)."""
+    after = user.sessions_valid_after
+    if after is None:
+        return True
+    if credential.jti is not None and credential.jti == user.session_kept:
+        return True
+    return credential.issued_at >= after.timestamp()
+
+
+def _claims_of_new_token(audience: list[str]) -> dict[str, Any]:
+    # A float iat: a login a millisecond after a password change is after it.
+    return {"aud": audience, "iat": time.time(), "jti": uuid.uuid4().hex}
+
+
+class BearerJWTStrategy(JWTStrategy[User, uuid.UUID]):
+    """fastapi-users' JWT strategy, with an issue time and an id, checked against the user."""
+
+    async def write_token(self, user: User) -> str:
+        data = {"sub": str(user.id), **_claims_of_new_token(self.token_audience)}
+        return generate_jwt(data, self.encode_key, self.lifetime_seconds, self.algorithm)
+
+    async def read_token(
+        self, token: str | None, user_manager: BaseUserManager[User, uuid.UUID]
+    ) -> User | None:
+        if token is None:
+            return None
+        try:
+            claims = decode_jwt(
+                token, self.decode_key, self.token_audience, algorithms=[self.algorithm]
+            )
+        except jwt.PyJWTError:
+            return None
+        credential = credential_of(claims, "bearer")
+        if credential is None:
+            return None
+        return await _user_of(credential, user_manager)
+
+
 class RevocableJWTStrategy(JWTStrategy[User, uuid.UUID]):
     """A JWT with an id and the cookie audience; logout revokes the id."""
 
@@ -36,7 +109,7 @@ class RevocableJWTStrategy(JWTStrategy[User, uuid.UUID]):
         super().__init__(secret, lifetime_seconds, token_audience=[COOKIE_AUDIENCE])
 
     async def write_token(self, user: User) -> str:
-        data = {"sub": str(user.id), "aud": self.token_audience, "jti": uuid.uuid4().hex}
+        data = {"sub": str(user.id), **_claims_of_new_token(self.token_audience)}
         return generate_jwt(data, self.encode_key, self.lifetime_seconds, self.algorithm)
 
     def _claims(self, token: str) -> dict[str, object] | None:
@@ -47,20 +120,24 @@ class RevocableJWTStrategy(JWTStrategy[User, uuid.UUID]):
         except jwt.PyJWTError:
             return None
 
+    def credential(self, token: str) -> Credential | None:
+        """The session this cookie token names, if it verifies (revocation not checked)."""
+        claims = self._claims(token)
+        if claims is None or not isinstance(claims.get("jti"), str):
+            return None
+        return credential_of(claims, "cookie")
+
     async def read_token(
         self, token: str | None, user_manager: BaseUserManager[User, uuid.UUID]
     ) -> User | None:
         if token is None:
             return None
-        claims = self._claims(token)
-        if claims is None or not isinstance(claims.get("jti"), str):
+        credential = self.credential(token)
+        if credential is None:
             return None
-        if await RevokedSession.exists(jti=claims["jti"]):
+        if await RevokedSession.exists(jti=credential.jti):
             return None
-        try:
-            return await user_manager.get(user_manager.parse_id(claims.get("sub")))
-        except (exceptions.UserNotExists, exceptions.InvalidID):
-            return None
+        return await _user_of(credential, user_manager)
 
     async def destroy_token(self, token: str, user: User) -> None:
         claims = self._claims(token)
@@ -71,6 +148,20 @@ class RevocableJWTStrategy(JWTStrategy[User, uuid.UUID]):
         await RevokedSession.get_or_create(jti=claims["jti"], defaults={"expires_at": expires})
         # Housekeeping on the rare logout, not on every request: drop what expired.
         await RevokedSession.filter(expires_at__lt=_now()).delete()
+        # Streams of this process opened with the cookie end now, not at the next check.
+        from jobline.accounts.session_watch import session_watch
+
+        session_watch.check_now()
+
+
+async def _user_of(
+    credential: Credential, user_manager: BaseUserManager[User, uuid.UUID]
+) -> User | None:
+    try:
+        user = await user_manager.get(user_manager.parse_id(credential.subject))
+    except (exceptions.UserNotExists, exceptions.InvalidID):
+        return None
+    return user if still_valid(credential, user) else None
 
 
 def _now() -> datetime:

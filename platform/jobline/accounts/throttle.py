@@ -8,7 +8,9 @@ JOBLINE_LOGIN_WINDOW_SECONDS, every login attempt for it is answered 429
 TOO_MANY_LOGIN_ATTEMPTS with Retry-After, the right password included: a guesser learns
 nothing more. The answer is the same whether the account exists or not. A successful
 login clears its account's failures. Keys are keyed hashes: what someone typed as a user
-name is never stored.
+name is never stored. The account key is the normalized address (accounts/emails.py),
+the one a login looks up exactly: no other spelling reaches the account, and every
+spelling that does counts against it.
 
 The address is the ASGI client, i.e. X-Forwarded-For only from proxies uvicorn trusts
 (FORWARDED_ALLOW_IPS): behind a proxy, configure it, or every client shares one address.
@@ -26,6 +28,7 @@ from starlette import status
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobline.accounts.emails import normalize_email
 from jobline.accounts.models import LoginFailure
 from jobline.api.errors import problem
 from jobline.api.limits import _replay, read_body
@@ -44,8 +47,7 @@ class LoginThrottle:
     def __init__(self, app: ASGIApp, *, paths: tuple[str, ...], secret: str, settings: Settings):
         self.app = app
         self.paths = frozenset(paths)
-        self._key = hashlib.sha256(b"jobline-login:" + secret.encode()).digest()
-        self.window = timedelta(seconds=settings.login_window_seconds)
+        self.counter = AttemptCounter(secret, settings.login_window_seconds, settings)
         self.per_account = settings.login_failures_per_account
         self.per_address = settings.login_failures_per_address
 
@@ -54,10 +56,9 @@ class LoginThrottle:
             await self.app(scope, receive, send)
             return
         messages = await read_body(receive)
-        account = self._hash("account", await _username(scope, messages, receive))
-        client = scope.get("client")
-        address = self._hash("address", client[0] if client else "")
-        wait = await self._blocked((account, self.per_account), (address, self.per_address))
+        account = self.counter.key("account", await _username(scope, messages, receive))
+        address = self.counter.key("address", client_address(scope))
+        wait = await self.counter.blocked((account, self.per_account), (address, self.per_address))
         if wait is not None:
             response = JSONResponse(
                 problem(
@@ -80,14 +81,36 @@ class LoginThrottle:
 
         await self.app(scope, _replay(messages, receive), send_status)
         if outcome == FAILED:
-            await self._record(account, address)
+            await self.counter.record(account, address)
         elif outcome in SUCCEEDED:
             await LoginFailure.filter(key=account).delete()
 
-    def _hash(self, kind: str, value: str) -> str:
+
+def client_address(scope: Scope) -> str:
+    """The ASGI client's address (uvicorn's: X-Forwarded-For only from trusted proxies)."""
+    client = scope.get("client")
+    return client[0] if client else ""
+
+
+class AttemptCounter:
+    """Attempts under keyed hashes in `login_failures`, counted within a window.
+
+    Login failures (per account and per address) and registrations (per address,
+    accounts/registration.py) are kept apart by the kind in the hashed key.
+    """
+
+    def __init__(self, secret: str, window_seconds: int, settings: Settings) -> None:
+        self._key = hashlib.sha256(b"jobline-login:" + secret.encode()).digest()
+        self.window = timedelta(seconds=window_seconds)
+        # The table is shared: prune only what no counter's window still needs.
+        longest = max(settings.login_window_seconds, settings.registration_window_seconds)
+        self.keep = timedelta(seconds=longest)
+
+    def key(self, kind: str, value: str) -> str:
+        """The stored key of a value: a keyed hash, so what was typed is never stored."""
         return hmac.new(self._key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
-    async def _blocked(self, *limits: tuple[str, int]) -> int | None:
+    async def blocked(self, *limits: tuple[str, int]) -> int | None:
         """Seconds until the first over-limit key frees up, or None when none is over."""
         now = datetime.now(UTC)
         since = now - self.window
@@ -101,11 +124,12 @@ class LoginThrottle:
                 return max(1, math.ceil((oldest + self.window - now).total_seconds()))
         return None
 
-    async def _record(self, *keys: str) -> None:
+    async def record(self, *keys: str) -> None:
+        """One attempt under each key, now."""
         now = datetime.now(UTC)
         await LoginFailure.bulk_create([LoginFailure(key=key, at=now) for key in keys])
         # Rows older than the window count for nothing; failures are rare enough to prune here.
-        await LoginFailure.filter(at__lt=now - self.window).delete()
+        await LoginFailure.filter(at__lt=now - self.keep).delete()
 
 
 async def _username(scope: Scope, messages: list[Message], receive: Receive) -> str:
@@ -116,4 +140,6 @@ async def _username(scope: Scope, messages: list[Message], receive: Receive) -> 
         # Not a form the route could read either: it answers 422, which counts for nothing.
         return ""
     name = form.get("username")
-    return name.strip().casefold()[:ACCOUNT_MAX] if isinstance(name, str) else ""
+    # The address as accounts store and look it up (accounts/emails.py): every spelling of
+    # one account (`Bob@`, `bob@`, fullwidth letters) counts against that account, and only those do.
+    return normalize_email(name)[:ACCOUNT_MAX] if isinstance(name, str) else ""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request, status
 from fastapi_users import (
     BaseUserManager,
     FastAPIUsers,
@@ -24,16 +25,31 @@ from fastapi_users.authentication import (
 )
 from fastapi_users.db import BaseUserDatabase
 from fastapi_users.password import PasswordHelper
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 
+from jobline.accounts.emails import normalize_email
 from jobline.accounts.models import User
 from jobline.accounts.passwords import password_problem
-from jobline.accounts.sessions import get_session_strategy
-from jobline.config import get_settings
+from jobline.accounts.sessions import BearerJWTStrategy, Credential, get_session_strategy
+from jobline.accounts.throttle import AttemptCounter
+from jobline.config import Settings, get_settings
 
 API_PREFIX = "/api/v1"
-COOKIE_NAME = "jobline_auth"
+COOKIE_BASE_NAME = "jobline_auth"
 COLUMNS = frozenset(User._meta.fields_map)
+
+
+def cookie_name(settings: Settings) -> str:
+    """The session cookie's name: `__Host-` prefixed when Secure (production).
+
+    A browser keeps a `__Host-` cookie only if it is Secure, set by the host itself over
+    https, with Path=/ and no Domain: a sibling subdomain or a plain-http page of the
+    same host cannot plant or overwrite the session.
+    """
+    return ("__Host-" if settings.secure_cookies else "") + COOKIE_BASE_NAME
+
+
+COOKIE_NAME = cookie_name(get_settings())
 
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
@@ -48,6 +64,11 @@ class UserCreate(schemas.BaseUserCreate):
 
 
 class UserUpdate(schemas.BaseUserUpdate):
+    # Required by PATCH /users/me to change the password or the email: a stolen session
+    # alone cannot take the account over.
+    current_password: str | None = Field(
+        None, description="your password now; required to change your password or email"
+    )
     is_active: StrictBool | None = None
     is_superuser: StrictBool | None = None
     is_verified: StrictBool | None = None
@@ -100,14 +121,18 @@ class TortoiseUserDatabase(BaseUserDatabase[User, uuid.UUID]):
         return user
 
     async def get_by_email(self, email: str) -> User | None:
-        return await User.filter(email__iexact=email).first()
+        # Exact: the column holds normalized addresses under a binary collation.
+        return await User.filter(email=normalize_email(email)).first()
 
     async def create(self, create_dict: dict[str, Any]) -> User:
-        return await User.create(**create_dict)
+        return await User.create(**{**create_dict, "email": normalize_email(create_dict["email"])})
 
     async def update(self, user: User, update_dict: dict[str, Any]) -> User:
-        # An explicit null means "unchanged": every column here is NOT NULL.
+        # An explicit null means "unchanged" (the nullable session columns are set apart,
+        # by end_other_sessions).
         update_dict = {k: v for k, v in update_dict.items() if v is not None and k in COLUMNS}
+        if "email" in update_dict:
+            update_dict["email"] = normalize_email(update_dict["email"])
         recent_users.forget(user.id)
         user.update_from_dict(update_dict)
         await user.save()
@@ -116,6 +141,7 @@ class TortoiseUserDatabase(BaseUserDatabase[User, uuid.UUID]):
     async def delete(self, user: User) -> None:
         recent_users.forget(user.id)
         await user.delete()
+        _check_streams_now()
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
@@ -139,6 +165,107 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         if problem is not None:
             raise InvalidPasswordException(reason=problem)
 
+    async def update(
+        self,
+        user_update: schemas.UU,
+        user: User,
+        safe: bool = False,
+        request: Request | None = None,
+    ) -> User:
+        """fastapi-users' update, plus: your own password or email changes only with
+        `current_password`, and a password change, an email change or a deactivation ends
+        every other session and token of the account."""
+        # An explicit null means "unchanged" (fastapi-users would look the account up
+        # under a null email).
+        changes = {
+            k: v for k, v in user_update.model_dump(exclude_unset=True).items() if v is not None
+        }
+        new_email = changes.get("email")
+        email_changes = new_email is not None and normalize_email(new_email) != user.email
+        if new_email is not None and not email_changes:
+            # Another spelling of the same address: no change (fastapi-users would find
+            # the account itself under it and answer that the address is taken).
+            del changes["email"]
+        user_update = type(user_update).model_validate(changes)
+        password_changes = changes.get("password") is not None
+        if safe and (email_changes or password_changes):
+            await self._check_current_password(user, changes.get("current_password"), request)
+        updated = await super().update(user_update, user, safe, request)
+        deactivated = not safe and changes.get("is_active") is False
+        if email_changes or password_changes or deactivated:
+            # The session that made its own change keeps working; a superuser's change of
+            # another account keeps none of that account's.
+            keep = await _credential(request) if safe else None
+            await end_other_sessions(updated, keep)
+        return updated
+
+    async def _check_current_password(
+        self, user: User, given: object, request: Request | None
+    ) -> None:
+        """Refuse a missing or wrong current password. A wrong one counts as a failed login
+        of the account (accounts/throttle.py): a stolen session cannot guess it freely."""
+        if not isinstance(given, str) or not given:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                detail={
+                    "code": "CURRENT_PASSWORD_REQUIRED",
+                    "message": "changing your password or email needs current_password",
+                },
+            )
+        settings = get_settings()
+        counter = None
+        if request is not None:
+            counter = AttemptCounter(
+                request.app.state.secret, settings.login_window_seconds, settings
+            )
+            account = counter.key("account", user.email)
+            wait = await counter.blocked((account, settings.login_failures_per_account))
+            if wait is not None:
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    detail={
+                        "code": "TOO_MANY_LOGIN_ATTEMPTS",
+                        "message": "too many wrong passwords for this account; "
+                        f"try again in {wait} seconds",
+                    },
+                    headers={"Retry-After": str(wait)},
+                )
+        verified, _ = self.password_helper.verify_and_update(given, user.hashed_password)
+        if not verified:
+            if counter is not None:
+                await counter.record(counter.key("account", user.email))
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                detail={
+                    "code": "CURRENT_PASSWORD_INVALID",
+                    "message": "current_password is not this account's password",
+                },
+            )
+
+
+async def end_other_sessions(user: User, keep: Credential | None) -> None:
+    """Refuse every token of the user issued before now, but `keep`; end their open streams."""
+    user.sessions_valid_after = datetime.now(UTC)
+    user.session_kept = keep.jti if keep is not None else None
+    recent_users.forget(user.id)
+    await user.save(update_fields=["sessions_valid_after", "session_kept"])
+    _check_streams_now()
+
+
+def _check_streams_now() -> None:
+    from jobline.accounts.session_watch import session_watch
+
+    session_watch.check_now()
+
+
+async def _credential(request: Request | None) -> Credential | None:
+    """The credential the request authenticated with (accounts/credentials.py)."""
+    if request is None:
+        return None
+    from jobline.accounts.credentials import request_credential
+
+    return await request_credential(request)
+
 
 # Made once and shared: neither holds per-request state. Plain async functions, not
 # generators or `def`s: FastAPI runs a `def` dependency on a thread, and a generator
@@ -161,7 +288,7 @@ async def get_jwt_strategy(request: Request) -> JWTStrategy[User, uuid.UUID]:
     strategy: JWTStrategy[User, uuid.UUID] | None = getattr(request.app.state, "jwt_strategy", None)
     if strategy is None:
         settings = request.app.state.settings
-        strategy = JWTStrategy(
+        strategy = BearerJWTStrategy(
             secret=request.app.state.secret,
             lifetime_seconds=settings.access_token_lifetime_seconds,
         )
@@ -178,7 +305,7 @@ cookie_backend = AuthenticationBackend(
     name="cookie",
     transport=CookieTransport(
         cookie_name=COOKIE_NAME,
-        cookie_secure=get_settings().cookie_secure,
+        cookie_secure=get_settings().secure_cookies,
         cookie_max_age=get_settings().access_token_lifetime_seconds,
     ),
     # Revocable: a logout ends the cookie session at once (accounts/sessions.py).

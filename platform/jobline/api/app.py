@@ -13,8 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from tortoise import connections
 
+from jobline.accounts.registration import RegistrationGate
 from jobline.accounts.throttle import LoginThrottle
 from jobline.accounts.users import (
+    COOKIE_NAME,
     UserCreate,
     UserRead,
     UserUpdate,
@@ -23,6 +25,7 @@ from jobline.accounts.users import (
     fastapi_users,
 )
 from jobline.api import audit, docs, errors, jobs, observe, openapi, security, stream
+from jobline.api.csrf import CrossOriginGuard
 from jobline.api.cursors import CursorCodec
 from jobline.api.limits import BodyGuard, BodyLimit
 from jobline.config import Settings, get_settings
@@ -108,6 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret=app.state.secret,
         settings=settings,
     )
+    app.add_middleware(
+        RegistrationGate, path=f"{API}/auth/register", secret=app.state.secret, settings=settings
+    )
     # Inside the BodyLimit below: it reads only bodies already known to be under the cap.
     app.add_middleware(
         BodyGuard,
@@ -116,6 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     app.add_middleware(BodyLimit, limit=settings.max_payload_bytes + BODY_OVERHEAD_BYTES)
+    # Before any body is read: a cross-origin cookie request is refused on its headers.
+    app.add_middleware(
+        CrossOriginGuard,
+        cookie_name=COOKIE_NAME,
+        login_paths=(f"{API}/auth/cookie/login",),
+        allowed=settings.cors_origins,
+    )
     # Headers and CORS on every answer, the 413 and 408 above included.
     security.install(app, settings)
 

@@ -2,7 +2,8 @@
 
 FastAPI documents what a route declares. Around every route there is more: a body
 refused by the guards in api/limits.py (400, 408, 413), FastAPI's own 422 next to our
-domain 422s, the 401 of an unauthenticated call, the 429s of the abuse limits, the 204
+domain 422s, the 401 of an unauthenticated call, the 429s of the abuse limits, the 403 of a
+cookie sent from another origin (api/csrf.py) or of a closed registration, the 204
 of a logout. `install()` adds those to the generated document once, and the links from
 `POST /jobs` to the job's routes (`$response.body#/id`) that stateful clients follow
 (schemathesis does: tests/integration/test_schemathesis.py).
@@ -34,7 +35,14 @@ TOO_MANY = {
     ("get", f"{API}/stream"): "TOO_MANY_STREAMS",
     ("post", f"{API}/auth/jwt/login"): "TOO_MANY_LOGIN_ATTEMPTS",
     ("post", f"{API}/auth/cookie/login"): "TOO_MANY_LOGIN_ATTEMPTS",
+    # A wrong current_password counts as a failed login (accounts/users.py).
+    ("patch", f"{API}/users/me"): "TOO_MANY_LOGIN_ATTEMPTS",
+    ("post", f"{API}/auth/register"): "TOO_MANY_REGISTRATIONS",
 }
+# Methods api/csrf.py checks the origin of, when the cookie rides on them.
+UNSAFE = frozenset({"post", "put", "patch", "delete"})
+COOKIE_LOGIN = f"{API}/auth/cookie/login"
+REGISTER = f"{API}/auth/register"
 LOGOUTS = (f"{API}/auth/jwt/logout", f"{API}/auth/cookie/logout")
 # Link name -> (method, path) of the operation taking the submitted job's id.
 JOB_LINKS = {
@@ -90,6 +98,15 @@ def complete(schema: dict[str, Any], queues: Queues | None = None) -> None:
                 responses["429"] = _problem(f"{code}: a limit was reached; see Retry-After")
             if path in LOGOUTS:
                 responses.setdefault("204", {"description": "logged out"})
+            if method in UNSAFE and (op.get("security") or path == COOKIE_LOGIN):
+                responses.setdefault(
+                    "403",
+                    _problem("CROSS_ORIGIN_REQUEST: the session cookie sent from another origin"),
+                )
+            if (method, path) == ("post", REGISTER):
+                responses.setdefault(
+                    "403", _problem("REGISTRATION_CLOSED: accounts are made by an operator")
+                )
     ready = paths.get("/readyz", {}).get("get")
     if ready is not None:
         ready["responses"]["503"] = {"description": "the database or the broker is unavailable"}

@@ -8,20 +8,25 @@ is the event's row id, which orders events across jobs (seq counts per job).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
+from uuid import UUID
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Scope, Send
 from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline import errors, metrics
+from jobline.accounts.session_watch import session_watch
+from jobline.accounts.sessions import Credential
 from jobline.api.deps import CallerDep, CallerRoute, JobDep
 from jobline.api.errors import responses
 from jobline.api.quotas import StreamSlot
@@ -92,13 +97,50 @@ def frame(item: FeedEvent, sse_id: int) -> bytes:
 
 
 class FanoutResponse(EventSourceResponse):
-    """sse-starlette's response with the send timeout on pings only.
+    """sse-starlette's response with the send timeout on pings only, ended with its session.
 
     A timer around every frame cost a third of the API's CPU with a thousand followers
     (bench/sse_fanout). A client that stops reading is still caught: its next ping cannot
     be sent either, and that send times out (within JOBLINE_SSE_PING_SECONDS +
     JOBLINE_SSE_SEND_TIMEOUT_SECONDS), which ends the stream and frees its subscription.
+
+    The stream is watched by accounts/session_watch.py while it runs: once its session
+    is revoked (logout, a password change, a deactivated or deleted user), it ends the
+    way a server shutdown ends it, with a clean end of the body.
     """
+
+    def __init__(self, *args: Any, watch: tuple[UUID, Credential] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self._watch = watch
+        self._ended: asyncio.Event | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._watch is None:
+            await super().__call__(scope, receive, send)
+            return
+        user_id, credential = self._watch
+        interval = scope["app"].state.settings.sse_session_check_seconds
+        with session_watch.watching(user_id, credential, interval) as watched:
+            self._ended = watched.ended
+            await super().__call__(scope, receive, send)
+
+    async def _listen_for_exit_signal(self) -> None:  # type: ignore[override]
+        # sse-starlette ends the response cleanly when this returns (its shutdown path):
+        # return on the server's exit signal, or on this stream's session ending.
+        server_exit = EventSourceResponse._listen_for_exit_signal
+        if self._ended is None:
+            await server_exit()
+            return
+        ended = self._ended
+        async with anyio.create_task_group() as group:
+
+            async def on_server_exit() -> None:
+                await server_exit()
+                group.cancel_scope.cancel()
+
+            group.start_soon(on_server_exit)
+            await ended.wait()
+            group.cancel_scope.cancel()
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
         if message.get("body") == PING:
@@ -107,10 +149,14 @@ class FanoutResponse(EventSourceResponse):
             await send(message)
 
 
-def event_source(request: Request, frames: AsyncIterator[bytes]) -> EventSourceResponse:
+def event_source(
+    request: Request, frames: AsyncIterator[bytes], caller: Caller
+) -> EventSourceResponse:
     settings: Settings = request.app.state.settings
+    credential: Credential | None = getattr(request.state, "credential", None)
     return FanoutResponse(
         frames,
+        watch=(caller.id, credential) if credential is not None else None,
         ping=settings.sse_ping_seconds,
         sep=SEP,
         ping_message_factory=lambda: ServerSentEvent(comment="ping", sep=SEP),
@@ -144,6 +190,7 @@ def retry_hint(request: Request) -> bytes:
 )
 async def stream_job(
     job: JobDep,
+    caller: CallerDep,
     request: Request,
     feed: FeedDep,
     _: StreamSlot,
@@ -166,7 +213,7 @@ async def stream_job(
             async for item in follow_job(feed, job.id, after):
                 yield item.frames.get("job") or item.frames.setdefault("job", frame(item, item.seq))
 
-    return event_source(request, frames())
+    return event_source(request, frames(), caller)
 
 
 @router.get("/stream", response_class=EventSourceResponse, responses=STREAM_RESPONSES)
@@ -199,7 +246,7 @@ async def stream_mine(
                         "user", frame(item, item.id)
                     )
 
-    return event_source(request, frames())
+    return event_source(request, frames(), caller)
 
 
 class FeedStatsOut(BaseModel):

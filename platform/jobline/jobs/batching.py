@@ -22,7 +22,14 @@ from uuid import UUID
 
 from jobline.jobs.outbox import Outbox, new_claim
 from jobline.jobs.projection import JobView
-from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, NewJob, utcnow
+from jobline.jobs.store import (
+    AdmitHook,
+    DuplicateIdempotencyKey,
+    JobStore,
+    NewJob,
+    NotAdmitted,
+    utcnow,
+)
 from jobline.queueing.relay import Publisher
 
 log = logging.getLogger("jobline.jobs")
@@ -56,6 +63,8 @@ class SubmitBatcher:
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
+        # The active-jobs cap (jobs/quotas.py), set by the service that submits through it.
+        self.admit: AdmitHook | None = None
         self.batches = 0
         self.jobs = 0
 
@@ -63,7 +72,8 @@ class SubmitBatcher:
         """Store the job and publish it with whichever others are waiting; its view after.
 
         The view is `queued` once the broker confirmed it, else `pending` (the relay
-        publishes it). Raises SubmitAlone when the caller must use the single path.
+        publishes it). Raises SubmitAlone when the caller must use the single path,
+        NotAdmitted when the owner's cap left no room for it.
         """
         waiting = _Waiting(job, request_id)
         self._waiting.append(waiting)
@@ -125,18 +135,24 @@ class SubmitBatcher:
                 raise
             return
         for waiting in batch:
-            _settle(waiting, view=views[waiting.job.job_id])
+            view = views.get(waiting.job.job_id)
+            if view is None:
+                _settle(waiting, exc=NotAdmitted(waiting.job.job_id))
+            else:
+                _settle(waiting, view=view)
 
     async def _store_and_publish(self, batch: list[_Waiting]) -> dict[UUID, JobView]:
         publish_now = self.publisher.health.ok
         write_outbox, written = Outbox.writer_many(
             utcnow(), new_claim() if publish_now else None, self.publisher.lease
         )
-        stored = await self.store.submit_many([w.job for w in batch], also=write_outbox)
+        stored = await self.store.submit_many(
+            [w.job for w in batch], also=write_outbox, admit=self.admit
+        )
         views = {view.id: view for view in stored}
         self.batches += 1
         self.jobs += len(batch)
-        if not publish_now:
+        if not publish_now or not views:
             return views
         request_ids = {w.job.job_id: w.request_id for w in batch if w.request_id is not None}
         try:

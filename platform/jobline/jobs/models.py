@@ -105,3 +105,21 @@ class DispatchRow(Model):
         table = "job_dispatch"
         unique_together = (("job_id", "attempt"),)
         indexes = (Index(fields=("available_at",), name=IDX_DISPATCH_AVAILABLE),)
+
+
+class ActiveJobsBound(Model):
+    """Per owner: the lock row of the active-jobs cap and an upper bound of their unfinished jobs.
+
+    Every admission of new unfinished jobs (a submit, a retry) locks the owner's row in its
+    own transaction, so two never decide at once, and adds what it admitted to `bound`.
+    Jobs only finish outside it, so `bound` stays an upper bound: while it shows room, no
+    count is needed; at the cap, or once `counted_at` is older than
+    JOBLINE_ACTIVE_JOBS_RECHECK_SECONDS, the jobs are counted under the lock (jobs/quotas.py).
+    """
+
+    owner_id = fields.UUIDField(primary_key=True)
+    bound = fields.IntField(default=0)
+    counted_at = fields.DatetimeField()
+
+    class Meta:
+        table = "active_jobs_bounds"

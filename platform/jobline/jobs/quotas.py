@@ -1,103 +1,106 @@
-"""Per-user caps on work held open: jobs not yet finished (here) and streams (api/quotas.py)."""
+"""The cap on each owner's unfinished jobs, held under concurrent submits (streams: api/quotas.py).
+
+Every admission of new unfinished jobs (a submit, a batch of submits, a retry) decides
+inside the transaction that stores them, under the owner's row of `active_jobs_bounds`
+(SELECT ... FOR UPDATE on MariaDB; SQLite's writers run one at a time anyway, the store
+begins them as the writer). Two submits of one owner, in any API processes, therefore
+decide one after the other, and the second sees what the first committed: the cap holds
+exactly, however many arrive at once.
+
+Counting an owner's unfinished jobs on every submit would read up to the cap's number of
+index entries each time. The row keeps instead an upper bound of them: the last count
+plus everything admitted since (jobs finish elsewhere, which only makes it higher than
+the truth). While the bound shows room and is younger than
+JOBLINE_ACTIVE_JOBS_RECHECK_SECONDS, a submit costs the row's lock and update; at the
+cap, or once stale, the jobs are counted again under the lock.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
-from tortoise import connections
-
 from jobline.errors import TooManyActiveJobs
+from jobline.jobs.models import ActiveJobsBound
 from jobline.jobs.states import JobState
 
 ACTIVE_STATES = [state for state in JobState if not state.is_final]
+# A new row has never been counted: its first admission counts.
+NEVER = "1970-01-01 00:00:00"
 
 
-class ActiveJobCounts:
-    """Upper bounds of each owner's unfinished jobs, so a submit need not count them each time.
-
-    A count read from the database, plus one for every submit let through since, can only
-    be too high (jobs finish, none start unfinished without a submit): while that bound is
-    under the limit and younger than `recheck_seconds`, the submit passes without a read.
-    At the limit, or once stale, the jobs are counted again, by one submit at a time per
-    owner (the others wait for its count rather than all counting at once).
-    """
-
-    def __init__(self) -> None:
-        # Insertion order is age order: every entry is refreshed by moving it to the end.
-        self._bounds: OrderedDict[UUID, tuple[float, int]] = OrderedDict()
-        self._counting: dict[UUID, asyncio.Lock] = {}
-
-    def admits(self, owner_id: UUID, limit: int, recheck_seconds: float) -> bool:
-        """True (and the bound counts this submit) when the bound alone admits it."""
-        now = time.monotonic()
-        while self._bounds:
-            oldest, (at, _) = next(iter(self._bounds.items()))
-            if now - at < recheck_seconds:
-                break
-            del self._bounds[oldest]
-        found = self._bounds.get(owner_id)
-        if found is None or found[1] >= limit:
-            return False
-        self._bounds[owner_id] = (found[0], found[1] + 1)
-        return True
-
-    def counted(self, owner_id: UUID, count: int) -> None:
-        """Record a count just read from the database (this submit included)."""
-        self._bounds.pop(owner_id, None)
-        self._bounds[owner_id] = (time.monotonic(), count)
-
-    def lock(self, owner_id: UUID) -> asyncio.Lock:
-        return self._counting.setdefault(owner_id, asyncio.Lock())
-
-    def unlock(self, owner_id: UUID, lock: asyncio.Lock) -> None:
-        if not lock.locked() and self._counting.get(owner_id) is lock:
-            del self._counting[owner_id]
+def too_many(limit: int) -> TooManyActiveJobs:
+    """The error of a submit past the cap."""
+    return TooManyActiveJobs(
+        f"you have {limit} jobs that have not finished; wait for some to finish or "
+        "cancel them (the limit is JOBLINE_MAX_ACTIVE_JOBS_PER_USER)"
+    )
 
 
-active_job_counts = ActiveJobCounts()
+class ActiveJobsCap:
+    """Admits new unfinished jobs per owner, up to `limit`, inside the caller's transaction."""
+
+    def __init__(self, limit: int, recheck_seconds: float) -> None:
+        self.limit = limit
+        self.recheck_seconds = recheck_seconds
+
+    async def admit(self, conn: Any, wanted: Mapping[UUID, int]) -> dict[UUID, int]:
+        """How many of each owner's `wanted` new jobs fit; the transaction must store them.
+
+        Locks each owner's row first, in one order (no two admissions wait on each other
+        in a cycle), and only then counts: every count sees what the lock's previous
+        holder committed.
+        """
+        owners = sorted(wanted, key=str)
+        rows = {owner: await _locked_row(conn, owner) for owner in owners}
+        now = datetime.now(UTC)
+        admitted: dict[UUID, int] = {}
+        for owner in owners:
+            row = rows[owner]
+            bound, counted_at = row.bound, row.counted_at
+            stale = (now - counted_at).total_seconds() >= self.recheck_seconds
+            if stale or bound + wanted[owner] > self.limit:
+                bound, counted_at = await count_active_jobs(conn, owner, self.limit), now
+            admitted[owner] = max(0, min(wanted[owner], self.limit - bound))
+            await (
+                ActiveJobsBound.filter(owner_id=owner)
+                .using_db(conn)
+                .update(bound=bound + admitted[owner], counted_at=counted_at)
+            )
+        return admitted
+
+    async def admit_one(self, conn: Any, owner: UUID) -> None:
+        """Admit one new unfinished job of the owner, or raise TooManyActiveJobs."""
+        if (await self.admit(conn, {owner: 1}))[owner] < 1:
+            raise too_many(self.limit)
 
 
-async def count_active_jobs(owner_id: UUID, limit: int) -> int:
+async def _locked_row(conn: Any, owner: UUID) -> ActiveJobsBound:
+    mysql = conn.capabilities.dialect == "mysql"
+    # Made on first use; a concurrent first use waits on this insert's key, then updates
+    # (a no-op that takes the row's lock just the same).
+    insert = (
+        "INSERT INTO active_jobs_bounds (owner_id, bound, counted_at) VALUES (%s, 0, %s) "
+        "ON DUPLICATE KEY UPDATE bound = bound"
+        if mysql
+        else "INSERT OR IGNORE INTO active_jobs_bounds (owner_id, bound, counted_at) "
+        "VALUES (?, 0, ?)"
+    )
+    await conn.execute_query(insert, [str(owner), NEVER])
+    query = ActiveJobsBound.filter(owner_id=owner).using_db(conn)
+    return await query.select_for_update().get()
+
+
+async def count_active_jobs(conn: Any, owner_id: UUID, limit: int) -> int:
     """The owner's unfinished jobs, counted up to `limit`: at most `limit` index entries
     (owner, state) are read, however many jobs the owner has, and no row leaves MariaDB."""
-    db = connections.get("default")
-    mark = "%s" if db.capabilities.dialect == "mysql" else "?"
+    mark = "%s" if conn.capabilities.dialect == "mysql" else "?"
     states = ", ".join([mark] * len(ACTIVE_STATES))
-    _, rows = await db.execute_query(
+    _, rows = await conn.execute_query(
         f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs WHERE owner_id = {mark} "
         f"AND state IN ({states}) LIMIT {mark}) AS active",
         [str(owner_id), *(state.value for state in ACTIVE_STATES), limit],
     )
     return int(rows[0]["n"])
-
-
-async def check_active_jobs(owner_id: UUID, limit: int, recheck_seconds: float = 0.0) -> None:
-    """Raise TooManyActiveJobs when the owner already has `limit` unfinished jobs.
-
-    Counts only when the last count of this process, plus the submits since, no longer
-    shows room (see ActiveJobCounts). Concurrent submits may each pass the check: the cap
-    can be passed by the number of submits in flight at that moment, never by more.
-    """
-    if recheck_seconds <= 0:
-        active = await count_active_jobs(owner_id, limit)
-    else:
-        if active_job_counts.admits(owner_id, limit, recheck_seconds):
-            return
-        lock = active_job_counts.lock(owner_id)
-        try:
-            async with lock:
-                # Another submit may have counted while this one waited.
-                if active_job_counts.admits(owner_id, limit, recheck_seconds):
-                    return
-                active = await count_active_jobs(owner_id, limit)
-                active_job_counts.counted(owner_id, active + 1)
-        finally:
-            active_job_counts.unlock(owner_id, lock)
-    if active >= limit:
-        raise TooManyActiveJobs(
-            f"you have {limit} jobs that have not finished; wait for some to finish or "
-            "cancel them (the limit is JOBLINE_MAX_ACTIVE_JOBS_PER_USER)"
-        )

@@ -31,9 +31,16 @@ from jobline.jobs.batching import SubmitAlone, SubmitBatcher
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox, new_claim
 from jobline.jobs.projection import JobView
-from jobline.jobs.quotas import check_active_jobs
+from jobline.jobs.quotas import ActiveJobsCap, too_many
 from jobline.jobs.states import JobState
-from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, NewJob, TxHook, utcnow
+from jobline.jobs.store import (
+    DuplicateIdempotencyKey,
+    JobStore,
+    NewJob,
+    NotAdmitted,
+    TxHook,
+    utcnow,
+)
 from jobline.logging import current_request_id
 from jobline.queueing.relay import Dispatcher, Publisher
 from jobline.queueing.spec import Queues
@@ -77,8 +84,12 @@ class JobService:
         self.queues = queues
         self.dispatcher = dispatcher
         self.max_payload_bytes = max_payload_bytes
-        self.max_active_jobs = get_settings().max_active_jobs_per_user
-        self.active_jobs_recheck = get_settings().active_jobs_recheck_seconds
+        self.cap = ActiveJobsCap(
+            get_settings().max_active_jobs_per_user, get_settings().active_jobs_recheck_seconds
+        )
+        if batcher is not None:
+            # Batched submits are admitted under the same cap, in their batch's transaction.
+            batcher.admit = self.cap.admit
         if publisher is None:
             settings = get_settings()
             outbox = Outbox(skip_locked=not settings.is_sqlite)
@@ -106,7 +117,6 @@ class JobService:
             first = await self._idempotent(caller, idempotency_key, request_hash)
             if first is not None:
                 return first, False
-        await check_active_jobs(caller.id, self.max_active_jobs, self.active_jobs_recheck)
         data = {
             "type": job_type.name,
             "queue": job_type.queue,
@@ -123,6 +133,8 @@ class JobService:
             new_job = NewJob(uuid.uuid4(), data, idempotency_key, request_hash)
             try:
                 view = await self.batcher.submit(new_job, request_id)
+            except NotAdmitted:
+                raise too_many(self.cap.limit) from None
             except SubmitAlone:
                 pass  # its batch had a repeated key: the single path below sorts it out
             else:
@@ -143,7 +155,10 @@ class JobService:
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 also=write_outbox,
+                admit=self.cap.admit,
             )
+        except NotAdmitted:
+            raise too_many(self.cap.limit) from None
         except DuplicateIdempotencyKey:
             # A concurrent request with the same key won the insert.
             first = await self._idempotent(caller, idempotency_key or "", request_hash)
@@ -208,13 +223,19 @@ class JobService:
             only_if=lambda locked: locked.state in RETRYABLE and locked.attempt == attempt,
         )
 
+        async def admit_then_write(conn: Any, locked: JobView) -> None:
+            # A retried job is unfinished again: it takes a place under the owner's cap.
+            if locked.state in RETRYABLE and locked.attempt == attempt and locked.owner_id:
+                await self.cap.admit_one(conn, locked.owner_id)
+            await write_outbox(conn, locked)
+
         try:
             done = await self.store.append(
                 job_id,
                 EventType.RETRYING,
                 {"by": "request", "error": view.error, "next_attempt": attempt + 1},
                 attempt=attempt,
-                also=write_outbox,
+                also=admit_then_write,
             )
         except InvalidTransition:
             done = None

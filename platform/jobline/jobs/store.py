@@ -57,6 +57,9 @@ class Appended:
 TxHook = Callable[[Any, JobView], Awaitable[None]]
 # The same for a batch (submit_many, append_many): (conn, views), once per transaction.
 BatchTxHook = Callable[[Any, Sequence[JobView]], Awaitable[None]]
+# Admission of new jobs, first thing in a submit's transaction (jobs/quotas.py): (conn,
+# how many new jobs per owner) -> how many of them may be stored.
+AdmitHook = Callable[[Any, dict[UUID, int]], Awaitable[dict[UUID, int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +109,35 @@ class CommitListener(Protocol):
     def committed(self, event: Event, owner_id: UUID | None, row_id: int) -> None: ...
 
 
+class NotAdmitted(Exception):
+    """The submit's admission hook (the active-jobs cap) refused the job."""
+
+
 class DuplicateIdempotencyKey(Exception):
     """A job with this (owner, Idempotency-Key) already exists."""
+
+
+def _per_owner(views: Sequence[JobView]) -> dict[UUID, int]:
+    wanted: dict[UUID, int] = {}
+    for view in views:
+        if view.owner_id is not None:
+            wanted[view.owner_id] = wanted.get(view.owner_id, 0) + 1
+    return wanted
+
+
+def _admitted(views: Sequence[JobView], admitted: dict[UUID, int]) -> list[bool]:
+    """Which of the views fit: each owner's first `admitted[owner]` (jobs of no owner all)."""
+    left = dict(admitted)
+    keep = []
+    for view in views:
+        if view.owner_id is None:
+            keep.append(True)
+            continue
+        ok = left.get(view.owner_id, 0) > 0
+        if ok:
+            left[view.owner_id] -= 1
+        keep.append(ok)
+    return keep
 
 
 def view_of(row: JobRow) -> JobView:
@@ -149,15 +179,25 @@ class JobStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         also: TxHook | None = None,
+        admit: AdmitHook | None = None,
     ) -> JobView:
         """Store a new job with its `submitted` event (data: type, queue, payload, owner...).
 
         `also` runs in the same transaction (the outbox row of the job's first publish).
+        `admit` decides first, in the transaction, whether the job may be stored; when it
+        may not, NotAdmitted is raised.
         """
         event = Event(job_id, 1, EventType.SUBMITTED, 1, utcnow(), data)
         view = start(event)
         try:
             async with in_transaction(self.connection) as conn:
+                owner = view.owner_id
+                if (
+                    admit is not None
+                    and owner is not None
+                    and not (await admit(conn, {owner: 1})).get(owner)
+                ):
+                    raise NotAdmitted(owner)
                 await JobRow.create(
                     using_db=conn,
                     id=job_id,
@@ -305,27 +345,39 @@ class JobStore:
         return Appended(apply(view, event), event)
 
     async def submit_many(
-        self, jobs: Sequence[NewJob], also: BatchTxHook | None = None
+        self,
+        jobs: Sequence[NewJob],
+        also: BatchTxHook | None = None,
+        admit: AdmitHook | None = None,
     ) -> list[JobView]:
         """submit() for many jobs in one transaction: one multi-row INSERT per table.
 
         All or nothing: a repeated Idempotency-Key fails the whole batch with
         DuplicateIdempotencyKey, and its caller submits the jobs one by one instead.
+        `admit` decides first, in the transaction, how many of each owner's jobs are
+        stored (the earliest ones): the views returned are those of the stored jobs.
         """
         at = utcnow()
         events = [Event(job.job_id, 1, EventType.SUBMITTED, 1, at, job.data) for job in jobs]
         views = [start(event) for event in events]
-        rows = [
-            {
-                "id": view.id,
-                "idempotency_key": job.idempotency_key,
-                "request_hash": job.request_hash,
-                **_row_fields(view),
-            }
-            for job, view in zip(jobs, views, strict=True)
-        ]
         try:
             async with in_transaction(self.connection) as conn:
+                if admit is not None:
+                    keep = _admitted(views, await admit(conn, _per_owner(views)))
+                    jobs = [job for job, ok in zip(jobs, keep, strict=True) if ok]
+                    events = [event for event, ok in zip(events, keep, strict=True) if ok]
+                    views = [view for view, ok in zip(views, keep, strict=True) if ok]
+                    if not views:
+                        return []
+                rows = [
+                    {
+                        "id": view.id,
+                        "idempotency_key": job.idempotency_key,
+                        "request_hash": job.request_hash,
+                        **_row_fields(view),
+                    }
+                    for job, view in zip(jobs, views, strict=True)
+                ]
                 await insert_rows(conn, JobRow, rows)
                 row_ids = await self._insert_events(events, [v.owner_id for v in views], conn)
                 if also is not None:
