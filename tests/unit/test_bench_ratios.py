@@ -6,7 +6,6 @@ Pure functions over made-up rounds: no service, no timing.
 from __future__ import annotations
 
 import pytest
-
 from bench import e2e, report, submit
 from bench.common import WrkResult
 
