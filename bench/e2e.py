@@ -1,14 +1,19 @@
 """End to end: N no-op jobs from the first submit to the last one `succeeded`.
 
-- `jobline`: wrk POSTs the jobs to /api/v1/jobs (one uvicorn worker); `jobline worker
-  --domain bench` runs them, each recording submitted, queued, started and succeeded;
-- `baseline`: plain Celery. The submitter calls apply_async; the task inserts one row.
+- `jobline`: bench.client POSTs the jobs to /api/v1/jobs (one uvicorn worker); `jobline
+  worker --domain bench` runs them, each recording submitted, queued, started and succeeded;
+- `baseline`: plain Celery. The submitter calls apply_async; the task inserts one row;
+- `procrastinate`: the durable peer (bench/peer/). The same client POSTs the jobs to its
+  FastAPI endpoint (one uvicorn worker), which defers a Procrastinate task; two
+  `procrastinate worker` processes at concurrency 1 run them, each job leaving its
+  deferred, started and succeeded events in PostgreSQL.
 
-Both workers: prefork, the same concurrency and prefetch (bench/queues.yaml), the same
-worker flags. Rounds alternate between the two. A round's time runs from just before its
-first submit to the last job's end as stored (jobline: finished_at; baseline: the row's
-created_at, written by the task). Worker CPU is the worker's whole process tree (main
-process and pool children) from /proc, before and after the round.
+Both Celery workers: prefork, the same concurrency and prefetch (bench/queues.yaml), the
+same worker flags; the peer's two processes match the pool's two children. Rounds
+alternate between the three. A round's time runs from just before its first submit to the
+last job's end as stored (jobline: finished_at; baseline: the row's created_at, written by
+the task; the peer: its last `succeeded` event's time). Worker CPU is the workers' whole
+process trees (Celery: main process and pool children) from /proc, before and after.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ from bench.common import (
     start_jobline_worker,
     wait_consuming,
 )
+from bench.peer import stack as peer
+
+TARGETS = ("jobline", "baseline", "procrastinate")
+# Events each target stores per job (the baseline: one row, no history).
+EVENTS_PER_JOB = {"jobline": 4, "baseline": 0, "procrastinate": 3}
 
 POLL_SECONDS = 0.05
 PROFILE_SECONDS = 10.0
@@ -93,35 +103,50 @@ def run(options: E2EOptions, logdir: Path) -> dict[str, Any]:
 
     pool, concurrency, prefetch = _worker_settings()
     scratch = Scratch.create()
+    peer_db: peer.PeerDatabase | None = None
     procs: list[Proc] = []
-    api: Server | None = None
+    servers: list[Server] = []
     try:
+        peer_db = peer.PeerDatabase.create()
         env = jobline_env(scratch, logdir)
         email = prepare_jobline(env)
         scratch.query(DDL)
         api = start_jobline_api(env, logdir)
+        servers.append(api)
+        peer_api = peer.start_api(peer_db, logdir)
+        servers.append(peer_api)
         token = login(api.base, email)
         jobline_worker = start_jobline_worker(env, logdir)
+        procs.append(jobline_worker)
         baseline_worker = start_baseline_worker(env, logdir, pool, concurrency, prefetch)
-        procs = [jobline_worker, baseline_worker]
+        procs.append(baseline_worker)
+        peer_workers = peer.start_workers(peer_db, logdir)
+        procs.extend(peer_workers)
         wait_consuming(scratch, "bench")
         wait_consuming(scratch, QUEUE)
         time.sleep(IDLE_SETTLE_SECONDS)
-        workers = {"jobline": jobline_worker.popen.pid, "baseline": baseline_worker.popen.pid}
-        trees = {name: tree(pid) for name, pid in workers.items()}
-        idle_rss = {name: _rss(pids) for name, pids in trees.items()}
+        # Celery's: the main process first, then its pool children; the peer's: its two
+        # worker processes (each one process, its threads counted in its /proc figures).
+        trees = {
+            "jobline": tree(jobline_worker.popen.pid),
+            "baseline": tree(baseline_worker.popen.pid),
+            "procrastinate": [pid for w in peer_workers for pid in tree(w.popen.pid)],
+        }
+        idle_rss = {name: _rss(name, pids) for name, pids in trees.items()}
         rounds: list[Round] = []
         with PeakRss([pid for pids in trees.values() for pid in pids]) as peak:
             for index in range(options.rounds):
-                order = ("jobline", "baseline") if index % 2 == 0 else ("baseline", "jobline")
+                order = TARGETS if index % 2 == 0 else TARGETS[::-1]
                 for target in order:
                     if target == "jobline":
                         result = jobline_round(scratch, api, token, trees[target], options)
-                    else:
+                    elif target == "baseline":
                         result = baseline_round(scratch, trees[target], options)
+                    else:
+                        result = peer_round(peer_db, peer_api, trees[target], options)
                     rounds.append(result)
                     print(
-                        f"  e2e {target:8} round {index + 1}: {result.jobs} jobs in "
+                        f"  e2e {target:13} round {index + 1}: {result.jobs} jobs in "
                         f"{result.seconds:6.2f} s = {result.jobs_per_second:7.0f} jobs/s, "
                         f"worker CPU {result.worker_cpu_s / result.jobs * 1000:.2f} ms/job, "
                         f"history complete: {result.history_complete}",
@@ -133,24 +158,27 @@ def run(options: E2EOptions, logdir: Path) -> dict[str, Any]:
             jobline_round(scratch, api, token, trees["jobline"], options)
             recorded = spy.result()
             profile = recorded.as_dict() if recorded is not None else None
-        peak_rss = {
-            name: {"main": peak.peak[pids[0]], "child": max(peak.peak[p] for p in pids[1:])}
-            for name, pids in trees.items()
-        }
+        peak_rss = {name: _rss(name, pids, peak.peak) for name, pids in trees.items()}
     finally:
         for proc in procs:
             proc.stop()
-        if api is not None:
-            api.stop()
+        for server in servers:
+            server.stop()
+        if peer_db is not None:
+            peer_db.drop()
         scratch.drop()
-    result = summary(rounds, idle_rss, peak_rss, options, pool, concurrency, prefetch)
-    result["worker_profile"] = profile
-    return result
+    figures = summary(rounds, idle_rss, peak_rss, options, pool, concurrency, prefetch)
+    figures["worker_profile"] = profile
+    return figures
 
 
-def _rss(pids: list[int]) -> dict[str, float]:
-    """RSS of a worker's main process and of its largest pool child."""
-    return {"main": rss_mb(pids[0]), "child": max((rss_mb(p) for p in pids[1:]), default=0.0)}
+def _rss(target: str, pids: list[int], seen: dict[int, float] | None = None) -> dict[str, float]:
+    """RSS of a Celery worker's main process and largest pool child, or of the peer's
+    largest worker process; now, or the peaks `seen` by PeakRss."""
+    size = (lambda pid: seen[pid]) if seen is not None else rss_mb
+    if target == "procrastinate":
+        return {"process": max(size(p) for p in pids)}
+    return {"main": size(pids[0]), "child": max((size(p) for p in pids[1:]), default=0.0)}
 
 
 def _wait_until(count: Any, target: int, timeout: float) -> None:
@@ -239,6 +267,41 @@ def baseline_round(scratch: Scratch, workers: list[int], options: E2EOptions) ->
     )
 
 
+def peer_round(
+    database: peer.PeerDatabase, api: Server, workers: list[int], options: E2EOptions
+) -> Round:
+    """POST N jobs to the peer's API, wait until all succeeded; time to the last `succeeded`."""
+    first_id = int(database.query("SELECT COALESCE(MAX(id), 0) FROM procrastinate_jobs")[0][0])
+    done_before = database.succeeded()
+    started = datetime.now(UTC)
+    cpu0, api0 = cpu_seconds(workers), cpu_seconds([api.pid])
+    asyncio.run(post_jobs(api.base, None, NOOP_BODY, options.jobs, SUBMIT_CONNECTIONS))
+    _wait_until(database.succeeded, done_before + options.jobs, options.timeout_seconds)
+    worker_cpu = cpu_seconds(workers) - cpu0
+    api_cpu = cpu_seconds([api.pid]) - api0
+    last, count = database.query(
+        "SELECT MAX(e.at), COUNT(*) FROM procrastinate_events e"
+        " WHERE e.type = 'succeeded' AND e.job_id > %s",
+        (first_id,),
+    )[0]
+    # Full history: each job's three events, in order, and nothing else.
+    histories = database.query(
+        "SELECT COUNT(*) FROM ("
+        " SELECT job_id, string_agg(type::text, ',' ORDER BY id) AS types"
+        " FROM procrastinate_events WHERE job_id > %s GROUP BY job_id) h"
+        " WHERE h.types = 'deferred,started,succeeded'",
+        (first_id,),
+    )[0][0]
+    return Round(
+        "procrastinate",
+        int(count),
+        (last - started).total_seconds(),
+        worker_cpu,
+        api_cpu,
+        history_complete=int(histories) == options.jobs == int(count),
+    )
+
+
 def summary(
     rounds: list[Round],
     idle_rss: dict[str, dict[str, float]],
@@ -248,8 +311,13 @@ def summary(
     concurrency: int,
     prefetch: int,
 ) -> dict[str, Any]:
+    """Medians over rounds per target, and jobline's ratios to the baseline and the peer.
+
+    `ratio_jobs_per_second` and `ratio_worker_cpu_per_job` are jobline's over the Celery
+    baseline's; `jobline_vs[other]` has both for each other target.
+    """
     figures: dict[str, Any] = {}
-    for target in ("jobline", "baseline"):
+    for target in TARGETS:
         mine = [r for r in rounds if r.target == target]
         figures[target] = {
             "jobs_per_second": median([r.jobs_per_second for r in mine]),
@@ -259,32 +327,53 @@ def summary(
             ),
             "api_cpu_ms_per_job": median([r.api_cpu_s / r.jobs * 1000 for r in mine]),
             "history_complete": all(r.history_complete for r in mine),
+            "events_per_job": EVENTS_PER_JOB[target],
             "rounds": [r.as_dict() for r in mine],
         }
     j, b = figures["jobline"], figures["baseline"]
+    jobline_vs = {
+        other: {
+            "jobs_per_second": ratio(j["jobs_per_second"], figures[other]["jobs_per_second"]),
+            "worker_cpu_per_job": ratio(
+                j["worker_cpu_ms_per_job"], figures[other]["worker_cpu_ms_per_job"]
+            ),
+        }
+        for other in TARGETS
+        if other != "jobline"
+    }
     return {
         "options": {"jobs": options.jobs, "rounds": options.rounds},
-        "worker": {"pool": pool, "concurrency": concurrency, "prefetch": prefetch},
-        "jobline": j,
-        "baseline": b,
+        "worker": {
+            "pool": pool,
+            "concurrency": concurrency,
+            "prefetch": prefetch,
+            "procrastinate_processes": peer.WORKERS,
+            "procrastinate_concurrency": peer.WORKER_CONCURRENCY,
+        },
+        **figures,
         "ratio_jobs_per_second": ratio(j["jobs_per_second"], b["jobs_per_second"]),
         "ratio_worker_cpu_per_job": ratio(j["worker_cpu_ms_per_job"], b["worker_cpu_ms_per_job"]),
+        "jobline_vs": jobline_vs,
         "rss_mb": {name: {"idle": idle_rss[name], "peak": peak_rss[name]} for name in idle_rss},
     }
 
 
 def table(result: dict[str, Any]) -> list[str]:
+    """The printed table of an e2e result."""
     lines = [
-        f"{'target':8} {'jobs/s':>8} {'worker CPU ms/job':>18} {'API CPU ms/job':>15} {'history':>8}"
+        f"{'target':13} {'jobs/s':>8} {'worker CPU ms/job':>18} {'API CPU ms/job':>15} "
+        f"{'events/job':>10} {'history':>8}"
     ]
-    for target in ("jobline", "baseline"):
+    for target in TARGETS:
         f = result[target]
         lines.append(
-            f"{target:8} {f['jobs_per_second']:8.0f} {f['worker_cpu_ms_per_job']:18.2f} "
-            f"{f['api_cpu_ms_per_job']:15.2f} {'full' if f['history_complete'] else 'MISSING':>8}"
+            f"{target:13} {f['jobs_per_second']:8.0f} {f['worker_cpu_ms_per_job']:18.2f} "
+            f"{f['api_cpu_ms_per_job']:15.2f} {f['events_per_job']:>10} "
+            f"{'full' if f['history_complete'] else 'MISSING':>8}"
         )
-    lines.append(
-        f"jobline/baseline: jobs/s x{result['ratio_jobs_per_second']:.2f}, "
-        f"worker CPU per job x{result['ratio_worker_cpu_per_job']:.2f}"
-    )
+    for other, r in result["jobline_vs"].items():
+        lines.append(
+            f"jobline/{other}: jobs/s x{r['jobs_per_second']:.2f}, "
+            f"worker CPU per job x{r['worker_cpu_per_job']:.2f}"
+        )
     return lines

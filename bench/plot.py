@@ -19,7 +19,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-COLORS = {"publish": "tab:gray", "insert": "tab:orange", "jobline": "tab:blue"}
+COLORS = {
+    "publish": "tab:gray",
+    "insert": "tab:orange",
+    "procrastinate": "tab:purple",
+    "jobline": "tab:blue",
+}
 STYLES = {"50": "-", "200": "--"}
 DPI = 110
 

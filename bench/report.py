@@ -29,6 +29,7 @@ def submit(result: dict[str, Any]) -> list[str]:
         ),
         _row(*["---"] * 8),
     ]
+    ratios = result.get("jobline_vs", {})
     for clients, by_target in result["by_connections"].items():
         for target, f in by_target.items():
             lines.append(
@@ -43,6 +44,20 @@ def submit(result: dict[str, Any]) -> list[str]:
                     f"{f['rps_vs_publish']:.2f}",
                 )
             )
+    if ratios:
+        others = list(next(iter(ratios.values())))
+        lines += [
+            "",
+            _row("clients", *(f"jobline / {other}: req/s, p99" for other in others)),
+            _row(*["---"] * (len(others) + 1)),
+        ]
+        for clients, by_other in ratios.items():
+            lines.append(
+                _row(
+                    clients,
+                    *(f"**x{by_other[o]['rps']:.2f}**, x{by_other[o]['p99']:.2f}" for o in others),
+                )
+            )
     return lines
 
 
@@ -54,29 +69,49 @@ def e2e(result: dict[str, Any]) -> list[str]:
             "worker CPU ms/job",
             "of it, Celery main",
             "API CPU ms/job",
+            "events/job",
             "history",
         ),
-        _row(*["---"] * 6),
+        _row(*["---"] * 7),
     ]
-    for target in ("jobline", "baseline"):
+    targets = [t for t in ("jobline", "baseline", "procrastinate") if t in result]
+    for target in targets:
         f = result[target]
+        celery = target != "procrastinate"
         lines.append(
             _row(
                 target,
                 f"{f['jobs_per_second']:.0f}",
                 f"{f['worker_cpu_ms_per_job']:.2f}",
-                f"{f.get('worker_main_cpu_ms_per_job', float('nan')):.2f}",
-                f"{f['api_cpu_ms_per_job']:.2f}" if target == "jobline" else "-",
+                f"{f.get('worker_main_cpu_ms_per_job', float('nan')):.2f}" if celery else "-",
+                f"{f['api_cpu_ms_per_job']:.2f}" if target != "baseline" else "-",
+                f.get("events_per_job", ""),
                 "full" if f["history_complete"] else "MISSING",
             )
         )
     lines.append("")
+    worker = result["worker"]
+    ratios = result.get("jobline_vs") or {
+        "baseline": {
+            "jobs_per_second": result["ratio_jobs_per_second"],
+            "worker_cpu_per_job": result["ratio_worker_cpu_per_job"],
+        }
+    }
     lines.append(
-        f"jobline / baseline: jobs/s **x{result['ratio_jobs_per_second']:.2f}**, "
-        f"worker CPU per job x{result['ratio_worker_cpu_per_job']:.2f} "
-        f"({result['options']['jobs']} jobs, {result['options']['rounds']} rounds each, "
-        f"{result['worker']['pool']} pool, concurrency {result['worker']['concurrency']}, "
-        f"prefetch {result['worker']['prefetch']})"
+        "; ".join(
+            f"jobline / {other}: jobs/s **x{r['jobs_per_second']:.2f}**, "
+            f"worker CPU per job x{r['worker_cpu_per_job']:.2f}"
+            for other, r in ratios.items()
+        )
+        + f" ({result['options']['jobs']} jobs, {result['options']['rounds']} rounds each; "
+        f"Celery: {worker['pool']} pool, concurrency {worker['concurrency']}, "
+        f"prefetch {worker['prefetch']}"
+        + (
+            f"; procrastinate: {worker['procrastinate_processes']} worker processes at "
+            f"concurrency {worker['procrastinate_concurrency']})"
+            if "procrastinate_processes" in worker
+            else ")"
+        )
     )
     return lines
 
@@ -150,8 +185,10 @@ def memory(result: dict[str, Any]) -> list[str]:
     lines = [_row("process", "idle RSS MB", "peak RSS MB (under load)"), _row(*["---"] * 3)]
     for target, rss in result["api"].items():
         lines.append(_row(f"API, {target}", f"{rss['idle']:.0f}", f"{rss['peak']:.0f} (submit)"))
+    labels = {"main": "main process", "child": "pool child", "process": "one worker process"}
     for target, rss in result["worker"].items():
-        for part, label in (("main", "main process"), ("child", "pool child")):
+        for part in rss["idle"]:
+            label = labels.get(part, part)
             lines.append(
                 _row(
                     f"worker {target}, {label}",

@@ -7,8 +7,9 @@
 
 Benchmarks: submit, e2e, worker (bench/worker_body.py: recording a job without Celery),
 history, memory (from submit and e2e), sse (bench/sse_fanout, the streaming issue's),
-audit (bench/audit_overhead, the operations issue's). Needs MariaDB and
-RabbitMQ (deploy/local/services up) and wrk; every run makes its own database and vhost.
+audit (bench/audit_overhead, the operations issue's). Needs MariaDB, RabbitMQ and, for
+the peer (FastAPI + Procrastinate, bench/peer/), PostgreSQL (deploy/local/services up) and
+wrk; every run makes its own databases and vhost.
 Results go to bench/results/<name>.json (--out), with the machine and the load average.
 """
 
@@ -29,6 +30,7 @@ from typing import Any
 
 from bench import e2e, history, submit
 from bench.common import REPO, load_average, machine
+from bench.peer.stack import server_version
 
 RESULTS = REPO / "bench" / "results"
 ALL = ("submit", "e2e", "worker", "history", "memory", "sse", "audit")
@@ -83,7 +85,7 @@ def memory(results: dict[str, Any]) -> dict[str, Any]:
     api = results["submit"]["rss_mb"]
     workers = results["e2e"]["rss_mb"]
     return {
-        "api": {target: api[target] for target in ("publish", "insert", "jobline")},
+        "api": {target: api[target] for target in submit.TARGETS},
         "worker": workers,
     }
 
@@ -108,13 +110,14 @@ def run_external(name: str, quick: bool) -> dict[str, Any]:
 
 
 def table_memory(result: dict[str, Any]) -> list[str]:
-    lines = [f"{'process':22} {'idle MB':>8} {'peak MB':>8}"]
+    lines = [f"{'process':28} {'idle MB':>8} {'peak MB':>8}"]
     for target, rss in result["api"].items():
-        lines.append(f"{'API ' + target:22} {rss['idle']:8.1f} {rss['peak']:8.1f}")
+        lines.append(f"{'API ' + target:28} {rss['idle']:8.1f} {rss['peak']:8.1f}")
     for target, rss in result["worker"].items():
-        for part in ("main", "child"):
+        # Celery's: main process and pool child; the peer's: one of its worker processes.
+        for part in rss["idle"]:
             lines.append(
-                f"{f'worker {target} {part}':22} {rss['idle'][part]:8.1f} {rss['peak'][part]:8.1f}"
+                f"{f'worker {target} {part}':28} {rss['idle'][part]:8.1f} {rss['peak'][part]:8.1f}"
             )
     return lines
 
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": datetime.now(UTC).isoformat(),
         "quick": args.quick,
         "command": " ".join(["python -m bench", *sys.argv[1:]]) if argv is None else "",
-        "machine": machine(),
+        "machine": {**machine(), "postgresql": server_version()},
         "results": {},
         "load_average": {},
     }

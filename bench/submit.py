@@ -1,10 +1,12 @@
-"""Submit: POST /api/v1/jobs under wrk, jobline against two hand-written baselines.
+"""Submit: POST /api/v1/jobs under wrk, jobline against two hand-written baselines and a peer.
 
 - `publish`: a FastAPI endpoint that only calls apply_async (no storage, no auth);
 - `insert`:  one that INSERTs the row with aiomysql, then calls apply_async;
+- `procrastinate`: the durable peer, FastAPI deferring a Procrastinate task (one
+  transactional INSERT into PostgreSQL with its `deferred` event; bench/peer/);
 - `jobline`: POST /api/v1/jobs, authenticated, stored with its event and outbox row.
 
-Each is one uvicorn worker (uvloop, httptools, no access log), all three up at once and
+Each is one uvicorn worker (uvloop, httptools, no access log), all four up at once and
 measured in turn, the order alternating per round; figures are the median of the rounds.
 The same run samples the API processes' RSS, idle and at their peak under load.
 """
@@ -33,8 +35,11 @@ from bench.common import (
     start_jobline_api,
     start_uvicorn,
 )
+from bench.peer import stack as peer
 
-TARGETS = ("publish", "insert", "jobline")
+TARGETS = ("publish", "insert", "procrastinate", "jobline")
+# What jobline's figures are divided by, in the ratios of the summary.
+BASELINES = ("publish", "insert", "procrastinate")
 JOBLINE_QUEUE = "bench"
 IDLE_SETTLE_SECONDS = 2.0
 WARMUP_CONNECTIONS = 20
@@ -51,11 +56,18 @@ class SubmitOptions:
     profile: Path | None = None
 
 
-def start_servers(scratch: Scratch, env: dict[str, str], logdir: Path) -> dict[str, Server]:
+def start_servers(
+    scratch: Scratch,
+    peer_db: peer.PeerDatabase,
+    env: dict[str, str],
+    logdir: Path,
+    servers: dict[str, Server],
+) -> None:
+    """Start every target's API into `servers` (filled as they start: the caller stops them)."""
     from bench.baseline.celery_app import DDL
 
     scratch.query(DDL)
-    servers = {}
+    servers["procrastinate"] = peer.start_api(peer_db, logdir)
     for mode in ("publish", "insert"):
         servers[mode] = start_uvicorn(
             f"baseline-{mode}",
@@ -64,7 +76,6 @@ def start_servers(scratch: Scratch, env: dict[str, str], logdir: Path) -> dict[s
             logdir,
         )
     servers["jobline"] = start_jobline_api(env, logdir)
-    return servers
 
 
 def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
@@ -72,12 +83,15 @@ def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
     from bench.baseline.celery_app import QUEUE as BASELINE_QUEUE
 
     scratch = Scratch.create()
+    peer_db: peer.PeerDatabase | None = None
     servers: dict[str, Server] = {}
     try:
+        peer_db = peer.PeerDatabase.create()
         env = jobline_env(scratch, logdir)
         email = prepare_jobline(env)
-        servers = start_servers(scratch, env, logdir)
+        start_servers(scratch, peer_db, env, logdir, servers)
         token = login(servers["jobline"].base, email)
+        # Messages nobody consumes, emptied after each run; the peer's are rows in its table.
         queues = {"publish": BASELINE_QUEUE, "insert": BASELINE_QUEUE, "jobline": JOBLINE_QUEUE}
 
         def wrk(target: str, connections: int, seconds: float) -> WrkResult:
@@ -91,7 +105,8 @@ def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
             result.cpu_ms_per_request = (
                 (cpu_seconds([servers[target].pid]) - cpu) * 1000 / max(result.requests, 1)
             )
-            scratch.purge(queues[target])
+            if target in queues:
+                scratch.purge(queues[target])
             return result
 
         time.sleep(IDLE_SETTLE_SECONDS)
@@ -107,7 +122,7 @@ def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
                         result = wrk(target, connections, options.seconds)
                         runs[target].setdefault(connections, []).append(result)
                         print(
-                            f"  submit {target:8} c={connections:<4} round {round_ + 1}: "
+                            f"  submit {target:13} c={connections:<4} round {round_ + 1}: "
                             f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
                             f"p99 {result.p99_ms:7.1f} ms  errors {result.errors}",
                             flush=True,
@@ -118,10 +133,15 @@ def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
             profile = record_profile(
                 servers["jobline"], token, max(options.connections), options, scratch
             )
-        jobs_stored = scratch.query("SELECT COUNT(*) FROM jobs")[0][0]
+        jobs_stored = {
+            "jobline": scratch.query("SELECT COUNT(*) FROM jobs")[0][0],
+            "procrastinate": peer_db.query("SELECT COUNT(*) FROM procrastinate_jobs")[0][0],
+        }
     finally:
         for server in servers.values():
             server.stop()
+        if peer_db is not None:
+            peer_db.drop()
         scratch.drop()
     return summary(runs, idle_rss, peak_rss, options, jobs_stored, profile)
 
@@ -143,10 +163,15 @@ def summary(
     idle_rss: dict[str, float],
     peak_rss: dict[str, float],
     options: SubmitOptions,
-    jobs_stored: int,
+    jobs_stored: dict[str, int],
     profile: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Medians over rounds per target and connection count, and ratios to `publish`."""
+    """Medians over rounds per target and connection count, and jobline's ratios to the others.
+
+    `rps_vs_publish` of each target is its req/s over `publish`'s; `jobline_vs[other]` holds
+    jobline's req/s over the other's (`rps`, above 1 is faster) and its p99 over the other's
+    (`p99`, below 1 is better), for each baseline and the peer.
+    """
     figures: dict[str, Any] = {}
     for target, by_connections in runs.items():
         for connections, results in by_connections.items():
@@ -166,11 +191,23 @@ def summary(
                 ].percentiles_ms,
                 "rounds": [r.as_dict() for r in results],
             }
-    for by_target in figures.values():
+    jobline_vs: dict[str, dict[str, dict[str, float]]] = {}
+    for clients, by_target in figures.items():
         base = by_target["publish"]
         for target in TARGETS:
             by_target[target]["rps_vs_publish"] = ratio(by_target[target]["rps"], base["rps"])
             by_target[target]["p99_vs_publish"] = ratio(by_target[target]["p99_ms"], base["p99_ms"])
+        jobline = by_target["jobline"]
+        jobline_vs[clients] = {
+            other: {
+                "rps": ratio(jobline["rps"], by_target[other]["rps"]),
+                "p99": ratio(jobline["p99_ms"], by_target[other]["p99_ms"]),
+                "cpu_per_request": ratio(
+                    jobline["cpu_ms_per_request"], by_target[other]["cpu_ms_per_request"]
+                ),
+            }
+            for other in BASELINES
+        }
     return {
         "options": {
             "connections": list(options.connections),
@@ -178,8 +215,10 @@ def summary(
             "rounds": options.rounds,
         },
         "by_connections": figures,
+        "jobline_vs": jobline_vs,
         "rss_mb": {t: {"idle": idle_rss[t], "peak": peak_rss[t]} for t in TARGETS},
-        "jobline_jobs_stored": jobs_stored,
+        "jobline_jobs_stored": jobs_stored["jobline"],
+        "procrastinate_jobs_stored": jobs_stored["procrastinate"],
         "profile": profile,
     }
 
@@ -187,15 +226,23 @@ def summary(
 def table(result: dict[str, Any]) -> list[str]:
     """The printed table of a submit result."""
     lines = [
-        f"{'clients':>7} {'target':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'clients':>7} {'target':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'errors':>7} {'CPU ms/req':>10} {'x publish':>9}"
     ]
     for connections, by_target in result["by_connections"].items():
         for target in TARGETS:
             f = by_target[target]
             lines.append(
-                f"{connections:>7} {target:8} {f['rps']:8.0f} {f['p50_ms']:8.1f} "
+                f"{connections:>7} {target:13} {f['rps']:8.0f} {f['p50_ms']:8.1f} "
                 f"{f['p99_ms']:8.1f} {f['errors']:>7} {f['cpu_ms_per_request']:10.3f} "
                 f"{f['rps_vs_publish']:9.2f}"
             )
+    for connections, by_other in result["jobline_vs"].items():
+        lines.append(
+            f"jobline at {connections} clients: "
+            + ", ".join(
+                f"x{r['rps']:.2f} req/s and p99 x{r['p99']:.2f} of {other}"
+                for other, r in by_other.items()
+            )
+        )
     return lines

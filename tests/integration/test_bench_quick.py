@@ -44,6 +44,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_the_run_says_where_it_ran(report: dict[str, Any]) -> None:
     assert report["quick"] is True
     assert report["machine"]["cores"] >= 1 and report["machine"]["mariadb"]
+    assert report["machine"]["postgresql"], "the peer's PostgreSQL answered"
     assert set(report["load_average"]) == {
         "submit",
         "e2e",
@@ -59,23 +60,39 @@ def test_submit_has_every_figure_for_every_target(report: dict[str, Any]) -> Non
     submit = report["results"]["submit"]
     assert set(submit["by_connections"]) == {"50", "200"}
     for by_target in submit["by_connections"].values():
-        assert set(by_target) == {"publish", "insert", "jobline"}
+        assert set(by_target) == {"publish", "insert", "procrastinate", "jobline"}
         for figures in by_target.values():
             for key in ("rps", "p50_ms", "p99_ms", "rps_vs_publish", "cpu_ms_per_request"):
                 assert number(figures[key]), key
             assert figures["requests"] > 0, "each target answered requests"
             assert figures["percentiles_ms"], "the latency curve for the plot"
     assert submit["jobline_jobs_stored"] > 0
+    assert submit["procrastinate_jobs_stored"] > 0, "the peer committed its jobs"
 
 
-def test_e2e_ran_both_sides_to_the_end_with_full_history(report: dict[str, Any]) -> None:
+def test_submit_gives_jobline_against_every_baseline_and_the_peer(report: dict[str, Any]) -> None:
+    ratios = report["results"]["submit"]["jobline_vs"]
+    assert set(ratios) == {"50", "200"}
+    for by_other in ratios.values():
+        assert set(by_other) == {"publish", "insert", "procrastinate"}
+        for r in by_other.values():
+            assert number(r["rps"]) and number(r["p99"]) and number(r["cpu_per_request"])
+
+
+def test_e2e_ran_every_target_to_the_end_with_full_history(report: dict[str, Any]) -> None:
     e2e = report["results"]["e2e"]
-    for target in ("jobline", "baseline"):
+    for target in ("jobline", "baseline", "procrastinate"):
         assert number(e2e[target]["jobs_per_second"]) and e2e[target]["jobs_per_second"] > 0
         assert number(e2e[target]["worker_cpu_ms_per_job"])
+        # The peer's: every job's deferred, started and succeeded events, from its own table.
         assert e2e[target]["history_complete"] is True
+    assert e2e["procrastinate"]["api_cpu_ms_per_job"] > 0, "the peer's jobs went through its API"
     assert number(e2e["ratio_jobs_per_second"]) and number(e2e["ratio_worker_cpu_per_job"])
+    assert set(e2e["jobline_vs"]) == {"baseline", "procrastinate"}
+    for r in e2e["jobline_vs"].values():
+        assert number(r["jobs_per_second"]) and number(r["worker_cpu_per_job"])
     assert e2e["worker"]["concurrency"] >= 1
+    assert e2e["worker"]["procrastinate_processes"] == 2
 
 
 def test_history_timed_every_listing_at_every_depth_with_plans(report: dict[str, Any]) -> None:
@@ -100,10 +117,14 @@ def test_history_timed_every_listing_at_every_depth_with_plans(report: dict[str,
 
 def test_memory_has_idle_and_peak_rss_of_api_and_worker(report: dict[str, Any]) -> None:
     memory = report["results"]["memory"]
+    assert set(memory["api"]) == {"publish", "insert", "procrastinate", "jobline"}
     for rss in memory["api"].values():
         assert rss["idle"] > 0 and rss["peak"] >= rss["idle"] * 0.9
-    for rss in memory["worker"].values():
+    assert set(memory["worker"]) == {"jobline", "baseline", "procrastinate"}
+    for target in ("jobline", "baseline"):
+        rss = memory["worker"][target]
         assert rss["idle"]["main"] > 0 and rss["peak"]["child"] > 0
+    assert memory["worker"]["procrastinate"]["peak"]["process"] > 0
 
 
 def test_the_other_issues_benchmarks_ran(report: dict[str, Any]) -> None:
