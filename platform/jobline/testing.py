@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -42,8 +41,10 @@ from pydantic import ValidationError
 from jobline.client import Client
 from jobline.config import get_settings
 from jobline.errors import JobCancelled
-from jobline.queueing.context import INVALID_PAYLOAD, JobContext, JobFunction
-from jobline.queueing.limits import clip, error_of, storable_result
+from jobline.jobs.events import EventType
+from jobline.queueing import outcome
+from jobline.queueing.context import JobContext, JobFunction
+from jobline.queueing.limits import clip
 
 __all__ = [
     "JobCancelled",
@@ -70,7 +71,7 @@ class Recorder:
     """The worker side of a test's JobContext: records progress, and asks for cancellation.
 
     It implements the same `Reporter` seam as the worker's progress reporter
-    (queueing/worker.py), so the context a job gets here is the real `JobContext`.
+    (queueing/progress.py), so the context a job gets here is the real `JobContext`.
     """
 
     def __init__(self, *, cancel_after: int | None = None) -> None:
@@ -194,7 +195,8 @@ def _parse(function: JobFunction | Callable[..., Any], payload: dict[str, Any] |
     try:
         return function.parse(wire)
     except ValidationError as exc:
-        return Outcome("failed", error=error_of(exc, INVALID_PAYLOAD), exception=exc)
+        invalid = outcome.of_invalid_payload(exc)
+        return Outcome("failed", error=invalid.data["error"], exception=exc)
 
 
 def _run_coroutine(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
@@ -220,27 +222,24 @@ def _run_coroutine(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 
 
 def _ended(exc: BaseException, recorder: Recorder) -> Outcome:
-    """The worker's sorting of an exception (queueing/worker.py run_job)."""
-    if isinstance(exc, JobCancelled | CancelledError | asyncio.CancelledError):
-        return Outcome("cancelled", progress=recorder.reports, exception=exc)
-    if not isinstance(exc, Exception):
+    """The worker's sorting of an exception (queueing/outcome.py), without its retries."""
+    if not isinstance(exc, (*outcome.CANCELLATIONS, Exception)):
         raise exc  # KeyboardInterrupt, SystemExit: the test run's, not the job's
-    return Outcome("failed", error=error_of(exc), progress=recorder.reports, exception=exc)
+    ended = outcome.of_error(exc)
+    if ended.type is EventType.CANCELLED:
+        return Outcome("cancelled", progress=recorder.reports, exception=exc)
+    error = ended.data["error"]
+    return Outcome("failed", error=error, progress=recorder.reports, exception=exc)
 
 
 def _succeeded(result: Any, recorder: Recorder) -> Outcome:
-    settings = get_settings()
     try:
-        refused, value = storable_result(
-            result, max_bytes=settings.max_result_bytes, max_depth=settings.max_json_depth - 1
-        )
+        ended = outcome.of_result(result, get_settings())
     except Exception as exc:  # not JSON-able: on a worker too, the job fails with it
         return _ended(exc, recorder)
-    if refused is not None:
-        code, message = refused
-        error = {"type": "ResultRefused", "message": message, "code": code}
-        return Outcome("failed", error=error, progress=recorder.reports)
-    return Outcome("succeeded", result=value, progress=recorder.reports)
+    if ended.type is EventType.FAILED:
+        return Outcome("failed", error=ended.data["error"], progress=recorder.reports)
+    return Outcome("succeeded", result=ended.data["result"], progress=recorder.reports)
 
 
 # ------------------------------------------------------------------ the local stack

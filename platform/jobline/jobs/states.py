@@ -41,6 +41,10 @@ TRANSITIONS: dict[EventType, tuple[frozenset[JobState], JobState | None]] = {
     EventType.WORKER_LOST: (frozenset({JobState.RUNNING}), JobState.QUEUED),
 }
 
+# States whose next step is the broker's acceptance (`queued`): the outbox relay publishes
+# jobs in these, and a delivery found in one proves the broker took the message.
+AWAITING_BROKER = TRANSITIONS[EventType.QUEUED][0]
+
 
 def next_state(state: JobState | None, event: EventType) -> JobState:
     """The state after `event`, or InvalidTransition when the machine forbids it."""
@@ -63,3 +67,12 @@ def can_follow(state: JobState | None, event: EventType) -> bool:
     except InvalidTransition:
         return False
     return True
+
+
+def may_start(state: JobState) -> bool:
+    """Whether a delivered message may begin an attempt of a job in `state`.
+
+    Queued, or still awaiting the broker's `queued`: the delivery proves the broker took
+    the message, so the worker records `queued` first and then `started`.
+    """
+    return can_follow(state, EventType.STARTED) or state in AWAITING_BROKER

@@ -33,7 +33,7 @@ from jobline.queueing import green
 
 if TYPE_CHECKING:
     from jobline.jobs.projection import JobView
-    from jobline.queueing.worker import WorkerRuntime
+    from jobline.queueing.runtime import WorkerRuntime
 
 log = logging.getLogger("jobline.worker")
 

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import Future
-from types import SimpleNamespace
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from jobline.jobs.events import EventType
-from jobline.queueing.worker import ProgressReporter
+from jobline.queueing.progress import ProgressReporter
 
 # Long enough that a drain waiting out the interval could never pass the test's deadline.
 HOUR = 3600.0
@@ -21,23 +16,19 @@ DEADLINE = 10.0
 
 
 class FakeRuntime:
-    """The two things a reporter uses: the process's loop thread, and record()."""
+    """What a reporter uses: the process's loop thread, and a write run on it."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
         self.written: list[int] = []
+        self.writers: set[threading.Thread] = set()
 
-    def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def record(
-        self, job_id: uuid.UUID, type: EventType, data: dict[str, Any], *, attempt: int
-    ) -> Any:
-        assert type is EventType.PROGRESS
-        self.written.append(data["progress"])
-        return SimpleNamespace(view=SimpleNamespace(cancel_requested=False))
+    async def write(self, percent: int, message: str | None) -> bool:
+        self.writers.add(threading.current_thread())
+        self.written.append(percent)
+        return True
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -53,7 +44,7 @@ def rt() -> Iterator[FakeRuntime]:
 
 
 def reporter(rt: FakeRuntime, interval: float) -> ProgressReporter:
-    return ProgressReporter(rt, uuid.uuid4(), 1, interval)  # type: ignore[arg-type]
+    return ProgressReporter(rt.loop, rt.write, interval, max_message=1000)
 
 
 def drain_within_deadline(progress: ProgressReporter) -> None:
@@ -115,3 +106,15 @@ def test_reports_within_an_interval_are_coalesced_and_the_latest_wins(rt: FakeRu
         progress.progress(percent, None)
     drain_within_deadline(progress)
     assert rt.written == [5, 8]
+
+
+def test_writes_run_on_the_loop_without_a_hop_to_another_thread(rt: FakeRuntime) -> None:
+    # The flusher awaits the write where it runs: on the loop's own thread, never a thread
+    # that would hand the write back to the loop (one wake-up of each per report).
+    progress = reporter(rt, HOUR)
+    progress.progress(1, None)
+    wait_for_writes(rt, 1)
+    progress.progress(2, None)
+    drain_within_deadline(progress)
+    assert rt.written == [1, 2]
+    assert rt.writers == {rt._thread}

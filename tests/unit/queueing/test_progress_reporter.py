@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import Future
-from types import SimpleNamespace
-from typing import Any, TypeVar
+from collections.abc import Iterator
 
 import pytest
 
 from jobline.config import get_settings
-from jobline.jobs.events import EventType
-from jobline.queueing.worker import ProgressReporter
+from jobline.queueing.progress import ProgressReporter
 
-T = TypeVar("T")
 INTERVAL = 0.05
 WAIT = 5.0
 
 
 class FakeRuntime:
-    """The worker runtime's loop thread, with `record` writing into a list."""
+    """The worker runtime's loop thread, with a write into a list that a test can hold up."""
 
     def __init__(self) -> None:
         self.settings = get_settings()
@@ -35,19 +29,14 @@ class FakeRuntime:
         self.release.set()
         self.changed = threading.Condition()
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def record(
-        self, job_id: uuid.UUID, type: EventType, data: dict[str, Any], *, attempt: int
-    ) -> Any:
-        assert type is EventType.PROGRESS
+    async def write(self, percent: int, message: str | None) -> bool:
         self.entered.set()
-        assert self.release.wait(WAIT)
+        # Held up without blocking the loop, as a database write in flight would be.
+        assert await asyncio.to_thread(self.release.wait, WAIT)
         with self.changed:
-            self.written.append(data["progress"])
+            self.written.append(percent)
             self.changed.notify_all()
-        return SimpleNamespace(view=SimpleNamespace(cancel_requested=False))
+        return True
 
     def wait_written(self, value: int) -> None:
         with self.changed:
@@ -66,7 +55,7 @@ def rt() -> Iterator[FakeRuntime]:
 
 
 def reporter(rt: FakeRuntime) -> ProgressReporter:
-    return ProgressReporter(rt, uuid.uuid4(), 1, INTERVAL)  # type: ignore[arg-type]
+    return ProgressReporter(rt.loop, rt.write, INTERVAL, rt.settings.max_progress_message_chars)
 
 
 def test_a_value_reported_during_a_write_is_written_without_another_report(

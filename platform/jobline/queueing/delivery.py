@@ -1,0 +1,147 @@
+"""Whether a delivered message may run its job: the full path of an attempt's start.
+
+A delivery for a finished job, or a second copy of a message whose attempt is already
+running, does nothing. A redelivered message of a running attempt means its worker died,
+or, past the soft time limit, that Celery killed it at the hard one: the attempt is
+recorded lost (and the job failed once it lost too many) or failed at its time limit.
+The common case, a first delivery of a queued job, takes the late start instead
+(queueing/late_start.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from jobline.errors import InvalidTransition
+from jobline.jobs.events import Event, EventType
+from jobline.jobs.projection import JobView
+from jobline.jobs.states import AWAITING_BROKER, JobState
+from jobline.jobs.store import utcnow
+from jobline.queueing.runtime import WorkerRuntime
+from jobline.queueing.spec import JobType
+
+log = logging.getLogger("jobline.worker")
+
+
+def begin_attempt(
+    rt: WorkerRuntime,
+    job_type: JobType,
+    job_id: UUID,
+    worker: str,
+    redelivered: bool,
+    delivery: str = "",
+) -> JobView | None:
+    """Record `started`, or None when this delivery must not run the job.
+
+    `delivery` marks this delivery's `started`, so a write that committed before a lost
+    connection is recognised as ours when repeated.
+    """
+    started_data = {"worker": worker, "delivery": delivery}
+    # The common case, a queued job starting, in one transaction: no read first. A running
+    # one goes through too, for a `started` of our own written before a lost connection to
+    # be found; any other state is sorted out below.
+    try:
+        first = rt.retrying(
+            lambda: rt.store.append(
+                job_id, EventType.STARTED, started_data, also=_only_if_queued_or_running
+            ),
+            f"recording started of {job_id}",
+        )
+    except (InvalidTransition, _NotQueued):
+        first = None
+    if first is not None and (first.event is not None or ours(first.existing, delivery)):
+        return first.view
+    view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
+    if view.state.is_final:
+        log.info("job %s is already %s; delivery ignored", job_id, view.state)
+        return None
+    try:
+        if view.state in AWAITING_BROKER:
+            # The broker delivered it, so it accepted it: the `queued` of its publisher may
+            # still be on its way (a retry's next attempt waits in the outbox as `retrying`).
+            rt.record(job_id, EventType.QUEUED, {"by": worker}, attempt=view.attempt)
+        elif view.state is JobState.RUNNING:
+            if not redelivered:
+                log.info(
+                    "job %s attempt %s is already running; duplicate delivery ignored",
+                    job_id,
+                    view.attempt,
+                )
+                return None
+            if _past_soft_limit(view, job_type):
+                limit = job_type.policy.time_limit
+                rt.record(
+                    job_id,
+                    EventType.FAILED,
+                    {
+                        "error": {
+                            "type": "TimeLimitExceeded",
+                            "message": f"the job was killed at its hard time limit ({limit}s)",
+                            "code": "TIME_LIMIT",
+                        }
+                    },
+                    attempt=view.attempt,
+                )
+                return None
+            requeued = _worker_lost(rt, job_type, view, worker)
+            if requeued is None:
+                return None
+            view = requeued
+        started = rt.record(job_id, EventType.STARTED, started_data, attempt=view.attempt)
+    except InvalidTransition as exc:
+        # Cancelled (or moved on) between our read and our write.
+        log.info("job %s changed while starting (%s); delivery ignored", job_id, exc)
+        return None
+    if started.event is not None or ours(started.existing, delivery):
+        return started.view
+    return None
+
+
+class _NotQueued(Exception):
+    """The job is not queued (or running): the delivery takes begin_attempt's full path."""
+
+
+async def _only_if_queued_or_running(_: Any, locked: JobView) -> None:
+    # Running too: a `started` of our own, written before a lost connection, is then found.
+    if locked.state is not JobState.QUEUED and locked.state is not JobState.RUNNING:
+        raise _NotQueued(str(locked.state))
+
+
+def ours(earlier: Event | None, delivery: str) -> bool:
+    """Whether a `started` found recorded is this delivery's own, committed before the
+    connection dropped (the write was then repeated)."""
+    return bool(delivery) and earlier is not None and earlier.data.get("delivery") == delivery
+
+
+def _past_soft_limit(view: JobView, job_type: JobType) -> bool:
+    """Whether the running attempt started longer ago than its soft time limit.
+
+    Celery kills a job at its hard limit and requeues the message (acks_on_timeout off);
+    the attempt then shows up here, redelivered, older than any attempt that died early.
+    """
+    if view.started_at is None:
+        return False
+    elapsed = (utcnow() - view.started_at).total_seconds()
+    return elapsed >= job_type.policy.soft_time_limit
+
+
+def _worker_lost(
+    rt: WorkerRuntime, job_type: JobType, view: JobView, worker: str
+) -> JobView | None:
+    """Record that the running attempt's worker died; None once it died too often (failed)."""
+    job_id = view.id
+    lost = rt.record(job_id, EventType.WORKER_LOST, {"worker": worker}, attempt=view.attempt)
+    events = rt.retrying(lambda: rt.store.all_events(job_id), f"reading events of {job_id}")
+    losses = sum(1 for e in events if e.type is EventType.WORKER_LOST)
+    if losses >= job_type.policy.max_worker_losses:
+        message = f"the job's worker died {losses} times"
+        rt.record(
+            job_id,
+            EventType.FAILED,
+            {"error": {"type": "WorkerLost", "message": message, "code": "WORKER_LOST"}},
+            attempt=lost.view.attempt,
+        )
+        return None
+    return lost.view
