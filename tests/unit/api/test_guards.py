@@ -3,6 +3,7 @@ surrogates, what they cost on hostile bodies, filter times, redaction."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -148,8 +149,9 @@ HOSTILE: dict[str, tuple[bytes, int | None]] = {
     "lone surrogates": (_fill(b"[", b'"\\udc00",', b'""]'), 400),
     "surrogate pairs": (_fill(b"[", b'"\\ud83c\\udfb5",', b'""]'), None),
 }
-# A generous bound (the worst measured is about 6: a depth count in C over a body of
-# nothing but brackets): what matters is that no shape is far off a parse (before: minutes).
+# A generous bound (the worst measured is about 6, on a loaded machine: a depth count in
+# C over a body of nothing but brackets): what matters is that no shape is far off a parse
+# (before: minutes).
 RATIO = 15
 ROUNDS = 7
 
@@ -187,8 +189,14 @@ def test_the_guard_costs_no_more_than_a_few_plain_parses(
     assert CAP - 200 <= len(body) <= CAP
     guard = BodyGuard(lambda *_: None, read_timeout=1, max_depth=Settings().max_json_depth)  # type: ignore[arg-type,return-value]
     cost = _best(lambda: guard.check_json(b"application/json", body))
-    print(f"{cost / plain_parse:.2f} x a plain parse ({cost * 1000:.1f} ms)")
-    assert cost <= RATIO * plain_parse, (cost, plain_parse)
+    # A body heavier to parse than an ordinary one (tens of thousands of tiny objects) is
+    # parsed by the route anyway, before authentication too: that parse is the yardstick.
+    baseline = plain_parse
+    with contextlib.suppress(ValueError, RecursionError):
+        json.loads(body)
+        baseline = max(plain_parse, _best(lambda: json.loads(body)))
+    print(f"{cost / baseline:.2f} x a plain parse ({cost * 1000:.1f} ms)")
+    assert cost <= RATIO * baseline, (cost, baseline)
     # And it answers as it should: refused, or on to the route.
     refused = guard.check_json(b"application/json", body)
     assert (refused and refused.status_code) == status
