@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from jobline.db import refused_data
 from jobline.jobs.outbox import Outbox, new_claim
 from jobline.jobs.projection import JobView
 from jobline.jobs.store import DuplicateIdempotencyKey, JobStore, NewJob, utcnow
@@ -118,12 +119,21 @@ class SubmitBatcher:
             for waiting in batch:
                 _settle(waiting, exc=SubmitAlone("a repeated Idempotency-Key in the batch"))
             return
+        except Exception as exc:
+            if refused_data(exc):
+                # One job's data the database cannot store (nothing was stored): each goes
+                # alone, so only that one fails and the others of the batch are stored.
+                log.warning("the database refused a batch of %d jobs: %s", len(batch), exc)
+                for waiting in batch:
+                    _settle(waiting, exc=SubmitAlone("the database refused a value in the batch"))
+                return
+            for waiting in batch:
+                _settle(waiting, exc=exc)
+            return
         except BaseException as exc:
             for waiting in batch:
                 _settle(waiting, exc=exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+            raise
         for waiting in batch:
             _settle(waiting, view=views[waiting.job.job_id])
 
