@@ -59,6 +59,8 @@ class SubmitBatcher:
         self._batches: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.jobs = 0
+        # Batches the database refused a value of, whose jobs were then submitted one by one.
+        self.split = 0
 
     async def submit(self, job: NewJob, request_id: str | None = None) -> JobView:
         """Store the job and publish it with whichever others are waiting; its view after.
@@ -124,6 +126,7 @@ class SubmitBatcher:
                 # One job's data the database cannot store (nothing was stored): each goes
                 # alone, so only that one fails and the others of the batch are stored.
                 log.warning("the database refused a batch of %d jobs: %s", len(batch), exc)
+                self.split += 1
                 for waiting in batch:
                     _settle(waiting, exc=SubmitAlone("the database refused a value in the batch"))
                 return

@@ -23,9 +23,9 @@ from jobline.api.limits import (
     non_finite,
     outside_strings,
 )
-from jobline.config import Settings
 from jobline.api.schemas import Instant
 from jobline.api.security import REDACTED, redact, redact_error
+from jobline.config import Settings
 
 
 @pytest.mark.parametrize(
