@@ -109,7 +109,12 @@ def validation_problem(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _place(loc: Any) -> str:
-    return ".".join(str(part) for part in loc) or "request"
+    place = ".".join(str(part) for part in loc) or "request"
+    # A key may be as long as the body: the message stays short, `errors` has it whole.
+    return place if len(place) <= MAX_PLACE_CHARS else place[:MAX_PLACE_CHARS] + "…"
+
+
+MAX_PLACE_CHARS = 120
 
 
 def status_of(exc: errors.JoblineError) -> int:

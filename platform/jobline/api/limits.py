@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette import status
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobline.api.errors import problem
+from jobline.api.errors import problem, validation_problem
 
 
 class BodyLimit:
@@ -166,15 +166,8 @@ class BodyGuard:
         if may_be_non_finite(outside):
             found = non_finite(body)
             if found:
-                where = ", ".join(".".join(map(str, e["loc"])) for e in found)
                 return JSONResponse(
-                    problem(
-                        "VALIDATION_ERROR",
-                        f"{where}: NaN, Infinity and numbers beyond a float's range are not "
-                        "JSON numbers",
-                        errors=found,
-                    ),
-                    status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    validation_problem(found), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
                 )
         if _SURROGATE_ESCAPE.search(body) and not _encodable(body):
             return JSONResponse(
