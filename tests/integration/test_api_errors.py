@@ -653,3 +653,16 @@ async def test_a_batch_the_database_refuses_stores_its_other_jobs(app: FastAPI, 
     assert await JobRow.filter(id__in=ids).count() == 27
     for view, _ in stored:
         await service.cancel(caller, view.id)
+
+
+async def test_an_integer_too_long_to_read_is_a_clean_400(user: User) -> None:
+    """Python refuses to read an int of over 4300 digits (a guard of its own): FastAPI's
+    400, in the one shape; a long one it can read is stored as it is."""
+    huge = b'{"type": "video.render", "payload": {"x": 1' + b"0" * 5000 + b"}}"
+    r = await user.client.post(JOBS, content=huge, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and shaped(r)["code"] == "BAD_REQUEST", r.text
+    long = b'{"type": "video.render", "payload": {"x": 1' + b"0" * 400 + b"}}"
+    r = await user.client.post(JOBS, content=long, headers={"Content-Type": "application/json"})
+    assert r.status_code == 202, r.text
+    assert r.json()["payload"]["x"] == 10**400
+    await user.client.post(f"{JOBS}/{r.json()['id']}/cancel")

@@ -152,7 +152,7 @@ HOSTILE: dict[str, tuple[bytes, int | None]] = {
 # C over a body of nothing but brackets): what matters is that no shape is far off a parse
 # (before: minutes).
 RATIO = 15
-ROUNDS = 7
+ROUNDS = 9
 
 
 def _best(*works: Callable[[], object]) -> list[float]:
