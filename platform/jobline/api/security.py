@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -140,26 +141,44 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (for the Allow header of a 405).
+    """Every method the resource at this path takes (for the Allow header of a 405).
 
-    Each method is tried against the app's routes on a fresh scope: FastAPI keeps included
-    routers as nested route groups (whose routes app.router.routes does not list) and
-    leaves the first partial match's context in the request's scope.
+    Each method is tried against the app's routes on a fresh scope (FastAPI keeps included
+    routers as nested route groups, which app.router.routes does not list, and leaves the
+    first partial match's context in the request's scope). Where the OpenAPI document has
+    the path, its most specific template decides: `/users/me` takes GET and PATCH, though
+    a DELETE of it would be routed to `/users/{id}` (and refused there).
     """
-    allowed: set[str] = set()
+    path: str = request.scope["path"]
+    routed: set[str] = set()
     for method in METHODS:
         probe = {
             "type": "http",
-            "path": request.scope["path"],
+            "path": path,
             "root_path": request.scope.get("root_path", ""),
             "method": method,
             "headers": request.scope.get("headers", []),
         }
         if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
-            allowed.add(method)
+            routed.add(method)
+    documented = _documented_methods(request.app.openapi(), path)
+    allowed = routed & documented if documented else routed
     if "GET" in allowed:
         allowed.add("HEAD")
     return sorted(allowed)
+
+
+def _documented_methods(document: dict[str, Any], path: str) -> set[str]:
+    """The methods of the most specific OpenAPI path template matching `path` (or none)."""
+    matching = [
+        template
+        for template in document.get("paths", {})
+        if re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)), path)
+    ]
+    if not matching:
+        return set()
+    template = min(matching, key=lambda t: t.count("{"))
+    return {method.upper() for method in document["paths"][template]}
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
