@@ -62,6 +62,9 @@ STATUS_MESSAGES = {
     status.HTTP_405_METHOD_NOT_ALLOWED: "this path does not take this method; see Allow",
 }
 _CODE = re.compile(r"[A-Z][A-Z0-9_]*")
+_PHRASES = frozenset(s.value for s in HTTPStatus)
+# A validation message names places up to this long (a key may be as long as the body).
+MAX_PLACE_CHARS = 120
 
 
 def status_code_name(status_code: int) -> str:
@@ -93,9 +96,6 @@ def http_problem(status_code: int, detail: Any) -> dict[str, Any]:
     return problem(status_code_name(status_code), text)
 
 
-_PHRASES = frozenset(s.value for s in HTTPStatus)
-
-
 def _words(code: str) -> str:
     return code.replace("_", " ").lower()
 
@@ -110,11 +110,7 @@ def validation_problem(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _place(loc: Any) -> str:
     place = ".".join(str(part) for part in loc) or "request"
-    # A key may be as long as the body: the message stays short, `errors` has it whole.
     return place if len(place) <= MAX_PLACE_CHARS else place[:MAX_PLACE_CHARS] + "…"
-
-
-MAX_PLACE_CHARS = 120
 
 
 def status_of(exc: errors.JoblineError) -> int:
