@@ -246,7 +246,7 @@ async def test_a_job_failing_at_once_retries_through_the_outbox(
     stack: ChaosStack, client: httpx.AsyncClient
 ) -> None:
     # Each failing attempt ends before the late-started window: its started, retrying
-    # and the next attempt's outbox row are one transaction (worker.LateStart).
+    # and the next attempt's outbox row are one transaction (queueing/late_start.py).
     payload = {**SHORT, "flaky_attempts": 2, "flaky_at_once": True}
     r = await client.post("/api/v1/jobs", json={"type": "chaos.steady", "payload": payload})
     job_id = r.json()["id"]
