@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(
         5.0, ge=0, description="how long an API process reuses a looked-up user (0: never)"
     )
+    # Fair shares (queueing/fairness.py): a user at a domain's max_running_per_user.
+    fair_share_defer_seconds: float = Field(
+        2.0, gt=0, description="a job whose owner is at the domain's cap comes back after this"
+    )
+    fair_share_defer_max_seconds: float = Field(
+        60.0, gt=0, description="longest deferral, however long the owner's backlog"
+    )
     cancel_poll_seconds: float = Field(
         1.0, gt=0, description="how often a worker checks whether its running job was cancelled"
     )

@@ -42,6 +42,7 @@ class Page(CursorPage[T], Generic[T]):
         **responses(
             errors.UnknownJobType,
             errors.InvalidPayload,
+            errors.PriorityNotAllowed,
             errors.PayloadTooLarge,
             errors.IdempotencyConflict,
         ),
