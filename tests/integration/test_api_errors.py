@@ -167,6 +167,21 @@ async def test_priority_in_range_is_kept(user: User) -> None:
     assert r.status_code == 202 and r.json()["priority"] == 5
 
 
+async def test_idempotency_keys_differing_in_case_or_accent_are_two_jobs(user: User) -> None:
+    """Regression (issue 13.6): the key was matched case- and accent-insensitively."""
+    first = await submit(user, QUICK, **{"Idempotency-Key": "Order-abc"})
+    assert first.status_code == 202, first.text
+    ids = {first.json()["id"]}
+    # Header values are ASCII here (accents and lookalikes: test_store_contract).
+    for key in ("ORDER-ABC", "order-abc", "Order-abC"):
+        r = await submit(user, QUICK, **{"Idempotency-Key": key})
+        assert r.status_code == 202, (key, r.text)
+        ids.add(r.json()["id"])
+    assert len(ids) == 4
+    again = await submit(user, QUICK, **{"Idempotency-Key": "Order-abc"})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+
+
 async def test_priorities_above_max_user_priority_are_for_superusers(
     make_user: Callable[[], Awaitable[User]],
 ) -> None:
