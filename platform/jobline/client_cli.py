@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from jobline.client import Client, ClientError
@@ -115,7 +116,8 @@ def _show(client: Client, job_id: str) -> None:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[message]}"),
+        # Job-provided text is never markup (a `[link=...]` in it would be a link).
+        TextColumn("{task.fields[message]}", markup=False),
         console=console,
         transient=False,
     ) as bar:
@@ -126,12 +128,14 @@ def _show(client: Client, job_id: str) -> None:
                 bar.update(
                     task,
                     completed=data.get("progress", 0),
-                    message=data.get("message") or "",
+                    message=shown(data.get("message") or ""),
                     description="running",
                 )
                 continue
-            bar.update(task, description=kind)
-            console.print(f"#{event['seq']} {kind}{_details(kind, data)}")
+            # The description column is markup (its [bold]): the event's type is escaped.
+            bar.update(task, description=escape(shown(kind)))
+            line = f"#{event['seq']} {kind}{_details(kind, data)}"
+            console.print(shown(line), markup=False, emoji=False, highlight=False)
             if kind in ("succeeded", "failed", "cancelled"):
                 final = event
                 if kind == "succeeded":
@@ -152,6 +156,18 @@ def _iterate(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         _fail(exc.message, EXIT_REFUSED)
     except httpx.HTTPError as exc:
         _fail(f"the API is unreachable: {exc}", EXIT_UNREACHABLE)
+
+
+def shown(text: str) -> str:
+    """Text from a job (its messages, errors, result) as a terminal may show it.
+
+    Printed without markup by the caller; here control characters (an escape sequence can
+    make a terminal link, retitle or clear it) are written out as `\\xNN` instead.
+    """
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def _details(kind: str, data: dict[str, Any]) -> str:
