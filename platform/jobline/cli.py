@@ -294,7 +294,7 @@ def check_config(
     settings = settings_or_exit()
     typer.echo("settings:")
     for name, value in settings.model_dump().items():
-        secret = {"secret_key", "flower_basic_auth", "flower_broker_api"}
+        secret = {"secret_key", "flower_basic_auth", "flower_broker_api", "metrics_token"}
         shown = "***" if name in secret and value else value
         if name in {"database_url", "broker_url"}:
             shown = _where(str(value))

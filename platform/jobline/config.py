@@ -15,6 +15,7 @@ from jobline.errors import ConfigError
 
 SQLITE_DEFAULT = "sqlite://var/jobline.sqlite3"
 EMBEDDED_BROKER = "filesystem://"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 DEV_SECRET_FILE = "secret_key"
 MODEL_MODULES = [
     "jobline.jobs.models",
@@ -165,6 +166,12 @@ class Settings(BaseSettings):
     metrics_refresh_seconds: float = Field(
         15.0, gt=0, description="how often the API counts active jobs per state"
     )
+    metrics_token: str | None = Field(
+        None, description="the API's /metrics asks for it as a bearer token when set"
+    )
+    metrics_public: bool = Field(
+        False, description="production: serve /metrics without a token (behind a private network)"
+    )
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = Field(
         None, ge=1, le=65535, description="a worker serves /metrics here when set"
@@ -237,9 +244,24 @@ class Settings(BaseSettings):
             problems.append("JOBLINE_DATABASE_URL must not be SQLite")
         if self.broker_url.startswith(EMBEDDED_BROKER):
             problems.append("JOBLINE_BROKER_URL must not be the embedded broker")
+        public_worker_metrics = self.worker_metrics_port is not None and (
+            self.worker_metrics_host not in LOOPBACK
+        )
+        if public_worker_metrics and not self.metrics_public:
+            problems.append(
+                "JOBLINE_WORKER_METRICS_HOST must be a loopback address (a worker's /metrics "
+                "has no token), or JOBLINE_METRICS_PUBLIC=true says it is on a private network"
+            )
         if problems:
             raise ValueError("production refuses unsafe settings: " + "; ".join(problems))
         return self
+
+    def metrics_open_without_token(self) -> bool:
+        """Whether the API serves /metrics to anyone: never in production unless
+        JOBLINE_METRICS_PUBLIC says so, never once JOBLINE_METRICS_TOKEN is set."""
+        if self.metrics_token:
+            return False
+        return self.metrics_public or self.env != "production"
 
     @property
     def is_sqlite(self) -> bool:

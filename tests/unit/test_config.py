@@ -71,3 +71,25 @@ def test_the_mysql_url_gets_its_charset_and_pool_size() -> None:
     url = tortoise_config(settings)["connections"]["default"]
     assert url.startswith(SAFE["database_url"] + "?")
     assert "charset=utf8mb4" in url and "maxsize=7" in url
+
+
+def test_metrics_are_open_in_development_and_closed_in_production_without_a_token() -> None:
+    development = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert development.metrics_open_without_token()
+    assert not production().metrics_open_without_token()
+    assert production(metrics_public=True).metrics_open_without_token()
+    # A token closes it everywhere, whatever else says.
+    assert not production(metrics_token="t", metrics_public=True).metrics_open_without_token()
+    token = Settings(_env_file=None, metrics_token="t")  # type: ignore[call-arg]
+    assert not token.metrics_open_without_token()
+
+
+def test_production_refuses_worker_metrics_on_a_public_address() -> None:
+    with pytest.raises(ValidationError) as caught:
+        production(worker_metrics_port=9100, worker_metrics_host="0.0.0.0")
+    assert "JOBLINE_WORKER_METRICS_HOST" in str(caught.value)
+    assert production(worker_metrics_port=9100).worker_metrics_host == "127.0.0.1"
+    allowed = production(
+        worker_metrics_port=9100, worker_metrics_host="0.0.0.0", metrics_public=True
+    )
+    assert allowed.metrics_public

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobline import metrics
 from jobline.accounts.users import COOKIE_NAME
+from jobline.api.errors import problem
+from jobline.api.schemas import ErrorResponse
 from jobline.audit.writer import AuditRecord, AuditWriter
 from jobline.config import Settings
 from jobline.jobs.models import DispatchRow, JobRow
@@ -183,14 +187,48 @@ def start(app: FastAPI, settings: Settings) -> Operations:
     return Operations(writer, counter)
 
 
+def metrics_allowed(settings: Settings, authorization: str | None) -> bool:
+    """Whether a request with this Authorization header may read /metrics."""
+    if settings.metrics_open_without_token():
+        return True
+    if not settings.metrics_token or authorization is None:
+        return False
+    scheme, _, given = authorization.partition(" ")
+    # Compared in constant time: the answer's timing must not tell how much of it matched.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), settings.metrics_token.encode()
+    )
+
+
 def install(app: FastAPI) -> None:
     """Add the middleware and the /metrics route."""
     app.state.audit = None
     app.add_middleware(ObserveMiddleware)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
-    def prometheus_metrics() -> Response:
-        """Prometheus text format; under gunicorn, the sum over every worker process."""
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=Response,
+        responses={401: {"model": ErrorResponse, "description": "METRICS_TOKEN_REQUIRED"}},
+    )
+    def prometheus_metrics(request: Request) -> Response:
+        """Prometheus text format; under gunicorn, the sum over every worker process.
+
+        With JOBLINE_METRICS_TOKEN set, only for `Authorization: Bearer <token>`; in
+        production without one, for nobody unless JOBLINE_METRICS_PUBLIC=true.
+        """
+        settings: Settings = request.app.state.settings
+        if not metrics_allowed(settings, request.headers.get("authorization")):
+            why = (
+                "send JOBLINE_METRICS_TOKEN as a bearer token"
+                if settings.metrics_token
+                else "set JOBLINE_METRICS_TOKEN (or JOBLINE_METRICS_PUBLIC=true) to scrape it"
+            )
+            return JSONResponse(
+                problem("METRICS_TOKEN_REQUIRED", f"/metrics is not public: {why}"),
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         # Sync on purpose: in multiprocess mode it reads files, so it runs in the threadpool.
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
