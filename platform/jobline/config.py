@@ -163,6 +163,12 @@ class Settings(BaseSettings):
     audit_batch_max: int = Field(500, ge=1, description="audit rows per INSERT")
     audit_flush_seconds: float = Field(0.5, gt=0, description="longest wait before a write")
     audit_prune_batch: int = Field(5_000, ge=1, description="rows deleted per statement")
+    audit_retention_days: float = Field(
+        30.0, gt=0, description="audit rows older than this are deleted by the API, on a schedule"
+    )
+    audit_prune_interval_seconds: float = Field(
+        3600.0, gt=0, description="how often each API process deletes expired audit rows"
+    )
     metrics_refresh_seconds: float = Field(
         15.0, gt=0, description="how often the API counts active jobs per state"
     )

@@ -13,7 +13,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -24,6 +24,7 @@ from jobline import metrics
 from jobline.accounts.users import COOKIE_NAME
 from jobline.api.errors import problem
 from jobline.api.schemas import ErrorResponse
+from jobline.audit.store import prune as prune_audit
 from jobline.audit.writer import AuditRecord, AuditWriter
 from jobline.config import Settings
 from jobline.jobs.models import DispatchRow, JobRow
@@ -154,17 +155,43 @@ async def _refresh_job_counts(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def _prune_audit_log(settings: Settings) -> None:
+    """Delete audit rows past JOBLINE_AUDIT_RETENTION_DAYS, every ..._PRUNE_INTERVAL_SECONDS.
+
+    Every request writes a row, unauthenticated ones too: without this the table grows
+    with any flood until someone runs `jobline audit prune`. Each API process runs it; two
+    pruning at once only find each other's rows gone.
+    """
+    retention = timedelta(days=settings.audit_retention_days)
+    while True:
+        try:
+            removed = await prune_audit(
+                datetime.now(UTC) - retention,
+                settings.audit_prune_batch,
+                force_index=not settings.is_sqlite,
+            )
+        except Exception as exc:
+            # The database restarting, or a lock another pruner held: the next round retries.
+            log.warning("pruning the audit log failed: %s", exc)
+        else:
+            if removed:
+                log.info("pruned %d audit row(s) older than %s", removed, retention)
+        await asyncio.sleep(settings.audit_prune_interval_seconds)
+
+
 @dataclass
 class Operations:
-    """The lifespan's background work: the audit writer and the periodic job count."""
+    """The lifespan's background work: the audit writer, its pruning, the periodic job count."""
 
     writer: AuditWriter | None
     counter: asyncio.Task[None]
+    pruner: asyncio.Task[None]
 
     async def stop(self) -> None:
-        self.counter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.counter
+        for task in (self.counter, self.pruner):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.writer is not None:
             await self.writer.close()
 
@@ -184,7 +211,8 @@ def start(app: FastAPI, settings: Settings) -> Operations:
     counter = asyncio.create_task(
         _refresh_job_counts(settings.metrics_refresh_seconds), name="jobline-job-counts"
     )
-    return Operations(writer, counter)
+    pruner = asyncio.create_task(_prune_audit_log(settings), name="jobline-audit-prune")
+    return Operations(writer, counter, pruner)
 
 
 def metrics_allowed(settings: Settings, authorization: str | None) -> bool:
