@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     fair_share_defer_max_seconds: float = Field(
         60.0, gt=0, description="longest deferral, however long the owner's backlog"
     )
+    fair_share_backlog_per_slot: int = Field(
+        20, ge=1, description="an owner's jobs waiting beyond this many per slot come back later"
+    )
     cancel_poll_seconds: float = Field(
         1.0, gt=0, description="how often a worker checks whether its running job was cancelled"
     )

@@ -3,7 +3,7 @@
 A domain's `max_running_per_user` (queues.yaml) is enforced when a worker is about to start
 a delivered job. Over it, the job is deferred: nothing is recorded (it stays `queued`, its
 history untouched), its message is acked, and an outbox row brings it back after a while
-(`JOBLINE_FAIR_SHARE_DEFER_SECONDS`, longer for a longer backlog); the relay publishes it
+(`JOBLINE_FAIR_SHARE_DEFER_SECONDS`, longer for a long backlog); the relay publishes it
 again like any due row. The job's attempt does not change, so no transition is recorded
 twice and the delay costs no retry.
 
@@ -30,6 +30,7 @@ from uuid import UUID
 from tortoise import connections
 
 from jobline import metrics
+from jobline.config import Settings
 from jobline.errors import JobNotFound
 from jobline.jobs.direct import SLOT_COLUMN
 from jobline.jobs.models import JobRow
@@ -43,6 +44,8 @@ log = logging.getLogger("jobline.fairness")
 
 # States a delivery would start the job from: only these are held back. A running job
 # redelivered (its worker died) is the same attempt going on, counted already.
+# A deferral's delay is multiplied by a factor drawn from this range.
+JITTER = (0.75, 1.25)
 STARTABLE = frozenset({JobState.QUEUED, JobState.PENDING, JobState.RETRYING})
 
 
@@ -123,18 +126,14 @@ def defer(rt: Any, job_type: JobType, view: JobView) -> None:
     """
     settings = rt.settings
     cap = job_type.max_running_per_user
-    # Each deferral costs a read and a write: an owner with a long backlog has its jobs
-    # come back less often, about `cap` of them per interval, so a flood of them does
-    # not keep the workers busy deferring.
+    per_round = settings.fair_share_backlog_per_slot * cap
     rounds = settings.fair_share_defer_max_seconds / settings.fair_share_defer_seconds
-    waiting_limit = max(1, int(rounds) * cap)
     backlog = rt.retrying(
-        lambda: count_jobs(view.owner_id, view.queue, JobState.QUEUED, waiting_limit),
+        lambda: count_jobs(view.owner_id, view.queue, JobState.QUEUED, int(rounds + 1) * per_round),
         f"counting queued jobs of {view.owner_id}",
     )
-    base = settings.fair_share_defer_seconds * max(1.0, backlog / cap)
     # Jittered, so the jobs of one flood do not all come back in the same instant.
-    delay = min(settings.fair_share_defer_max_seconds, base) * random.uniform(0.75, 1.25)
+    delay = deferral_seconds(settings, cap, backlog, random.uniform(*JITTER))
     due = utcnow() + timedelta(seconds=delay)
     # IntegrityError would be retried as an outage by rt.retrying: put_back handles it.
     rt.retrying(lambda: Outbox.put_back(view.id, view.attempt, due), f"deferring {view.id}")
@@ -147,6 +146,19 @@ def defer(rt: Any, job_type: JobType, view: JobView) -> None:
         cap,
         job_type.domain,
     )
+
+
+def deferral_seconds(settings: Settings, cap: int, backlog: int, jitter: float = 1.0) -> float:
+    """How long a deferred job waits before it is published again.
+
+    Each deferral costs a read and a write. Up to `fair_share_backlog_per_slot` waiting
+    jobs per slot come back after the base delay; a longer backlog comes back
+    proportionally later, so a flood costs the workers a bounded number of deferrals per
+    interval. Never more than `fair_share_defer_max_seconds`.
+    """
+    per_round = settings.fair_share_backlog_per_slot * cap
+    base = settings.fair_share_defer_seconds * max(1.0, backlog / per_round)
+    return min(settings.fair_share_defer_max_seconds, base * jitter)
 
 
 async def count_jobs(owner_id: UUID | None, queue: str, state: JobState, limit: int) -> int:
