@@ -289,7 +289,7 @@ def check_config(
 ) -> None:
     """Print the resolved settings (secrets masked), queues, routes and job types; exit non-zero on error."""
     from jobline.queueing import consumer_timeout
-    from jobline.queueing.spec import load_queues
+    from jobline.queueing.spec import load_queues, running_cap
 
     settings = settings_or_exit()
     typer.echo("settings:")
@@ -306,8 +306,10 @@ def check_config(
         return
     typer.echo(f"queues ({queues.path}):")
     for name, domain in queues.domains.items():
+        cap = running_cap(queues.raw.defaults, domain) or "none"
         typer.echo(
             f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency} prefetch={domain.prefetch}"
+            f" max_running_per_user={cap}"
         )
         for jt in queues.domain_types(name):
             target = (
@@ -317,6 +319,7 @@ def check_config(
             )
             typer.echo(
                 f"    {jt.name}: {target}; retries={jt.policy.max_retries} time_limit={jt.policy.time_limit}s"
+                f" max_user_priority={jt.policy.max_user_priority}"
             )
     margin = settings.consumer_timeout_margin_seconds
     if write_consumer_timeout:
