@@ -65,16 +65,25 @@ class Attempt:
 
     @classmethod
     def begin(
-        cls, rt: WorkerRuntime, job_type: JobType, job_id: UUID, worker: str, redelivered: bool
+        cls,
+        rt: WorkerRuntime,
+        job_type: JobType,
+        job_id: UUID,
+        worker: str,
+        redelivered: bool,
+        read: JobView | None = None,
     ) -> Attempt | None:
-        """Start an attempt for a delivery; None when the delivery must not run the job."""
+        """Start an attempt for a delivery; None when the delivery must not run the job.
+
+        `read`: the job as already read on delivery (queueing/fairness.py), if it was.
+        """
         delivery = uuid.uuid4().hex
         late: LateStart | None = None
         defer = rt.settings.started_defer_ms / 1000
         if defer > 0 and not redelivered:
             # A read, no lock, no commit: the job's `started` is written late (LateStart).
             started = {"worker": worker, "delivery": delivery}
-            view, late = begin_late(rt, job_id, started, defer)
+            view, late = begin_late(rt, job_id, started, defer, read)
             if view.state.is_final:
                 log.info("job %s is already %s; delivery ignored", job_id, view.state)
                 return None

@@ -150,9 +150,19 @@ class LateStart:
 
 
 def begin_late(
-    rt: WorkerRuntime, job_id: UUID, started: dict[str, Any], defer: float
+    rt: WorkerRuntime,
+    job_id: UUID,
+    started: dict[str, Any],
+    defer: float,
+    read: JobView | None = None,
 ) -> tuple[JobView, LateStart | None]:
-    """Read a delivered job; a LateStart, its window running, when it is queued or pending."""
+    """Read a delivered job (unless `read` already); a LateStart, its window running, when
+    it is queued or pending."""
+    if read is not None:
+        late = _late_for(rt, read, started, defer)
+        if late is not None:
+            rt.loop.call_soon_threadsafe(late.arm)
+        return read, late
     direct = rt.direct
     if direct is None:
         return rt.retrying(lambda: _late_start(rt, job_id, started, defer), f"reading {job_id}")

@@ -15,7 +15,8 @@ from uuid import UUID
 from celery import Celery, Task
 
 from jobline.config import Settings
-from jobline.queueing import telemetry
+from jobline.jobs.projection import JobView
+from jobline.queueing import fairness, telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.attempt import Attempt
 from jobline.queueing.context import TASK_REGISTRY, JobFunction
@@ -27,11 +28,25 @@ def run_job(
     task: Task, job_type: JobType, function: JobFunction, job_id: str, payload: dict[str, Any]
 ) -> None:
     """The body of every jobline Celery task."""
-    redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
-    worker = task.request.hostname or "worker"
-    attempt = Attempt.begin(runtime(), job_type, UUID(job_id), worker, redelivered)
-    if attempt is not None:
-        attempt.run(function, payload)
+    rt = runtime()
+    jid = UUID(job_id)
+    read: JobView | None = None
+    slot: str | None = None
+    if job_type.max_running_per_user:
+        # The owner's share of the domain (queueing/fairness.py): read with a slot taken.
+        try:
+            read, slot = fairness.admit(rt, job_type, jid)
+        except fairness.Deferred:
+            return
+    try:
+        redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
+        worker = task.request.hostname or "worker"
+        attempt = Attempt.begin(rt, job_type, jid, worker, redelivered, read)
+        if attempt is not None:
+            attempt.run(function, payload)
+    finally:
+        if slot is not None:
+            fairness.release(rt, slot)
 
 
 def register_tasks(app: Celery, queues: Queues, domains: list[str] | None = None) -> None:
