@@ -10,6 +10,7 @@ delivery that does not run (delivery.py) and the CancelWatch's `cancelled` (canc
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from datetime import timedelta
@@ -31,7 +32,7 @@ from jobline.queueing.context import JobContext, JobFunction
 from jobline.queueing.delivery import begin_attempt
 from jobline.queueing.late_start import LateStart, begin_late
 from jobline.queueing.outcome import Outcome
-from jobline.queueing.progress import ProgressReporter
+from jobline.queueing.progress import ProgressReporter, Wrote
 from jobline.queueing.runtime import WorkerRuntime
 from jobline.queueing.spec import JobType
 
@@ -50,7 +51,7 @@ class Attempt:
         settings = rt.settings
         self.reporter = ProgressReporter(
             rt.loop,
-            self._write_progress,
+            functools.partial(_write_progress, rt, self.job_id, self.number, late),
             settings.progress_min_interval_ms / 1000,
             settings.max_progress_message_chars,
         )
@@ -164,27 +165,31 @@ class Attempt:
         )
         return write_next
 
-    async def _write_progress(self, percent: int, message: str | None) -> bool:
-        """One progress report, on the loop; True once written."""
-        late, rt = self.late, self.rt
-        if late is not None and not await late.ensure():
-            # The job may not run on: it was cancelled or taken.
-            self.reporter.mark_cancel_requested()
-            return False
-        try:
-            done = await rt.retrying_on_loop(
-                lambda: rt.store.append(
-                    self.job_id,
-                    EventType.PROGRESS,
-                    {"progress": percent, "message": message},
-                    attempt=self.number,
-                ),
-                f"recording {EventType.PROGRESS} of {self.job_id}",
-            )
-        except InvalidTransition:
-            return False  # the attempt ended meanwhile (cancelled): progress no longer applies
-        if late is not None:
-            late.view = done.view  # so the outcome is written on it without a read
-        if done.view.cancel_requested:
-            self.reporter.mark_cancel_requested()
-        return True
+
+async def _write_progress(
+    rt: WorkerRuntime,
+    job_id: UUID,
+    attempt: int,
+    late: LateStart | None,
+    percent: int,
+    message: str | None,
+) -> Wrote:
+    """One progress report of an attempt, on the loop (after its late `started`, if due)."""
+    if late is not None and not await late.ensure():
+        return Wrote(stored=False, stop=True)  # it may not run on: cancelled or taken
+    try:
+        done = await rt.retrying_on_loop(
+            lambda: rt.store.append(
+                job_id,
+                EventType.PROGRESS,
+                {"progress": percent, "message": message},
+                attempt=attempt,
+            ),
+            f"recording {EventType.PROGRESS} of {job_id}",
+        )
+    except InvalidTransition:
+        # The attempt ended meanwhile (cancelled): progress no longer applies.
+        return Wrote(stored=False, stop=False)
+    if late is not None:
+        late.view = done.view  # so the outcome is written on it without a read
+    return Wrote(stored=True, stop=done.view.cancel_requested)

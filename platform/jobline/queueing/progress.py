@@ -13,11 +13,22 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from typing import NamedTuple
 
 from jobline.queueing.limits import clip
 
-# Writes one report on the loop; True once written (False: refused, nothing was stored).
-WriteProgress = Callable[[int, str | None], Awaitable[bool]]
+
+class Wrote(NamedTuple):
+    """What writing one report came to."""
+
+    stored: bool  # False: refused, nothing was stored (the interval does not restart)
+    stop: bool  # the job is asked to stop: cancelled, or it may no longer run
+
+
+# Writes one report on the loop. It knows nothing of the reporter: a reporter and its
+# attempt refer to each other through no cycle, so both go when the attempt ends, without
+# waiting for the garbage collector.
+WriteProgress = Callable[[int, str | None], Awaitable[Wrote]]
 
 
 class ProgressReporter:
@@ -109,5 +120,8 @@ class ProgressReporter:
             raise
 
     async def _write(self, latest: tuple[int, str | None]) -> None:
-        if await self.write(*latest):
+        wrote = await self.write(*latest)
+        if wrote.stored:
             self._last_write = time.monotonic()
+        if wrote.stop:
+            self._cancel_requested = True

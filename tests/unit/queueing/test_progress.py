@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobline.queueing.progress import ProgressReporter
+from jobline.queueing.progress import ProgressReporter, Wrote
 
 # Long enough that a drain waiting out the interval could never pass the test's deadline.
 HOUR = 3600.0
@@ -25,10 +25,10 @@ class FakeRuntime:
         self.written: list[int] = []
         self.writers: set[threading.Thread] = set()
 
-    async def write(self, percent: int, message: str | None) -> bool:
+    async def write(self, percent: int, message: str | None) -> Wrote:
         self.writers.add(threading.current_thread())
         self.written.append(percent)
-        return True
+        return Wrote(stored=True, stop=False)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from jobline.config import get_settings
-from jobline.queueing.progress import ProgressReporter
+from jobline.queueing.progress import ProgressReporter, Wrote
 
 INTERVAL = 0.05
 WAIT = 5.0
@@ -29,14 +29,14 @@ class FakeRuntime:
         self.release.set()
         self.changed = threading.Condition()
 
-    async def write(self, percent: int, message: str | None) -> bool:
+    async def write(self, percent: int, message: str | None) -> Wrote:
         self.entered.set()
         # Held up without blocking the loop, as a database write in flight would be.
         assert await asyncio.to_thread(self.release.wait, WAIT)
         with self.changed:
             self.written.append(percent)
             self.changed.notify_all()
-        return True
+        return Wrote(stored=True, stop=False)
 
     def wait_written(self, value: int) -> None:
         with self.changed:
