@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     )
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(5555, ge=1, le=65535)
+    flower_url: str | None = Field(
+        None,
+        description="where browsers reach Flower (the dashboard links to it); default: host and port",
+    )
     flower_broker_api: str | None = Field(
         None, description="RabbitMQ management API; derived from the broker URL when unset"
     )
