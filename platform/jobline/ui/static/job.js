@@ -226,6 +226,8 @@
     } else {
       answer.setAttribute("data-error", "");
       answer.textContent = J.problemText(response.status, body);
+      // The job moved on without this page (a 409): catch up with what happened since.
+      if (response.status === 409) open();
     }
   }
 
