@@ -349,7 +349,7 @@ def event_rows(events: list[Any]) -> list[dict[str, Any]]:
                 "attempt": e.attempt,
                 "at": e.at,
                 "gap": gap,
-                "data": json.dumps(e.data, indent=1, sort_keys=True, ensure_ascii=False),
+                "data": json.dumps(e.data, separators=(",", ":"), ensure_ascii=False),
             }
         )
         previous = e.at

@@ -49,7 +49,7 @@
     if (previousAt) gap.textContent = `+${J.formatSeconds(Math.max(0, (new Date(e.at) - new Date(previousAt)) / 1000))}`;
     const data = document.createElement("pre");
     data.className = "data";
-    data.textContent = JSON.stringify(e.data, null, 1);
+    data.textContent = JSON.stringify(e.data);
     li.append(seq, type, time, gap, data);
     return li;
   }

@@ -5,7 +5,7 @@
   const J = window.jobline;
   const table = document.querySelector("[data-live-list]");
   if (!table) return;
-  const tbody = table.tBodies[0];
+  const tbody = table.querySelector("[data-rows]");
   const template = document.querySelector("template[data-row-template]");
   const status = document.querySelector("[data-live-status]");
   const empty = document.querySelector("[data-empty]");
@@ -13,7 +13,7 @@
   const opts = table.dataset;
   const maxRows = Number(opts.maxRows) || 1000;
   const rows = new Map();
-  for (const tr of tbody.rows) rows.set(tr.dataset.jobId, tr);
+  for (const tr of tbody.children) rows.set(tr.dataset.jobId, tr);
 
   // job id -> the changes of its events not yet drawn, merged (the newest wins per field).
   const pending = new Map();
