@@ -337,6 +337,70 @@ def flood(rows: int, rate: float, seconds: float, logdir: Path) -> dict[str, Any
     }
 
 
+PAGE_STATE = """
+const items = [...document.querySelectorAll('[data-timeline] li[data-seq]')].map(e => Number(e.dataset.seq));
+const earlier = document.querySelector('[data-action="earlier"]');
+return {entries: items.length, first: items[0], last: items[items.length - 1],
+  distinct: new Set(items).size, contiguous: items.every((s, i) => i === 0 || s === items[i - 1] + 1),
+  earlier: earlier && !earlier.hidden,
+  state: document.querySelector('[data-field="state"]').textContent};
+"""
+
+
+def long_timeline(events: int, seconds: float, logdir: Path) -> dict[str, Any]:
+    """A job page open while its job records `events` progress events (every call written)."""
+    out: dict[str, Any] = {"events": events}
+    with (
+        stack(logdir, JOBLINE_PROGRESS_MIN_INTERVAL_MS="0") as (base, _env, email),
+        chromium() as driver,
+    ):
+        api = bearer(base, email)
+        log_in(driver, base, email)
+        r = api.post(
+            "/api/v1/jobs",
+            # chatty reports in bursts of 100 calls with a pause after each; with the
+            # coalescing interval at 0 about one write lands per burst.
+            json={"type": "music.chatty", "payload": {"calls": events * 100, "seconds": seconds}},
+        )
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        driver.get(f"{base}/ui/jobs/{job_id}")
+        driver.execute_cdp_cmd("Performance.enable", {})
+        wait_for(
+            driver,
+            lambda d: d.execute_script(PAGE_STATE)["state"] in ("succeeded", "failed"),
+            within=seconds * 20 + 300,
+        )
+        job = api.get(f"/api/v1/jobs/{job_id}").json()
+        out["last_seq"] = job["last_seq"]
+        out["followed"] = driver.execute_script(PAGE_STATE)
+        heap = {
+            m["name"]: m["value"]
+            for m in driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
+        }
+        out["followed"]["heap_mb"] = round(heap["JSHeapUsedSize"] / 2**20, 2)
+        out["followed"]["nodes"] = int(heap["Nodes"])
+        # Three pages back with "Show earlier events".
+        for _ in range(3 if out["followed"]["earlier"] else 0):
+            before = driver.execute_script(PAGE_STATE)["first"]
+            driver.execute_script("document.querySelector('[data-action=\"earlier\"]').click()")
+            wait_for(driver, lambda d, b=before: d.execute_script(PAGE_STATE)["first"] < b)
+        out["after_three_earlier"] = driver.execute_script(PAGE_STATE)
+        # Opened afresh: the newest page only, rendered by the server.
+        began = time.perf_counter()
+        driver.get(f"{base}/ui/jobs/{job_id}")
+        out["reload_seconds"] = round(time.perf_counter() - began, 3)
+        out["reloaded"] = driver.execute_script(PAGE_STATE)
+        timings = []
+        for _ in range(20):
+            t = time.perf_counter()
+            api.get(f"/ui/jobs/{job_id}").raise_for_status()
+            timings.append((time.perf_counter() - t) * 1000)
+        out["server_page_p50_ms"] = round(percentile(timings, 50), 1)
+        api.close()
+    return out
+
+
 def _events_recorded(metrics_text: str) -> int | None:
     """Events the API counted (jobline_job_transitions_total), if it exposes the counter."""
     total = 0.0
@@ -350,7 +414,7 @@ def _events_recorded(metrics_text: str) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ui")
-    parser.add_argument("what", choices=("latency", "depth", "memory", "flood"))
+    parser.add_argument("what", choices=("latency", "depth", "memory", "flood", "timeline"))
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--step", type=float, default=0.3)
@@ -368,6 +432,8 @@ def main() -> None:
         result = latency(args.events, args.step, logdir)
     elif args.what == "depth":
         result = depth(args.jobs, args.history_events, args.samples, logdir)
+    elif args.what == "timeline":
+        result = long_timeline(args.events, args.seconds, logdir)
     elif args.what == "flood":
         result = flood(args.rows, args.rate, args.seconds, logdir)
     else:

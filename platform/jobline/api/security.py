@@ -2,7 +2,8 @@
 
 - Every response carries nosniff, frame denial, no referrer and a Content-Security-Policy
   that allows nothing; the interactive docs (/docs, /redoc) get a relaxed policy that
-  lets them load their script and styles from the CDN FastAPI uses, on those routes only.
+  lets them load their script and styles from the CDN FastAPI uses, on those routes only;
+  the dashboard (/ui/) gets one allowing its own origin's scripts, styles and connections.
 - CORS is off unless JOBLINE_CORS_ORIGINS names origins; `*` never comes with credentials.
 - A 405 names every method the path allows (Starlette names only the first route's).
 - A 422 never echoes a password, token or secret back (or into any log that keeps bodies).
