@@ -188,9 +188,50 @@ def test_an_invalid_field_shows_its_error_and_creates_no_job(
         assert bitrate.get_attribute("aria-invalid") == "true"
         assert "/ui/submit" in driver.current_url
         shoot(driver, "submit-invalid")
+        assert user.job_ids() == []
+        # Fixed, and sent with an Idempotency-Key twice: the second lands on the first job.
+        bitrate.clear()
+        bitrate.send_keys("256")
+        find(form, "details.options summary").click()
+        find(form, '[name="idempotency_key"]').send_keys("ui-key-1")
+        find(form, '[type="submit"]').click()
+        wait_for(driver, lambda d: "/ui/jobs/" in d.current_url)
+        first = driver.current_url
+        driver.back()
+        form = wait_for(driver, lambda d: find_all(d, 'form[data-form="submit"]'))[0]
+        find(form, '[name="source"]').clear()
+        find(form, '[name="source"]').send_keys("bad.wav")
+        find(form, "details.options summary").click()
+        key = find(form, '[name="idempotency_key"]')
+        key.clear()
+        key.send_keys("ui-key-1")
+        find(form, '[type="submit"]').click()
+        wait_for(driver, lambda d: "/ui/jobs/" in d.current_url and d.current_url == first)
         assert_clean(driver, ui_server, 422)
-    assert user.job_ids() == []
+    assert len(user.job_ids()) == 1
     user.client.close()
+
+
+def test_a_type_without_schema_gets_a_json_editor(
+    ui_server: str, alice: Account, workers: dict[str, Proc]
+) -> None:
+    with chromium() as driver:
+        log_in(driver, ui_server, alice.email)
+        driver.get(f"{ui_server}/ui/submit?type=video.render")
+        form = find(driver, 'form[data-form="submit"]')
+        editor = find(form, 'textarea[name="payload"]')
+        editor.clear()
+        editor.send_keys("[1, 2]")
+        find(form, '[type="submit"]').click()
+        error = wait_for(driver, lambda d: find_all(d, '[data-error][data-error-for="payload"]'))
+        assert "JSON object" in error[0].text
+        editor.clear()
+        editor.send_keys('{"project": "intro.prj"}')
+        find(form, '[type="submit"]').click()
+        wait_for(driver, lambda d: "/ui/jobs/" in d.current_url)
+        job_id = driver.current_url.rsplit("/", 1)[1]
+        assert alice.job(job_id)["payload"] == {"project": "intro.prj"}
+        assert_clean(driver, ui_server)
 
 
 def test_cancel_a_running_job_from_its_page(
@@ -337,6 +378,13 @@ def test_a_superuser_sees_owners_and_the_operations_page(
         assert find_all(driver, '[data-job-type="video.render"]')
         shoot(driver, "types")
         assert_clean(driver, ui_server)
+    # The audit log's filters, and a bad one said beside the form.
+    r = admin.client.get("/ui/operations", params={"method": "POST", "route": "/api/v1/jobs"})
+    assert r.status_code == 200
+    audit = r.text.split("data-audit", 1)[1]
+    assert "<td>POST</td>" in audit and "<td>GET</td>" not in audit
+    r = admin.client.get("/ui/operations", params={"status": "abc"})
+    assert r.status_code == 422 and "data-error" in r.text
     r = alice.client.get("/ui/operations")
     assert r.status_code == 403
     admin.client.close()
@@ -380,4 +428,9 @@ def test_older_and_newer_pages_by_cursor(ui_server: str, workers: dict[str, Proc
     assert second == newest_first[25:] and "next" not in links
     back, links = page("/ui/" + links["prev"])
     assert back == first
+    # The time filters: nothing is created in the future; a malformed time is a 422.
+    future, _ = page("/ui/?created_after=2999-01-01T00:00")
+    assert future == []
+    r = user.client.get("/ui/", params={"created_after": "yesterday"})
+    assert r.status_code == 422 and "data-error" in r.text
     user.client.close()
