@@ -271,7 +271,7 @@ Object.assign(window.EventSource, {CONNECTING: 0, OPEN: 1, CLOSED: 2});
 # Feeds the list page `rows` new jobs, then `rate` progress events a second to random ones
 # of them for `seconds`, from a timer in the page; measures frames and long tasks.
 FLOOD = """
-const [rows, rate, seconds, done] = arguments;
+const [rows, rate, seconds, fresh, done] = arguments;
 const source = window.__sources[0];
 const ids = [];
 const seq = new Map();
@@ -297,7 +297,11 @@ const began = performance.now();
 const timer = setInterval(() => {
   const due = Math.floor((performance.now() - began) / 1000 * rate);
   while (sent < due) {
-    send('progress', ids[Math.floor(Math.random() * ids.length)], {progress: sent % 101, message: 'x'});
+    if (Math.random() < fresh) {
+      send('submitted', crypto.randomUUID(), {type: 'music.transcode', queue: 'music', payload: {}, owner_id: null});
+    } else {
+      send('progress', ids[Math.floor(Math.random() * ids.length)], {progress: sent % 101, message: 'x'});
+    }
     sent += 1;
   }
   if (performance.now() - began > seconds * 1000) {
@@ -310,14 +314,17 @@ const timer = setInterval(() => {
 """
 
 
-def flood(rows: int, rate: float, seconds: float, logdir: Path) -> dict[str, Any]:
-    """The list page with `rows` live rows taking `rate` events a second, fed in the page."""
+def flood(
+    rows: int, rate: float, seconds: float, logdir: Path, fresh: float = 0.0
+) -> dict[str, Any]:
+    """The list page with `rows` live rows taking `rate` events a second, fed in the page;
+    a `fresh` share of them are new jobs (past the list's cap: counted, not drawn)."""
     with stack(logdir) as (base, _env, email), chromium() as driver:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CAPTURE_SOURCES})
         log_in(driver, base, email)
         driver.execute_cdp_cmd("Performance.enable", {})
         driver.set_script_timeout(seconds + 120)
-        result = driver.execute_async_script(FLOOD, rows, rate, seconds)
+        result = driver.execute_async_script(FLOOD, rows, rate, seconds, fresh)
         metrics = {
             m["name"]: m["value"]
             for m in driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
@@ -326,6 +333,7 @@ def flood(rows: int, rate: float, seconds: float, logdir: Path) -> dict[str, Any
     return {
         **result,
         "rate": rate,
+        "fresh": fresh,
         "seconds": seconds,
         "frames": len(frames),
         "frame_p50_ms": round(percentile(frames, 50), 1),
@@ -416,6 +424,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ui")
     parser.add_argument("what", choices=("latency", "depth", "memory", "flood", "timeline"))
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--fresh", type=float, default=0.0, help="share of new jobs (flood)")
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--step", type=float, default=0.3)
     parser.add_argument("--jobs", type=int, default=200_000)
@@ -435,7 +444,7 @@ def main() -> None:
     elif args.what == "timeline":
         result = long_timeline(args.events, args.seconds, logdir)
     elif args.what == "flood":
-        result = flood(args.rows, args.rate, args.seconds, logdir)
+        result = flood(args.rows, args.rate, args.seconds, logdir, args.fresh)
     else:
         result = memory(args.seconds, args.rate, logdir)
     text = json.dumps(result, indent=2, default=str)

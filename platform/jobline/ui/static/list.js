@@ -79,6 +79,13 @@
   }
 
   let unshown = 0;
+  let noticing = false;
+  const NOTICE_MS = 1000;
+  function notice() {
+    noticing = false;
+    newer.hidden = false;
+    newer.querySelector("a").textContent = `${unshown} newer job(s) not shown: reload`;
+  }
   function flush() {
     scheduled = false;
     for (const [jobId, c] of pending) {
@@ -91,8 +98,11 @@
           if (empty) empty.hidden = true;
         } else if (newer) {
           unshown += 1;
-          newer.hidden = false;
-          newer.querySelector("a").textContent = `${unshown} newer job(s) not shown: reload`;
+          if (!noticing) {
+            // Once a second: a new line of text re-lays out the page (bench/ui.py flood --fresh).
+            noticing = true;
+            setTimeout(notice, NOTICE_MS);
+          }
         }
       }
       if (tr) apply(tr, c);
