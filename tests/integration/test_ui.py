@@ -434,3 +434,67 @@ def test_older_and_newer_pages_by_cursor(ui_server: str, workers: dict[str, Proc
     r = user.client.get("/ui/", params={"created_after": "yesterday"})
     assert r.status_code == 422 and "data-error" in r.text
     user.client.close()
+
+
+@pytest.fixture(scope="module")
+def small_pages_server(
+    migrated: Settings, stack_env: dict[str, str], logdir: Path
+) -> Iterator[str]:
+    """An API process whose pages hold little: 4 events a timeline page, 6 kept, 2 rows."""
+    proc, base = start_server(
+        {
+            **stack_env,
+            "JOBLINE_UI_TIMELINE_PAGE": "4",
+            "JOBLINE_UI_TIMELINE_MAX": "6",
+            "JOBLINE_UI_LIST_MAX_ROWS": "2",
+        },
+        logdir,
+    )
+    yield base
+    proc.stop()
+
+
+def test_a_long_timeline_is_paged_and_keeps_following(
+    small_pages_server: str, workers: dict[str, Proc]
+) -> None:
+    base = small_pages_server
+    user = account(base)
+    with chromium() as driver:
+        log_in(driver, base, user.email)
+        job = user.submit("music.transcode", {**QUICK, "chunks": 30})
+        driver.get(f"{base}/ui/jobs/{job['id']}")
+        wait_for(driver, lambda d: find(d, '[data-field="state"]').text == "succeeded")
+        history = [(e["seq"], e["type"]) for e in user.events(job["id"])]
+        assert len(history) > 6, history
+        # Followed to the end, the page keeps the newest 6.
+        wait_for(driver, lambda d: timeline(d) == history[-6:])
+        earlier = find(driver, '[data-action="earlier"]')
+        while earlier.is_displayed():
+            count = len(timeline(driver))
+            earlier.click()
+            wait_for(driver, lambda d, n=count: len(timeline(d)) > n)
+        assert timeline(driver) == history
+        # Opened afresh: the newest page (4), and the rest a page at a time.
+        driver.refresh()
+        assert timeline(driver) == history[-4:]
+        assert find(driver, '[data-action="earlier"]').is_displayed()
+        assert_clean(driver, base)
+    user.client.close()
+
+
+def test_a_full_list_announces_newer_jobs(
+    small_pages_server: str, workers: dict[str, Proc]
+) -> None:
+    base = small_pages_server
+    user = account(base)
+    with chromium() as driver:
+        log_in(driver, base, user.email)
+        for i in range(3):
+            user.submit("music.transcode", {"source": f"{i}.wav", "chunks": 1})
+        notice = wait_for(
+            driver, lambda d: [e for e in find_all(d, "[data-newer-notice]") if e.is_displayed()]
+        )[0]
+        assert "1 newer job(s) not shown" in notice.text
+        assert len(find_all(driver, "[data-rows] [data-job-id]")) == 2
+        assert_clean(driver, base)
+    user.client.close()

@@ -37,7 +37,6 @@ from jobline.api.deps import CallerDep, JobDep
 from jobline.api.quotas import StreamSlot
 from jobline.api.schemas import Instant, Job
 from jobline.api.stream import FeedDep, LastEventId
-from jobline.jobs.events import EventType
 from jobline.jobs.models import JobRow
 from jobline.jobs.projection import JobView
 from jobline.jobs.service import Caller, JobService
@@ -55,12 +54,8 @@ templates.env.filters.update(
 )
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
-# Events a job page shows at first (the newest); older ones come a page at a time.
-TIMELINE_PAGE = 100
 LIST_SIZES = (25, 50, 100)
 DEFAULT_LIST_SIZE = 50
-# Rows a list page holds at most: past it, new jobs are announced rather than added.
-MAX_LIVE_ROWS = 1000
 RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 
 
@@ -235,7 +230,7 @@ async def jobs_page(
         "queues": sorted({jt.queue for jt in service.queues.job_types.values()}),
         "size": size,
         "sizes": LIST_SIZES,
-        "max_rows": MAX_LIVE_ROWS,
+        "max_rows": request.app.state.settings.ui_list_max_rows,
         "blank_row": BLANK_ROW,
         "owners": {},
     }
@@ -373,8 +368,10 @@ async def job_page(request: Request, job_id: str) -> Response:
         view: JobView = await service.get(caller_of(user), uuid)
     except errors.JobNotFound:
         return not_found
-    first_seq = max(0, view.last_seq - TIMELINE_PAGE)
-    events = await service.store.events(view.id, first_seq, TIMELINE_PAGE)
+    settings = request.app.state.settings
+    page = settings.ui_timeline_page
+    first_seq = max(0, view.last_seq - page)
+    events = await service.store.events(view.id, first_seq, page)
     owner = None
     if user.is_superuser and view.owner_id is not None and view.owner_id != user.id:
         found = await User.get_or_none(id=view.owner_id)
@@ -400,7 +397,8 @@ async def job_page(request: Request, job_id: str) -> Response:
             "result": None
             if view.result is None
             else json.dumps(view.result, indent=2, sort_keys=True, ensure_ascii=False),
-            "event_types": [t.value for t in EventType],
+            "timeline_page": page,
+            "timeline_max": settings.ui_timeline_max,
         },
     )
 

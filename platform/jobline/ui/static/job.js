@@ -13,9 +13,10 @@
   const answer = page.querySelector('[data-field="action-result"]');
   const status = page.querySelector("[data-live-status]");
   const field = (name) => page.querySelector(`[data-field="${name}"]`);
-  // Entries kept on the page; older ones go, and come back with "Show earlier events".
-  const MAX_ENTRIES = 500;
-  const PAGE = 100;
+  // Entries kept on the page (JOBLINE_UI_TIMELINE_MAX); older ones go, and come back a
+  // page (JOBLINE_UI_TIMELINE_PAGE) at a time with "Show earlier events".
+  const MAX_ENTRIES = Number(page.dataset.maxEntries) || 500;
+  const PAGE = Math.min(100, Number(page.dataset.page) || 100);
   let firstSeq = Number(page.dataset.firstSeq);
   let lastSeq = Number(page.dataset.lastSeq);
   let state = page.dataset.state;
