@@ -25,7 +25,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from tortoise.expressions import Q
 
 from jobline import errors
@@ -177,13 +177,7 @@ def _parse_time(raw: str | None, label: str, problems: list[str]) -> datetime | 
     return value
 
 
-def _instant_adapter() -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(Instant)
-
-
-_INSTANT = _instant_adapter()
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -358,16 +352,12 @@ async def job_page(request: Request, job_id: str) -> Response:
         user = await page_user(request)
     except LoginRequired:
         return login_redirect(request)
-    not_found = error_page(request, user, 404, "Job not found", "No such job.")
-    try:
-        uuid = UUID(job_id)
-    except ValueError:
-        return not_found
     service = service_of(request)
     try:
-        view: JobView = await service.get(caller_of(user), uuid)
-    except errors.JobNotFound:
-        return not_found
+        view: JobView = await service.get(caller_of(user), UUID(job_id))
+    except (ValueError, errors.JobNotFound):
+        # Unknown, malformed or another user's: the same answer, with nothing of the job.
+        return error_page(request, user, 404, "Job not found", "No such job.")
     settings = request.app.state.settings
     page = settings.ui_timeline_page
     first_seq = max(0, view.last_seq - page)
