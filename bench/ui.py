@@ -316,12 +316,23 @@ const timer = setInterval(() => {
 
 
 def flood(
-    rows: int, rate: float, seconds: float, logdir: Path, fresh: float = 0.0
+    rows: int, rate: float, seconds: float, logdir: Path, fresh: float = 0.0, css: str = ""
 ) -> dict[str, Any]:
     """The list page with `rows` live rows taking `rate` events a second, fed in the page;
     a `fresh` share of them are new jobs (past the list's cap: counted, not drawn)."""
     with stack(logdir) as (base, _env, email), chromium() as driver:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CAPTURE_SOURCES})
+        if css:
+            # An experiment's extra rules (the page's policy refuses inline styles).
+            driver.execute_cdp_cmd("Page.setBypassCSP", {"enabled": True})
+            driver.execute_cdp_cmd(
+                "Page.addScriptToEvaluateOnNewDocument",
+                {
+                    "source": "document.addEventListener('DOMContentLoaded', () => {"
+                    f"const s = document.createElement('style'); s.textContent = {json.dumps(css)};"
+                    "document.head.append(s); });"
+                },
+            )
         log_in(driver, base, email)
         driver.execute_cdp_cmd("Performance.enable", {})
         driver.set_script_timeout(seconds + 120)
@@ -414,6 +425,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ui")
     parser.add_argument("what", choices=("latency", "depth", "memory", "flood", "timeline"))
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--css", default="", help="extra CSS rules to try (flood)")
     parser.add_argument("--fresh", type=float, default=0.0, help="share of new jobs (flood)")
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--step", type=float, default=0.3)
@@ -434,7 +446,7 @@ def main() -> None:
     elif args.what == "timeline":
         result = long_timeline(args.events, args.seconds, logdir)
     elif args.what == "flood":
-        result = flood(args.rows, args.rate, args.seconds, logdir, args.fresh)
+        result = flood(args.rows, args.rate, args.seconds, logdir, args.fresh, args.css)
     else:
         result = memory(args.seconds, args.rate, logdir)
     text = json.dumps(result, indent=2, default=str)

@@ -29,10 +29,7 @@
     if (e.seq <= merged.seq) return;
     Object.assign(merged, J.changesOf(e));
     if (e.type === "submitted") merged.submitted = e;
-    if (!scheduled) {
-      scheduled = true;
-      requestAnimationFrame(flush);
-    }
+    schedule();
   }
 
   function matches(submitted, state) {
@@ -86,16 +83,32 @@
     newer.hidden = false;
     newer.querySelector("a").textContent = `${unshown} newer job(s) not shown: reload`;
   }
+  // New rows go in together at most every INSERT_MS: putting a row at the top of a long
+  // list costs a layout of the list, once per insertion however many rows it brings.
+  const INSERT_MS = 250;
+  let lastInsert = -INSERT_MS;
+  let insertTimer = null;
+
+  function schedule() {
+    if (!scheduled) {
+      scheduled = true;
+      requestAnimationFrame(flush);
+    }
+  }
+
   function flush() {
     scheduled = false;
+    const now = performance.now();
+    const mayInsert = now - lastInsert >= INSERT_MS;
+    const fresh = document.createDocumentFragment();
     for (const [jobId, c] of pending) {
       let tr = rows.get(jobId);
       if (!tr && c.submitted && opts.liveNew && matches(c.submitted, c.state)) {
         if (rows.size < maxRows) {
+          if (!mayInsert) continue; // stays pending until the next insertion
           tr = newRow(jobId, c.submitted);
-          tbody.insertBefore(tr, tbody.firstElementChild);
+          fresh.prepend(tr); // events come oldest first; the newest row goes on top
           rows.set(jobId, tr);
-          if (empty) empty.hidden = true;
         } else if (newer) {
           unshown += 1;
           if (!noticing) {
@@ -106,8 +119,19 @@
         }
       }
       if (tr) apply(tr, c);
+      pending.delete(jobId);
     }
-    pending.clear();
+    if (fresh.firstChild) {
+      tbody.prepend(fresh);
+      lastInsert = now;
+      if (empty) empty.hidden = true;
+    }
+    if (pending.size && !insertTimer) {
+      insertTimer = setTimeout(() => {
+        insertTimer = null;
+        schedule();
+      }, INSERT_MS);
+    }
   }
 
   const start = opts.start && opts.start !== "0" ? `?after=${encodeURIComponent(opts.start)}` : "";
