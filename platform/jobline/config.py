@@ -246,6 +246,20 @@ class Settings(BaseSettings):
     )
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(5555, ge=1, le=65535)
+    flower_url: str | None = Field(
+        None,
+        description="where browsers reach Flower (the dashboard links to it); default: host and port",
+    )
+    # The dashboard (ui/): how much a page holds, so a long history or a busy list stays light.
+    ui_timeline_page: int = Field(
+        100, ge=1, le=100, description="events a job page shows at first, and per earlier page"
+    )
+    ui_timeline_max: int = Field(
+        500, ge=1, description="timeline entries a job page keeps; older ones page back in"
+    )
+    ui_list_max_rows: int = Field(
+        1000, ge=1, description="rows a jobs page holds; newer jobs past it are announced"
+    )
     flower_broker_api: str | None = Field(
         None, description="RabbitMQ management API; derived from the broker URL when unset"
     )
