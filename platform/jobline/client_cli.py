@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from jobline.client import Client, ClientError
+from jobline.jobs.states import FINAL_EVENTS
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 EXIT_JOB_FAILED = 1
@@ -132,7 +133,7 @@ def _show(client: Client, job_id: str) -> None:
                 continue
             bar.update(task, description=kind)
             console.print(f"#{event['seq']} {kind}{_details(kind, data)}")
-            if kind in ("succeeded", "failed", "cancelled"):
+            if kind in FINAL_EVENTS:
                 final = event
                 if kind == "succeeded":
                     bar.update(task, completed=PERCENT)
@@ -157,8 +158,8 @@ def _iterate(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 def _details(kind: str, data: dict[str, Any]) -> str:
     if kind == "succeeded":
         return f": {json.dumps(data.get('result'))}"
-    if kind in ("failed", "retrying"):
-        error = data.get("error") or {}
+    error = data.get("error")
+    if error:  # failed, and retrying after a failure
         return f": {error.get('type')}: {error.get('message')}"
     if kind == "started" and data.get("worker"):
         return f" on {data['worker']}"

@@ -10,9 +10,7 @@ from uuid import UUID
 from tortoise import connections
 
 from jobline.errors import TooManyActiveJobs
-from jobline.jobs.states import JobState
-
-ACTIVE_STATES = [state for state in JobState if not state.is_final]
+from jobline.jobs.states import ACTIVE_STATES
 
 
 class ActiveJobCounts:

@@ -27,7 +27,7 @@ from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox
 from jobline.jobs.projection import JobView
-from jobline.jobs.states import JobState
+from jobline.jobs.states import AWAITING_BROKER
 from jobline.jobs.store import Appended, Change, JobStore
 from jobline.queueing.confirms import ConfirmingPublisher, JobMessage
 from jobline.queueing.spec import Queues
@@ -37,7 +37,6 @@ log = logging.getLogger("jobline.relay")
 # The database restarting: expected, logged without a traceback, outlived.
 UNAVAILABLE = (BaseORMException, OSError, pymysql.err.Error)
 # A job in these states is waiting for the publish of its current attempt.
-AWAITING_PUBLISH = frozenset({JobState.PENDING, JobState.RETRYING})
 
 
 class Dispatcher(Protocol):
@@ -101,7 +100,7 @@ class Publisher:
         except JobNotFound:
             await self.outbox.discard(dispatch)
             return None
-        if view.attempt != dispatch.attempt or view.state not in AWAITING_PUBLISH:
+        if view.attempt != dispatch.attempt or view.state not in AWAITING_BROKER:
             # Cancelled, or delivered already (a worker records `queued` for a pending job).
             await self.outbox.discard(dispatch)
             return view

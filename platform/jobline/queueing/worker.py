@@ -33,7 +33,7 @@ from jobline.jobs.direct import DirectWriter, mysql_connector
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
-from jobline.jobs.states import JobState
+from jobline.jobs.states import AWAITING_BROKER, JobState, may_start
 from jobline.jobs.store import Appended, JobStore, Step, TxHook, utcnow
 from jobline.queueing import green, telemetry
 from jobline.queueing.app import create_celery, task_options
@@ -300,7 +300,9 @@ def begin_late(
 def _late_for(
     rt: WorkerRuntime, view: JobView, started: dict[str, Any], defer: float
 ) -> LateStart | None:
-    if view.state not in (JobState.QUEUED, JobState.PENDING):
+    # The late start serves the common case, a queued or pending job; a retry's next
+    # attempt (`retrying`) takes begin_attempt's full path.
+    if not may_start(view.state) or view.state is JobState.RETRYING:
         return None
     # Pending: the broker delivered it, so it accepted it; the publisher's `queued` may
     # still be on its way and is then written here, with `started`.
@@ -459,7 +461,7 @@ def begin_attempt(
         log.info("job %s is already %s; delivery ignored", job_id, view.state)
         return None
     try:
-        if view.state in (JobState.PENDING, JobState.RETRYING):
+        if view.state in AWAITING_BROKER:
             # The broker delivered it, so it accepted it: the `queued` of its publisher may
             # still be on its way (a retry's next attempt waits in the outbox as `retrying`).
             rt.record(job_id, EventType.QUEUED, {"by": worker}, attempt=view.attempt)
@@ -505,7 +507,8 @@ class _NotQueued(Exception):
 
 
 async def _only_if_queued_or_running(_: Any, locked: JobView) -> None:
-    if locked.state not in (JobState.QUEUED, JobState.RUNNING):
+    # Running too: a `started` of our own, written before a lost connection, is then found.
+    if locked.state is not JobState.QUEUED and locked.state is not JobState.RUNNING:
         raise _NotQueued(str(locked.state))
 
 
