@@ -29,11 +29,12 @@ from pydantic import StrictBool
 from jobline.accounts.models import User
 from jobline.accounts.passwords import password_problem
 from jobline.accounts.sessions import get_session_strategy
+from jobline.compat.tortoise import meta
 from jobline.config import get_settings
 
 API_PREFIX = "/api/v1"
 COOKIE_NAME = "jobline_auth"
-COLUMNS = frozenset(User._meta.fields_map)
+COLUMNS = frozenset(meta(User).fields_map)
 
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
