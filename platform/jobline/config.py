@@ -299,6 +299,16 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and listings."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
 def __getattr__(name: str) -> Any:
     # aerich imports TORTOISE_ORM; computing it lazily keeps importing this module free of I/O.
     if name == "TORTOISE_ORM":

@@ -12,11 +12,9 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
-from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from tortoise.exceptions import DBConnectionError, OperationalError
 
@@ -28,7 +26,7 @@ from jobline.api.schemas import JobEvent
 from jobline.compat.sse_starlette import SendTimeoutOnPings
 from jobline.config import Settings
 from jobline.jobs.service import Caller
-from jobline.streaming.feed import EventFeed
+from jobline.streaming.feed import EventFeed, FeedStats
 from jobline.streaming.follow import StartAt, follow_job, follow_user
 from jobline.streaming.reader import FeedEvent
 
@@ -198,19 +196,6 @@ async def stream_mine(
     return event_source(request, frames())
 
 
-class FeedStatsOut(BaseModel):
-    mode: str
-    subscribers: int
-    job_subscribers: int
-    user_subscribers: int
-    queries: int
-    reads: int
-    notices: int
-    high_id: int
-    watermark: int
-    pending_gaps: int
-
-
 def require_superuser(caller: CallerDep) -> Caller:
     if not caller.is_superuser:
         raise errors.SuperuserRequired()
@@ -218,10 +203,10 @@ def require_superuser(caller: CallerDep) -> Caller:
 
 
 @router.get(
-    "/stream/stats", response_model=FeedStatsOut, responses=responses(errors.SuperuserRequired)
+    "/stream/stats", response_model=FeedStats, responses=responses(errors.SuperuserRequired)
 )
 async def stream_stats(
     feed: FeedDep, _: Annotated[Caller, Depends(require_superuser)]
-) -> FeedStatsOut:
+) -> FeedStats:
     """This API process's event feed: followers, database queries, notices (superusers)."""
-    return FeedStatsOut(**asdict(feed.stats()))
+    return feed.stats()

@@ -22,6 +22,7 @@ import pymysql
 from celery import Celery
 from tortoise.exceptions import BaseORMException
 
+from jobline.backoff import backoff
 from jobline.config import Settings
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs.events import EventType
@@ -119,7 +120,7 @@ class Publisher:
             return None
         except Exception as exc:
             self.health.failed()
-            delay = min(self.retry_first * 2**dispatch.tries, self.retry_max)
+            delay = backoff(self.retry_first, self.retry_max, dispatch.tries)
             log.warning("publishing job %s failed (%r); retried in %.1fs", view.id, exc, delay)
             await self.outbox.release(dispatch, repr(exc), delay)
             return None
@@ -173,7 +174,7 @@ class Publisher:
                     self.timeout,
                 )
                 continue
-            delay = min(self.retry_first * 2**dispatch.tries, self.retry_max)
+            delay = backoff(self.retry_first, self.retry_max, dispatch.tries)
             log.warning(
                 "publishing job %s failed (%r); retried in %.1fs", dispatch.job_id, outcome, delay
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import logging
 import os
 import threading
@@ -26,11 +27,12 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
 from tortoise.exceptions import DBConnectionError, OperationalError
 
+from jobline.backoff import backoff
 from jobline.config import Settings, get_settings
 from jobline.db import open_db
 from jobline.errors import InvalidTransition, JobCancelled, JobNotFound
 from jobline.jobs.direct import DirectWriter, mysql_connector
-from jobline.jobs.events import Event, EventType
+from jobline.jobs.events import Event, EventType, job_error
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import AWAITING_BROKER, JobState, may_start
@@ -61,10 +63,8 @@ RECORD_RETRY_MAX_DELAY = 5.0
 
 def _backoff() -> Iterator[float]:
     """The waits between attempts to store while the database is away: doubling, capped."""
-    delay = RECORD_RETRY_FIRST_DELAY
-    while True:
-        yield delay
-        delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
+    for retries in itertools.count():
+        yield backoff(RECORD_RETRY_FIRST_DELAY, RECORD_RETRY_MAX_DELAY, retries)
 
 
 class WorkerRuntime:
@@ -418,11 +418,8 @@ class ProgressReporter:
 
 def error_of(exc: BaseException, code: str | None = None) -> dict[str, Any]:
     """The `error` object of a failed event."""
-    message = clip(str(exc), get_settings().max_error_message_chars)
-    error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
-    if code is not None:
-        error["code"] = code
-    return error
+    message = clip(str(exc), get_settings().max_error_message_chars) or ""
+    return job_error(type(exc).__name__, message, code)
 
 
 def begin_attempt(
@@ -479,11 +476,11 @@ def begin_attempt(
                     job_id,
                     EventType.FAILED,
                     {
-                        "error": {
-                            "type": "TimeLimitExceeded",
-                            "message": f"the job was killed at its hard time limit ({limit}s)",
-                            "code": "TIME_LIMIT",
-                        }
+                        "error": job_error(
+                            "TimeLimitExceeded",
+                            f"the job was killed at its hard time limit ({limit}s)",
+                            "TIME_LIMIT",
+                        )
                     },
                     attempt=view.attempt,
                 )
@@ -543,7 +540,7 @@ def _worker_lost(
         rt.record(
             job_id,
             EventType.FAILED,
-            {"error": {"type": "WorkerLost", "message": message, "code": "WORKER_LOST"}},
+            {"error": job_error("WorkerLost", message, "WORKER_LOST")},
             attempt=lost.view.attempt,
         )
         return None
@@ -607,7 +604,7 @@ def run_job(
     except ValidationError as exc:
         finish(
             EventType.FAILED,
-            {"error": {"type": "ValidationError", "message": str(exc), "code": "INVALID_PAYLOAD"}},
+            {"error": job_error("ValidationError", str(exc), "INVALID_PAYLOAD")},
         )
         return
     watch.start()
@@ -657,7 +654,7 @@ def run_job(
             log.warning("job %s: %s", jid, message)
             finish(
                 EventType.FAILED,
-                {"error": {"type": "ResultRefused", "message": message, "code": code}},
+                {"error": job_error("ResultRefused", message, code)},
             )
         else:
             finish(EventType.SUCCEEDED, {"result": result})
