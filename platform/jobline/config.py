@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from tortoise.backends.base.config_generator import expand_db_url
 
 from jobline.errors import ConfigError
 
@@ -246,6 +245,20 @@ class Settings(BaseSettings):
     )
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(5555, ge=1, le=65535)
+    flower_url: str | None = Field(
+        None,
+        description="where browsers reach Flower (the dashboard links to it); default: host and port",
+    )
+    # The dashboard (ui/): how much a page holds, so a long history or a busy list stays light.
+    ui_timeline_page: int = Field(
+        100, ge=1, le=100, description="events a job page shows at first, and per earlier page"
+    )
+    ui_timeline_max: int = Field(
+        500, ge=1, description="timeline entries a job page keeps; older ones page back in"
+    )
+    ui_list_max_rows: int = Field(
+        1000, ge=1, description="rows a jobs page holds; newer jobs past it are announced"
+    )
     flower_broker_api: str | None = Field(
         None, description="RabbitMQ management API; derived from the broker URL when unset"
     )
@@ -411,6 +424,10 @@ def settings_problems(exc: ValidationError) -> str:
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Tortoise/aerich config for the configured database."""
+    # Imported here: the HTTP client's CLI reads Settings too and must not load the ORM
+    # (tests/unit/test_client_imports.py).
+    from tortoise.backends.base.config_generator import expand_db_url
+
     url: str | dict[str, Any] = settings.database_url
     if settings.is_sqlite:
         path = settings.database_url.removeprefix("sqlite://")
@@ -430,6 +447,16 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and listings."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from jobline.errors import InvalidTransition
-from jobline.jobs.events import Event, EventType
+from jobline.jobs.events import Event, EventType, job_error
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import AWAITING_BROKER, JobState
 from jobline.jobs.store import utcnow
@@ -76,11 +76,11 @@ def begin_attempt(
                     job_id,
                     EventType.FAILED,
                     {
-                        "error": {
-                            "type": "TimeLimitExceeded",
-                            "message": f"the job was killed at its hard time limit ({limit}s)",
-                            "code": "TIME_LIMIT",
-                        }
+                        "error": job_error(
+                            "TimeLimitExceeded",
+                            f"the job was killed at its hard time limit ({limit}s)",
+                            "TIME_LIMIT",
+                        )
                     },
                     attempt=view.attempt,
                 )
@@ -140,7 +140,7 @@ def _worker_lost(
         rt.record(
             job_id,
             EventType.FAILED,
-            {"error": {"type": "WorkerLost", "message": message, "code": "WORKER_LOST"}},
+            {"error": job_error("WorkerLost", message, "WORKER_LOST")},
             attempt=lost.view.attempt,
         )
         return None

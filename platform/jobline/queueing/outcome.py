@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from jobline.config import Settings
 from jobline.errors import JobCancelled
-from jobline.jobs.events import EventType
+from jobline.jobs.events import EventType, job_error
 from jobline.queueing.context import INVALID_PAYLOAD
 from jobline.queueing.limits import error_of, storable_result
 from jobline.queueing.spec import JobType
@@ -53,8 +53,7 @@ def of_result(result: Any, settings: Settings) -> Outcome:
     )
     if refused is not None:
         code, message = refused
-        error = {"type": "ResultRefused", "message": message, "code": code}
-        return Outcome(EventType.FAILED, {"error": error})
+        return Outcome(EventType.FAILED, {"error": job_error("ResultRefused", message, code)})
     return Outcome(EventType.SUCCEEDED, {"result": value})
 
 

@@ -8,6 +8,7 @@ that a task does not return, and its message is not acked, until its work is sto
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import threading
@@ -20,6 +21,7 @@ from uuid import UUID
 import pymysql
 from tortoise.exceptions import DBConnectionError, OperationalError
 
+from jobline.backoff import backoff
 from jobline.config import Settings, get_settings
 from jobline.db import open_db
 from jobline.jobs.direct import DirectWriter, mysql_connector
@@ -46,10 +48,8 @@ RECORD_RETRY_MAX_DELAY = 5.0
 
 def _backoff() -> Iterator[float]:
     """The waits between attempts to store while the database is away: doubling, capped."""
-    delay = RECORD_RETRY_FIRST_DELAY
-    while True:
-        yield delay
-        delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
+    for retries in itertools.count():
+        yield backoff(RECORD_RETRY_FIRST_DELAY, RECORD_RETRY_MAX_DELAY, retries)
 
 
 class WorkerRuntime:
