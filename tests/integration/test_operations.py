@@ -344,6 +344,21 @@ async def test_every_api_request_is_audited_without_any_secret(
     logins = await wait_audit(admin, lambda rows: len(rows) >= 1, route="/api/v1/auth/cookie/login")
     assert all(x["user_id"] is None for x in logins)
 
+    # README: unauthenticated requests are recorded too; deploy/README: probes and scrapes
+    # are not. The probes go first: once the 401's row is written, theirs would have been.
+    probe_id = f"probe-{uuid.uuid4().hex}"
+    for path in ("/healthz", "/readyz", "/metrics"):
+        await client.get(path, headers={"X-Request-ID": probe_id})
+    anonymous = await client.get("/api/v1/jobs", headers={"X-Request-ID": probe_id})
+    assert anonymous.status_code == 401, anonymous.text
+    refused = await wait_audit(
+        admin, lambda rows: any(x["request_id"] == probe_id for x in rows), status=401
+    )
+    mine = [x for x in refused if x["request_id"] == probe_id]
+    assert [(x["route"], x["user_id"]) for x in mine] == [("/api/v1/jobs", None)]
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert await audit_rows(admin, route=path) == []
+
     # Nothing secret anywhere in the table: no token, cookie, password, header.
     stored = json.dumps([r async for r in _all_rows(AuditRow)], default=str)
     for secret in (user.token, admin.token, cookie, PASSWORD, "Bearer", "Authorization"):
