@@ -225,6 +225,24 @@ async def test_metrics_and_the_request_id_follow_a_job_from_post_to_the_worker(
     assert any(f"job {job['id']} attempt 1 succeeded" in x for x in lines), lines
     assert all(f"job={job['id']}" in x for x in lines), lines
 
+    # deploy/README: an idempotent repeat answers the first job and is not counted again.
+    keyed = {"type": "music.fingerprint", "payload": {"source": "once.wav"}}
+    key = {"Idempotency-Key": f"count-{uuid.uuid4().hex}"}
+    assert (await user.client.post("/api/v1/jobs", json=keyed, headers=key)).status_code == 202
+    counted = sample(
+        (await client.get("/metrics")).text,
+        "jobline_jobs_submitted_total",
+        type="music.fingerprint",
+    )
+    repeat = await user.client.post("/api/v1/jobs", json=keyed, headers=key)
+    assert repeat.status_code == 200, repeat.text
+    again = sample(
+        (await client.get("/metrics")).text,
+        "jobline_jobs_submitted_total",
+        type="music.fingerprint",
+    )
+    assert again == counted >= 1
+
     # The API's /metrics: submitted, its own transitions, latency of the route template.
     api = (await client.get("/metrics")).text
     assert sample(api, "jobline_jobs_submitted_total", type="music.transcode") >= 1
