@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from jobline.config import Settings
@@ -26,7 +27,8 @@ from tests.integration.dev_helpers import (
     project_dir,
     start_dev,
 )
-from tests.support import Proc, free_port, start_server
+from tests.integration.hardening import bearer
+from tests.support import PASSWORD, Proc, free_port, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +145,42 @@ def test_a_request_that_is_not_http_gets_uvicorns_plain_400(live_server: str) ->
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert b"text/plain" in answer, answer
     assert b"x-content-type-options" not in answer.lower(), "uvicorn's, not the API's"
+
+
+def streams_open(base: str) -> float:
+    """jobline_sse_streams_open as the API's /metrics says it (open in a test deployment)."""
+    for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
+        if line.startswith("jobline_sse_streams_open "):
+            return float(line.split()[1])
+    raise AssertionError("no jobline_sse_streams_open sample")
+
+
+def wait_streams_open(base: str, expected: float) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while (now := streams_open(base)) != expected:
+        assert time.monotonic() < deadline, (now, expected)
+        time.sleep(0.2)
+
+
+def test_the_open_streams_gauge_counts_each_stream(live_server: str) -> None:
+    """deploy/README, metrics: jobline_sse_streams_open is 'SSE streams open now'."""
+    client, _ = bearer(live_server, PASSWORD)
+    token = str(client.headers["Authorization"])
+    client.close()
+    before = streams_open(live_server)
+    held: list[tuple[httpx.Client, httpx.Response]] = []
+    try:
+        for _ in range(3):
+            c = httpx.Client(base_url=live_server, headers={"Authorization": token}, timeout=30)
+            r = c.send(c.build_request("GET", "/api/v1/stream"), stream=True)
+            assert r.status_code == 200
+            held.append((c, r))
+        wait_streams_open(live_server, before + 3)
+    finally:
+        for c, r in held:
+            r.close()
+            c.close()
+    wait_streams_open(live_server, before)
 
 
 # ------------------------------------------------------------------ jobline dev and Ctrl-C
