@@ -227,6 +227,17 @@ def test_gunicorn_starts_from_an_empty_metrics_directory(tmp_path: Path) -> None
     }
     # A process of its own: the module reads its directory once, at import, as gunicorn's
     # master does.
-    code = "import jobline.gunicorn_conf as conf; conf.on_starting(None)"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tmp_path, timeout=60)
+    code = "import jobline.gunicorn_conf as conf; conf.on_starting(None); print(conf.keepalive)"
+    env["JOBLINE_UVICORN_KEEP_ALIVE_SECONDS"] = "7"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        check=True,
+        cwd=tmp_path,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
     assert metrics.is_dir() and list(metrics.iterdir()) == []
+    # README, slow clients: gunicorn's keepalive is JOBLINE_UVICORN_KEEP_ALIVE_SECONDS too.
+    assert done.stdout.split() == ["7"]
