@@ -21,10 +21,12 @@ from jobline.config import MODEL_MODULES
 
 @pytest.fixture
 async def db() -> AsyncIterator[None]:
+    # A connection name of its own: Tortoise caches each model's SQL per connection name,
+    # and an earlier test of the same run may have built MySQL's under "default".
     await Tortoise.init(
         {
-            "connections": {"default": "sqlite://:memory:"},
-            "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},
+            "connections": {"session_watch": "sqlite://:memory:"},
+            "apps": {"models": {"models": MODEL_MODULES, "default_connection": "session_watch"}},
             "use_tz": True,
             "timezone": "UTC",
         }
