@@ -69,8 +69,7 @@ async def list_audit_log(
     query = AuditQuery(user_id, route, method, status, since, until)
     scope = f"audit:{query}"
     before = None if cursor is None else cursors.decode_int(scope, cursor)
-    settings = request.app.state.settings
-    rows = await list_audit(query, before, size + 1, force_index=not settings.is_sqlite)
+    rows = await list_audit(query, before, size + 1)
     next_page = None
     if len(rows) > size:
         rows = rows[:size]

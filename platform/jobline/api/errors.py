@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pymysql
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette import status
-from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline import errors
+from jobline.dialects import UNAVAILABLE
 
 log = logging.getLogger("jobline.api")
 # What a client is told to wait after a 503 for a database outage.
@@ -64,13 +63,6 @@ def install(app: FastAPI) -> None:
         extra = {"errors": exc.context["errors"]} if "errors" in exc.context else {}
         return JSONResponse(problem(exc.code, exc.message, **extra), status_code=status_of(exc))
 
-    @app.exception_handler(DBConnectionError)
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(ConnectionError)
-    # A connection lost mid-transaction: the rollback's "Not connected" escapes Tortoise as
-    # pymysql's own error (it was a 500 while MariaDB restarted under a submit burst).
-    @app.exception_handler(pymysql.err.InterfaceError)
-    @app.exception_handler(pymysql.err.OperationalError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         # A restarting database is an outage, not a bug in the request: 503, retry later.
         log.warning("database error on %s %s: %s", request.method, request.url.path, exc)
@@ -80,6 +72,11 @@ def install(app: FastAPI) -> None:
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+
+    # Every error of a database out of reach (jobline.dialects.UNAVAILABLE, the drivers'
+    # own among them: a connection lost mid-transaction escapes Tortoise as pymysql's).
+    for error in UNAVAILABLE:
+        app.add_exception_handler(error, _database_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

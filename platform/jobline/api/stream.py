@@ -22,7 +22,6 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Message, Receive, Scope, Send
-from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline import errors, metrics
 from jobline.accounts.session_watch import session_watch
@@ -32,6 +31,7 @@ from jobline.api.errors import responses
 from jobline.api.quotas import StreamSlot
 from jobline.api.schemas import JobEvent
 from jobline.config import Settings
+from jobline.dialects import UNAVAILABLE
 from jobline.jobs.service import Caller
 from jobline.streaming.feed import EventFeed
 from jobline.streaming.follow import StartAt, follow_job, follow_user
@@ -39,7 +39,6 @@ from jobline.streaming.reader import FeedEvent
 
 router = APIRouter(tags=["stream"], route_class=CallerRoute)
 log = logging.getLogger("jobline.api")
-DB_ERRORS = (OperationalError, DBConnectionError, ConnectionError, OSError)
 
 SEP = "\n"
 PING = ServerSentEvent(comment="ping", sep=SEP).encode()
@@ -170,7 +169,7 @@ def ends_on_outage() -> Iterator[None]:
     Last-Event-ID once the database is back (a thousand tracebacks would say nothing)."""
     try:
         yield
-    except DB_ERRORS as exc:
+    except UNAVAILABLE as exc:
         log.warning("a stream ended: the database is unreachable (%s)", exc)
 
 

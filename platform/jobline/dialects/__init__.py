@@ -1,0 +1,66 @@
+"""The databases jobline runs on, each a Dialect, and what an outage of any of them raises.
+
+`dialect_of(conn)` for a Tortoise connection, `dialect_for_url(url)` for a configured one.
+A new database: a module with its Dialect subclass, one line in DIALECTS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.exceptions import BaseORMException, DBConnectionError, OperationalError
+
+from jobline.dialects.base import Dialect
+from jobline.dialects.mysql import MySQL
+from jobline.dialects.sqlite import SQLite
+
+DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (SQLite(), MySQL())}
+
+# What a database out of reach (restarting, unreachable, a connection lost) raises: an
+# outage to wait out or answer with 503, not a bug. Tortoise wraps most; the drivers' own
+# errors escape it in places (each dialect's `unavailable_errors`).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    DBConnectionError,
+    ConnectionError,
+    OSError,
+    *(error for dialect in DIALECTS.values() for error in dialect.unavailable_errors),
+)
+# Anything the database layer may raise: for loops that must outlive every database error
+# (the relay) and commands that report it in one line (the CLI).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    BaseORMException,
+    OSError,
+    *(error for dialect in DIALECTS.values() for error in dialect.driver_errors),
+)
+
+
+def dialect_for(name: str) -> Dialect:
+    """The dialect of a Tortoise dialect name ("sqlite", "mysql")."""
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"no SQL dialect for database {name!r}") from None
+
+
+def dialect_of(conn: Any) -> Dialect:
+    """The dialect of a Tortoise connection (or transaction)."""
+    return dialect_for(conn.capabilities.dialect)
+
+
+def dialect_for_url(database_url: str) -> Dialect:
+    """The dialect of a database URL (sqlite://..., mysql://...)."""
+    return dialect_for(database_url.partition(":")[0])
+
+
+__all__ = [
+    "DATABASE_ERRORS",
+    "DIALECTS",
+    "UNAVAILABLE",
+    "Dialect",
+    "MySQL",
+    "SQLite",
+    "dialect_for",
+    "dialect_for_url",
+    "dialect_of",
+]
