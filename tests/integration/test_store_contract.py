@@ -149,13 +149,13 @@ async def test_append_chain_on_an_expected_view_writes_without_reading_first(
     listener = Committed()
     writer = JobStore(listener=listener)
     reads: list[bool] = []
-    read_view = store_module._read_view
+    read_view = sql_module.read_view
 
     async def counted(conn: Any, job_id: uuid.UUID, *, lock: bool = False) -> JobView | None:
         reads.append(lock)
         return await read_view(conn, job_id, lock=lock)
 
-    monkeypatch.setattr(store_module, "_read_view", counted)
+    monkeypatch.setattr(sql_module, "read_view", counted)
     done = await writer.append_chain(
         view.id,
         [Step(E.STARTED, {}), Step(E.SUCCEEDED, {"result": 1})],

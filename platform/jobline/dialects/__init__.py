@@ -13,6 +13,7 @@ from tortoise.exceptions import BaseORMException, DBConnectionError, Operational
 from jobline.dialects.base import Dialect
 from jobline.dialects.mysql import MySQL
 from jobline.dialects.sqlite import SQLite
+from jobline.errors import ConfigError
 
 DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (SQLite(), MySQL())}
 
@@ -49,8 +50,12 @@ def dialect_of(conn: Any) -> Dialect:
 
 
 def dialect_for_url(database_url: str) -> Dialect:
-    """The dialect of a database URL (sqlite://..., mysql://...)."""
-    return dialect_for(database_url.partition(":")[0])
+    """The dialect of a database URL (sqlite://..., mysql://...); ConfigError for another."""
+    scheme = database_url.partition(":")[0]
+    if scheme not in DIALECTS:
+        known = ", ".join(f"{name}://" for name in DIALECTS)
+        raise ConfigError(f"JOBLINE_DATABASE_URL: no support for {scheme}:// ({known} are)")
+    return DIALECTS[scheme]
 
 
 __all__ = [

@@ -20,6 +20,11 @@ class Dialect:
 
     # Tortoise's `conn.capabilities.dialect` for this database; the URL scheme too.
     name: ClassVar[str]
+    # Its name for people (error messages).
+    label: ClassVar[str]
+    # An embedded database (a file beside the app): fine for development, refused in
+    # production.
+    embedded: ClassVar[bool] = False
     # Identifier quote and the driver's parameter placeholder.
     quote: ClassVar[str]
     mark: ClassVar[str]
@@ -64,6 +69,12 @@ class Dialect:
         `touch` to itself would lock it.
         """
         raise NotImplementedError
+
+    def tortoise_connection(
+        self, database_url: str, *, pool_max: int, busy_timeout_ms: int
+    ) -> str | dict[str, Any]:
+        """Tortoise's connection config for `database_url` (pool size, timeouts, engine)."""
+        return database_url
 
     def ids_are_consecutive(self, value: Any) -> bool:
         """Whether the value `consecutive_ids_query` returned promises consecutive ids."""

@@ -15,6 +15,7 @@ class MySQL(Dialect):
     """MySQL/MariaDB: `%s` placeholders, backquotes, row locks, index hints."""
 
     name: ClassVar[str] = "mysql"
+    label: ClassVar[str] = "MySQL"
     quote: ClassVar[str] = "`"
     mark: ClassVar[str] = "%s"
     supports_for_update: ClassVar[bool] = True
@@ -36,6 +37,13 @@ class MySQL(Dialect):
         """ON DUPLICATE KEY UPDATE `touch` = `touch`: a no-op that locks the present row."""
         column = self.ident(touch)
         return f"{self.insert_sql(table, columns)} ON DUPLICATE KEY UPDATE {column} = {column}"
+
+    def tortoise_connection(
+        self, database_url: str, *, pool_max: int, busy_timeout_ms: int
+    ) -> str | dict[str, Any]:
+        """The URL with utf8mb4 and the pool's size."""
+        sep = "&" if "?" in database_url else "?"
+        return f"{database_url}{sep}charset=utf8mb4&maxsize={pool_max}"
 
     def ids_are_consecutive(self, value: Any) -> bool:
         """innodb_autoinc_lock_mode 0 or 1: a multi-row INSERT's ids are consecutive."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from jobline.errors import InvalidTransition
 from jobline.jobs.events import REPEATABLE, Event, EventType
@@ -104,3 +105,27 @@ def plan(
         planned.append(done)
         view = done.view
     return planned
+
+
+def per_owner(views: Sequence[JobView]) -> dict[UUID, int]:
+    """How many of the views each owner has (jobs of no owner are not counted)."""
+    wanted: dict[UUID, int] = {}
+    for view in views:
+        if view.owner_id is not None:
+            wanted[view.owner_id] = wanted.get(view.owner_id, 0) + 1
+    return wanted
+
+
+def admitted(views: Sequence[JobView], allowed: dict[UUID, int]) -> list[bool]:
+    """Which of the views fit: each owner's first `allowed[owner]` (jobs of no owner all)."""
+    left = dict(allowed)
+    keep = []
+    for view in views:
+        if view.owner_id is None:
+            keep.append(True)
+            continue
+        ok = left.get(view.owner_id, 0) > 0
+        if ok:
+            left[view.owner_id] -= 1
+        keep.append(ok)
+    return keep

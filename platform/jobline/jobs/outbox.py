@@ -24,7 +24,8 @@ from tortoise.transactions import in_transaction
 from jobline.dialects import dialect_of
 from jobline.jobs.models import DispatchRow
 from jobline.jobs.projection import JobView
-from jobline.jobs.store import BatchTxHook, TxHook, insert_rows, utcnow
+from jobline.jobs.sql import insert_rows
+from jobline.jobs.store import BatchTxHook, TxHook, utcnow
 
 # A publish error is kept for the operator; the column is TEXT, the message need not be whole.
 ERROR_TEXT_MAX = 1000

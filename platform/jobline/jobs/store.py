@@ -15,35 +15,24 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
-from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from jobline import metrics
 from jobline.dialects import Dialect, dialect_of
 from jobline.errors import InvalidTransition, JobNotFound
-from jobline.jobs import models, sql
-from jobline.jobs.decision import Appended, Step, decide, needs_lookup, plan
+from jobline.jobs import reads, sql
+from jobline.jobs.decision import Appended, Step, admitted, decide, needs_lookup, per_owner, plan
 from jobline.jobs.events import Event, EventType
-from jobline.jobs.models import JobEventRow, JobRow
+from jobline.jobs.models import JobRow
 from jobline.jobs.projection import JobView, start
-from jobline.jobs.sql import VIEW_FIELDS, changed_fields, event_of, view_of
-from jobline.jobs.states import JobState
+from jobline.jobs.reads import JobQuery, JobReads
+from jobline.jobs.sql import changed_fields
 
 log = logging.getLogger("jobline.jobs")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(at: datetime) -> datetime:
-    """The same instant in UTC (a naive time is taken as UTC).
-
-    MySQL compares the wall-clock digits Tortoise sends, dropping any offset: 03:00+01:00
-    must be sent as 02:00 or a filter is off by the offset.
-    """
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 # Extra writes that must commit with an append or a submit (the outbox row): (conn, view).
@@ -75,18 +64,6 @@ class Change:
     attempt: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class JobQuery:
-    """Filters of a job listing; `owner_id` None means every owner (superuser)."""
-
-    owner_id: UUID | None = None
-    state: JobState | None = None
-    type: str | None = None
-    queue: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-
 class CommitListener(Protocol):
     """Told of each event after its transaction commits (the live streams' notices)."""
 
@@ -105,30 +82,7 @@ class _Moved(Exception):
     """The job's row is no longer at the expected last_seq (append_chain's `expect`)."""
 
 
-def _per_owner(views: Sequence[JobView]) -> dict[UUID, int]:
-    wanted: dict[UUID, int] = {}
-    for view in views:
-        if view.owner_id is not None:
-            wanted[view.owner_id] = wanted.get(view.owner_id, 0) + 1
-    return wanted
-
-
-def _admitted(views: Sequence[JobView], admitted: dict[UUID, int]) -> list[bool]:
-    """Which of the views fit: each owner's first `admitted[owner]` (jobs of no owner all)."""
-    left = dict(admitted)
-    keep = []
-    for view in views:
-        if view.owner_id is None:
-            keep.append(True)
-            continue
-        ok = left.get(view.owner_id, 0) > 0
-        if ok:
-            left[view.owner_id] -= 1
-        keep.append(ok)
-    return keep
-
-
-class JobStore:
+class JobStore(JobReads):
     """Jobs and their events in the Tortoise database (SQLite or MySQL through aiomysql)."""
 
     def __init__(
@@ -243,7 +197,7 @@ class JobStore:
         outcomes: list[Appended] = []
         row_ids: dict[tuple[UUID, int], int] = {}
         async with in_transaction(self.connection) as conn:
-            found = await _read_view(conn, job_id, lock=True)
+            found = await sql.read_view(conn, job_id, lock=True)
             if found is None:
                 raise JobNotFound(job_id=str(job_id))
             locked = view = found
@@ -260,7 +214,7 @@ class JobStore:
             if events:
                 row_ids = await self._insert_events(events, [locked.owner_id] * len(events), conn)
                 # The locked row is `locked`: only what the events changed is written.
-                await _update_view(conn, job_id, changed_fields(locked, view))
+                await sql.update_view(conn, job_id, changed_fields(locked, view))
         for done in outcomes:
             if done.event is not None:
                 self.after_commit(done.view, done.event, row_ids[job_id, done.event.seq])
@@ -277,7 +231,7 @@ class JobStore:
         owners = [expect.owner_id] * len(events)
         async with in_transaction(self.connection) as conn:
             changed = changed_fields(expect, planned[-1].view)
-            if await _update_view(conn, expect.id, changed, at_seq=expect.last_seq) != 1:
+            if await sql.update_view(conn, expect.id, changed, at_seq=expect.last_seq) != 1:
                 raise _Moved()
             if also is not None:
                 await also(conn, planned[-2].view if len(planned) > 1 else expect)
@@ -300,14 +254,13 @@ class JobStore:
         return self._consecutive
 
     @staticmethod
+    @staticmethod
     async def _step(conn: Any, view: JobView, step: Step, attempt: int | None) -> Appended:
         """One event on a locked job's view: its outcome, nothing written yet."""
         earlier = None
         if needs_lookup(view, step.type, attempt):
             at_attempt = view.attempt if attempt is None else attempt
-            seen = JobEventRow.filter(job_id=view.id, attempt=at_attempt, type=step.type)
-            row = await seen.using_db(conn).first()
-            earlier = None if row is None else event_of(row)
+            earlier = await reads.earlier_event(conn, view.id, at_attempt, step.type)
         return decide(view, step.type, step.data, attempt, step.at or utcnow(), earlier)
 
     async def submit_many(
@@ -329,7 +282,7 @@ class JobStore:
         try:
             async with in_transaction(self.connection) as conn:
                 if admit is not None:
-                    keep = _admitted(views, await admit(conn, _per_owner(views)))
+                    keep = admitted(views, await admit(conn, per_owner(views)))
                     jobs = [job for job, ok in zip(jobs, keep, strict=True) if ok]
                     events = [event for event, ok in zip(events, keep, strict=True) if ok]
                     views = [view for view, ok in zip(views, keep, strict=True) if ok]
@@ -344,7 +297,7 @@ class JobStore:
                     }
                     for job, view in zip(jobs, views, strict=True)
                 ]
-                await insert_rows(conn, JobRow, rows)
+                await sql.insert_rows(conn, JobRow, rows)
                 row_ids = await self._insert_events(events, [v.owner_id for v in views], conn)
                 if also is not None:
                     await also(conn, views)
@@ -372,7 +325,7 @@ class JobStore:
         outcomes: list[Appended | Exception] = []
         appended: list[tuple[Event, JobView, JobView]] = []
         async with in_transaction(self.connection) as conn:
-            views = {view.id: view for view in await _read_views(conn, ids, lock=True)}
+            views = {view.id: view for view in await sql.read_views(conn, ids, lock=True)}
             if also is not None:
                 await also(conn, list(views.values()))
             once = {
@@ -381,11 +334,7 @@ class JobStore:
                 if change.job_id in views
                 and needs_lookup(views[change.job_id], change.type, change.attempt)
             }
-            earlier: dict[tuple[UUID, int, EventType], JobEventRow] = {}
-            if once:
-                seen = JobEventRow.filter(job_id__in=list(views), type__in=list(once))
-                for row in await seen.using_db(conn):
-                    earlier.setdefault((row.job_id, row.attempt, EventType(row.type)), row)
+            earlier = await reads.earlier_events(conn, list(views), once) if once else {}
             at = utcnow()
             for change in changes:
                 view = views.get(change.job_id)
@@ -395,14 +344,7 @@ class JobStore:
                 at_attempt = view.attempt if change.attempt is None else change.attempt
                 before = earlier.get((change.job_id, at_attempt, change.type))
                 try:
-                    done = decide(
-                        view,
-                        change.type,
-                        change.data,
-                        change.attempt,
-                        at,
-                        None if before is None else event_of(before),
-                    )
+                    done = decide(view, change.type, change.data, change.attempt, at, before)
                 except InvalidTransition as exc:
                     outcomes.append(exc)
                     continue
@@ -416,7 +358,7 @@ class JobStore:
                     conn,
                 )
                 # The rows are locked: one UPDATE writes what the events changed in all.
-                await _update_views(conn, [(old, new) for _, old, new in appended])
+                await sql.update_views(conn, [(old, new) for _, old, new in appended])
         for event, _, new_view in appended:
             self.after_commit(new_view, event, row_ids[event.job_id, event.seq])
         return outcomes
@@ -435,81 +377,7 @@ class JobStore:
         inserted = int(await conn.execute_insert(*sql.insert_events_sql(dialect, events, owners)))
         if len(events) == 1 or await self._consecutive_ids(conn, dialect):
             return {(event.job_id, event.seq): inserted + i for i, event in enumerate(events)}
-        wanted = {(event.job_id, event.seq) for event in events}
-        found = JobEventRow.filter(job_id__in=list({e.job_id for e in events}))
-        ids: dict[tuple[UUID, int], int] = {}
-        for row_id, job_id, seq in await found.using_db(conn).values_list("id", "job_id", "seq"):
-            key = (UUID(str(job_id)), int(seq))
-            if key in wanted:
-                ids[key] = int(row_id)
-        return ids
-
-    async def get(self, job_id: UUID) -> JobView:
-        view = await _read_view(self._db(), job_id)
-        if view is None:
-            raise JobNotFound(job_id=str(job_id))
-        return view
-
-    async def get_many(self, job_ids: Sequence[UUID]) -> dict[UUID, JobView]:
-        """The views of the jobs found among `job_ids`."""
-        views = await _read_views(self._db(), job_ids, lock=False)
-        return {view.id: view for view in views}
-
-    async def find_by_idempotency_key(
-        self, owner_id: UUID, key: str
-    ) -> tuple[JobView, str | None] | None:
-        row = (
-            await JobRow.filter(owner_id=owner_id, idempotency_key=key).using_db(self._db()).first()
-        )
-        return None if row is None else (view_of(row), row.request_hash)
-
-    async def events(self, job_id: UUID, after_seq: int = 0, limit: int = 100) -> list[Event]:
-        """Events of one job after `after_seq`, oldest first."""
-        rows = (
-            await JobEventRow.filter(job_id=job_id, seq__gt=after_seq)
-            .using_db(self._db())
-            .order_by("seq")
-            .limit(limit)
-        )
-        return [event_of(r) for r in rows]
-
-    async def list_jobs(
-        self, query: JobQuery, after: tuple[datetime, UUID] | None, limit: int
-    ) -> list[JobView]:
-        """A keyset page of jobs, newest first, strictly after the `(created_at, id)` key."""
-        qs = JobRow.all().using_db(self._db())
-        filters: dict[str, Any] = {}
-        if query.owner_id is not None:
-            filters["owner_id"] = query.owner_id
-        if query.state is not None:
-            filters["state"] = query.state
-        if query.type is not None:
-            filters["type"] = query.type
-        if query.queue is not None:
-            filters["queue"] = query.queue
-        if query.created_after is not None:
-            filters["created_at__gt"] = as_utc(query.created_after)
-        if query.created_before is not None:
-            filters["created_at__lt"] = as_utc(query.created_before)
-        qs = qs.filter(**filters)
-        if after is not None:
-            created, job_id = as_utc(after[0]), after[1]
-            # The OR form, not a row comparison: with the index hint MariaDB seeks straight
-            # to the key instead of reading every earlier row.
-            qs = qs.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=job_id))
-        if dialect_of(self._db()).force_index:
-            qs = qs.force_index(_index_for(query))
-        rows = await qs.order_by("-created_at", "-id").limit(limit)
-        return [view_of(r) for r in rows]
-
-    async def all_events(self, job_id: UUID) -> list[Event]:
-        rows = await JobEventRow.filter(job_id=job_id).using_db(self._db()).order_by("seq")
-        return [event_of(r) for r in rows]
-
-    def _db(self) -> Any:
-        from tortoise import connections
-
-        return connections.get(self.connection)
+        return await reads.event_row_ids(conn, events)
 
     def after_commit(self, view: JobView, event: Event, row_id: int) -> None:
         """Count the transition and tell the listener of an event just committed (`view`:
@@ -524,56 +392,7 @@ class JobStore:
             log.exception("the commit listener failed for event %s of %s", event.seq, event.job_id)
 
 
-async def _read_view(conn: Any, job_id: UUID, *, lock: bool = False) -> JobView | None:
-    statements = sql.statements(dialect_of(conn))
-    query = statements.lock_job if lock else statements.select_job
-    rows = await conn.execute_query_dict(query, sql.job_key(job_id))
-    return sql.job_view(rows[0]) if rows else None
-
-
-async def _read_views(conn: Any, job_ids: Sequence[UUID], *, lock: bool) -> list[JobView]:
-    """The views of the jobs found among `job_ids`; with `lock`, their rows locked."""
-    rows = await conn.execute_query_dict(*sql.select_jobs_sql(dialect_of(conn), job_ids, lock=lock))
-    return [sql.job_view(row) for row in rows]
-
-
-async def _update_view(
-    conn: Any, job_id: UUID, changed: dict[str, Any], *, at_seq: int | None = None
-) -> int:
-    """Write the changed fields of a job's row; how many rows changed (0 or 1)."""
-    if not changed:
-        return 0
-    count, _ = await conn.execute_query(*sql.update_sql(dialect_of(conn), job_id, changed, at_seq))
-    return int(count)
-
-
-async def _update_views(conn: Any, changes: Sequence[tuple[JobView, JobView]]) -> None:
-    """Write several jobs' changed fields in one UPDATE."""
-    statement = sql.update_many_sql(dialect_of(conn), changes)
-    if statement is not None:
-        await conn.execute_query(*statement)
-
-
-async def insert_rows(conn: Any, model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (dicts of field values, the same keys each) in one multi-row INSERT
-    (aiomysql's executemany sends one statement for all rows)."""
-    if rows:
-        await conn.execute_many(*sql.insert_rows_sql(dialect_of(conn), model, rows))
-
-
-def _index_for(query: JobQuery) -> str:
-    # A state filter goes by its index (a type given too is then checked row by row).
-    if query.owner_id is not None:
-        if query.state is not None:
-            return models.IDX_OWNER_STATE
-        return models.IDX_OWNER_TYPE if query.type is not None else models.IDX_OWNER_CREATED
-    if query.state is not None:
-        return models.IDX_STATE
-    return models.IDX_TYPE if query.type is not None else models.IDX_CREATED
-
-
 __all__: Sequence[str] = (
-    "VIEW_FIELDS",
     "Appended",
     "Change",
     "DuplicateIdempotencyKey",
@@ -581,6 +400,4 @@ __all__: Sequence[str] = (
     "JobStore",
     "NewJob",
     "Step",
-    "event_of",
-    "view_of",
 )

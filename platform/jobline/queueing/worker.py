@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from jobline.config import Settings, get_settings
 from jobline.db import open_db
-from jobline.dialects import UNAVAILABLE, dialect_for_url
+from jobline.dialects import UNAVAILABLE
 from jobline.errors import InvalidTransition, JobCancelled, JobNotFound
 from jobline.jobs.direct import DirectWriter
 from jobline.jobs.events import Event, EventType
@@ -74,7 +74,7 @@ class WorkerRuntime:
         # there each job is a greenlet of its own, and a connection per greenlet would be
         # a connection per job.
         self.direct: DirectWriter | None = None
-        dialect = dialect_for_url(settings.database_url)
+        dialect = settings.database
         connect = dialect.sync_connector(settings.database_url)
         if connect is not None and green.patched() is None:
             self.direct = DirectWriter(connect, self.store, dialect)
