@@ -311,7 +311,7 @@ def check_config(
 ) -> None:
     """Print the queues and job types (do their functions import?), then the resolved settings (secrets masked); exit non-zero on error."""
     from jobline.queueing import consumer_timeout
-    from jobline.queueing.spec import load_queues
+    from jobline.queueing.spec import load_queues, running_cap
 
     settings = settings_or_exit()
     try:
@@ -321,9 +321,10 @@ def check_config(
         return
     typer.echo(f"queues ({queues.path}):")
     for name, domain in queues.domains.items():
+        cap = running_cap(queues.raw.defaults, domain) or "none"
         typer.echo(
             f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency}"
-            f" prefetch={domain.prefetch} processes={domain.processes}"
+            f" prefetch={domain.prefetch} processes={domain.processes} max_running_per_user={cap}"
         )
         for jt in queues.domain_types(name):
             target = (
@@ -333,6 +334,7 @@ def check_config(
             )
             typer.echo(
                 f"    {jt.name}: {target}; retries={jt.policy.max_retries} time_limit={jt.policy.time_limit}s"
+                f" max_user_priority={jt.policy.max_user_priority}"
             )
     margin = settings.consumer_timeout_margin_seconds
     if write_consumer_timeout:
@@ -363,7 +365,7 @@ def check_config(
 
 def _shown_setting(name: str, value: Any) -> Any:
     """A setting's value as check-config prints it: secrets masked, URLs without passwords."""
-    if name in {"secret_key", "flower_basic_auth", "flower_broker_api"} and value:
+    if name in {"secret_key", "flower_basic_auth", "flower_broker_api", "metrics_token"} and value:
         return "***"
     if name in {"database_url", "broker_url"}:
         return _where(str(value))

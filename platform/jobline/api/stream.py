@@ -19,6 +19,7 @@ from uuid import UUID
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Message, Receive, Scope, Send
@@ -29,7 +30,7 @@ from jobline.accounts.sessions import Credential
 from jobline.api.deps import CallerDep, CallerRoute, JobDep
 from jobline.api.errors import responses
 from jobline.api.quotas import StreamSlot
-from jobline.api.schemas import JobEvent
+from jobline.api.schemas import Job, JobEvent, shows_operator_fields
 from jobline.config import Settings
 from jobline.dialects import UNAVAILABLE
 from jobline.jobs.service import Caller
@@ -55,10 +56,36 @@ LastEventId = Annotated[
     ),
 ]
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
+    200: {
+        "content": {
+            "text/event-stream": {},
+            "application/json": {"schema": {"$ref": "#/components/schemas/StreamCheck"}},
+        },
+        "description": "the event stream; with `Accept: application/json` (and not "
+        "text/event-stream), no stream: the check a page makes after EventSource's `error` "
+        "(every refusal is then the JSON error, with its code)",
+    },
     **responses(errors.InvalidLastEventId),
     401: {"description": "not logged in (bearer token or the cookie of /auth/cookie/login)"},
 }
+
+
+class StreamCheck(BaseModel):
+    """What a stream URL answers to `Accept: application/json` when it would open.
+
+    `job`: the job of a job stream (a finished one explains an `error` after its last
+    event: the server closed the stream); null for the stream of all your jobs.
+    """
+
+    status: str = "ok"
+    job: Job | None = None
+
+
+def wants_json(request: Request) -> bool:
+    """A page asking why a stream failed (fetch with Accept: application/json), not an
+    EventSource (which sends Accept: text/event-stream)."""
+    accept = request.headers.get("accept", "").lower()
+    return "application/json" in accept and "text/event-stream" not in accept
 
 
 def get_feed(request: Request) -> EventFeed:
@@ -79,19 +106,27 @@ def parse_last_event_id(raw: str | None, maximum: int) -> int | None:
     return int(text)
 
 
-def event_json(item: FeedEvent) -> bytes:
-    """The event as `GET /jobs/{id}/events` shows it, encoded once per process."""
-    cached = item.frames.get("json")
+def variant(item: FeedEvent, operator: bool) -> str:
+    """The key suffix of an event's encodings for this follower: an operator's own only
+    when the event has fields users do not see (most events have one encoding)."""
+    return ":op" if operator and shows_operator_fields(item.event) else ""
+
+
+def event_json(item: FeedEvent, operator: bool = False) -> bytes:
+    """The event as `GET /jobs/{id}/events` shows it to this follower, encoded once per process."""
+    key = "json" + variant(item, operator)
+    cached = item.frames.get(key)
     if cached is None:
-        cached = item.frames["json"] = JobEvent.of(item.event).model_dump_json().encode()
+        event = JobEvent.of(item.event, operator=operator)
+        cached = item.frames[key] = event.model_dump_json().encode()
     return cached
 
 
-def frame(item: FeedEvent, sse_id: int) -> bytes:
+def frame(item: FeedEvent, sse_id: int, operator: bool = False) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (
         sse_id,
         item.event.type.value.encode(),
-        event_json(item),
+        event_json(item, operator),
     )
 
 
@@ -202,15 +237,21 @@ async def stream_job(
     204, which tells a browser's EventSource to stop reconnecting.
     """
     after = parse_last_event_id(last_event_id, MAX_SEQ) or 0
+    if wants_json(request):
+        return JSONResponse(StreamCheck(job=Job.of(job)).model_dump(mode="json"))
     if job.state.is_final and after >= job.last_seq:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     hint = retry_hint(request)
+    operator = caller.is_superuser
 
     async def frames() -> AsyncIterator[bytes]:
         with metrics.sse_stream_open(), ends_on_outage():
             yield hint
             async for item in follow_job(feed, job.id, after):
-                yield item.frames.get("job") or item.frames.setdefault("job", frame(item, item.seq))
+                key = "job" + variant(item, operator)
+                yield item.frames.get(key) or item.frames.setdefault(
+                    key, frame(item, item.seq, operator)
+                )
 
     return event_source(request, frames(), caller)
 
@@ -231,6 +272,8 @@ async def stream_mine(
     client resumes from where it started. The stream does not end by itself.
     """
     after = parse_last_event_id(last_event_id, MAX_ROW_ID)
+    if wants_json(request):
+        return JSONResponse(StreamCheck().model_dump(mode="json"))
     owner = None if caller.is_superuser else caller.id
     hint = retry_hint(request)
 
@@ -241,8 +284,9 @@ async def stream_mine(
                 if isinstance(item, StartAt):
                     yield b"id: %d\n\n" % item.id
                 else:
-                    yield item.frames.get("user") or item.frames.setdefault(
-                        "user", frame(item, item.id)
+                    key = "user" + variant(item, caller.is_superuser)
+                    yield item.frames.get(key) or item.frames.setdefault(
+                        key, frame(item, item.id, caller.is_superuser)
                     )
 
     return event_source(request, frames(), caller)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tortoise.exceptions import BaseORMException, DBConnectionError, OperationalError
+from tortoise.exceptions import (
+    BaseORMException,
+    DBConnectionError,
+    IntegrityError,
+    OperationalError,
+)
 
 from jobline.dialects.base import Dialect
 from jobline.dialects.mysql import MySQL
@@ -35,6 +40,34 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     *(error for dialect in DIALECTS.values() for error in dialect.driver_errors),
 )
 
+# What a database refusing a statement's data raises (refused_data() tells it from an
+# outage: Tortoise's IntegrityError is an OperationalError).
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    IntegrityError,
+    *(error for dialect in DIALECTS.values() for error in dialect.data_errors),
+)
+# How far down an error's chain (Tortoise wraps the driver's error) refused_data() looks.
+ERROR_CHAIN_DEPTH = 5
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether the database refused the data of a statement (a value it cannot store).
+
+    Such an error is the request's, not an outage: retrying it fails the same way, and
+    answering 503 would invite a retry. Tortoise wraps the driver's error; the chain is
+    followed to it, and the first driver's error met decides.
+    """
+    seen: BaseException | None = exc
+    for _ in range(ERROR_CHAIN_DEPTH):
+        if seen is None:
+            return False
+        for dialect in DIALECTS.values():
+            verdict = dialect.refuses_data(seen)
+            if verdict is not None:
+                return verdict
+        seen = seen.__cause__ or seen.__context__
+    return False
+
 
 def dialect_for(name: str) -> Dialect:
     """The dialect of a Tortoise dialect name ("sqlite", "mysql")."""
@@ -60,6 +93,7 @@ def dialect_for_url(database_url: str) -> Dialect:
 
 __all__ = [
     "DATABASE_ERRORS",
+    "DATA_ERRORS",
     "DIALECTS",
     "UNAVAILABLE",
     "Dialect",
@@ -68,4 +102,5 @@ __all__ = [
     "dialect_for",
     "dialect_for_url",
     "dialect_of",
+    "refused_data",
 ]

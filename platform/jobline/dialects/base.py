@@ -42,6 +42,10 @@ class Dialect:
     # reach, and the root of everything it raises.
     unavailable_errors: ClassVar[tuple[type[Exception], ...]] = ()
     driver_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    # What the driver raises for data the database will not store (refuses_data()).
+    data_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    # Named locks of the server (fair-share slots: queueing/fairness.py).
+    supports_named_locks: ClassVar[bool] = False
 
     def ident(self, name: str) -> str:
         """A table or column name, quoted."""
@@ -75,6 +79,20 @@ class Dialect:
     ) -> str | dict[str, Any]:
         """Tortoise's connection config for `database_url` (pool size, timeouts, engine)."""
         return database_url
+
+    def refuses_data(self, exc: BaseException) -> bool | None:
+        """Whether a driver error says the database refused a statement's data (a value it
+        cannot store: retrying fails the same way); None for an error not the driver's."""
+        return True if isinstance(exc, self.data_errors) else None
+
+    def first_free_lock_sql(self, key_columns: Sequence[str], count: int) -> str:
+        """An expression taking the first free one of `count` named locks of a row's key
+        (`key_columns`' values, server-wide): the lock's name, or NULL when all are held."""
+        raise NotImplementedError(f"{self.label} has no named locks")
+
+    def release_lock_sql(self) -> str:
+        """The statement releasing a named lock (one parameter: its name)."""
+        raise NotImplementedError(f"{self.label} has no named locks")
 
     def ids_are_consecutive(self, value: Any) -> bool:
         """Whether the value `consecutive_ids_query` returned promises consecutive ids."""

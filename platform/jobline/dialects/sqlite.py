@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ class SQLite(Dialect):
     supports_for_update: ClassVar[bool] = False
     supports_skip_locked: ClassVar[bool] = False
     force_index: ClassVar[bool] = False
+    data_errors: ClassVar[tuple[type[Exception], ...]] = (sqlite3.DataError, sqlite3.IntegrityError)
 
     def tortoise_connection(
         self, database_url: str, *, pool_max: int, busy_timeout_ms: int

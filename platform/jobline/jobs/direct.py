@@ -29,6 +29,8 @@ from jobline.jobs.projection import JobView
 from jobline.jobs.store import JobStore, utcnow
 
 log = logging.getLogger("jobline.jobs")
+# The extra column of get_with_slot()'s SELECT: the named lock taken, or NULL.
+SLOT_COLUMN = "jobline_slot"
 
 
 class DirectWriter:
@@ -57,16 +59,41 @@ class DirectWriter:
             except Exception:
                 log.debug("closing a broken connection failed", exc_info=True)
 
-    def get(self, job_id: UUID) -> JobView | None:
+    def _fetch(self, query: str, job_id: UUID) -> dict[str, Any] | None:
+        """The one row of a SELECT of a job, column -> value, or None."""
         try:
             with self._connection().cursor() as cur:
-                cur.execute(sql.statements(self.dialect).select_job, sql.job_key(job_id))
+                cur.execute(query, sql.job_key(job_id))
                 row = cur.fetchone()
                 columns = [column[0] for column in cur.description or ()]
         except Exception:
             self._drop()
             raise
-        return None if row is None else sql.job_view(dict(zip(columns, row, strict=True)))
+        return None if row is None else dict(zip(columns, row, strict=True))
+
+    def get(self, job_id: UUID) -> JobView | None:
+        """The job's view, read as the store reads it, or None."""
+        row = self._fetch(sql.statements(self.dialect).select_job, job_id)
+        return None if row is None else sql.job_view(row)
+
+    def get_with_slot(self, job_id: UUID, select: str) -> tuple[JobView | None, str | None]:
+        """get() by a SELECT that also takes a named lock (queueing/fairness.py): the job,
+        and the lock's name, or None when none was free. The lock is this thread's
+        connection's until release_slot()."""
+        row = self._fetch(select, job_id)
+        if row is None:
+            return None, None
+        slot = row.pop(SLOT_COLUMN)
+        return sql.job_view(row), None if slot is None else str(slot)
+
+    def release_slot(self, name: str) -> None:
+        """Release a named lock taken by get_with_slot() on this thread's connection."""
+        try:
+            with self._connection().cursor() as cur:
+                cur.execute(self.dialect.release_lock_sql(), [name])
+        except Exception:
+            self._drop()
+            raise
 
     def append_expected(
         self,
