@@ -14,7 +14,7 @@ from tortoise import Tortoise
 
 from jobline import client_cli
 from jobline.audit.cli import audit_app
-from jobline.config import USER_SETTINGS, Settings, get_settings, tortoise_config
+from jobline.config import USER_SETTINGS, Settings, get_settings, redact_url, tortoise_config
 from jobline.deploy import deploy_app
 from jobline.dialects import DATABASE_ERRORS
 from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
@@ -79,7 +79,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             raise
         from jobline.preflight import reason
 
-        where = _where(get_settings().database_url)
+        where = redact_url(get_settings().database_url)
         fail(f"database {where} is unreachable: {reason(exc)}", EXIT_UNAVAILABLE)
         raise
 
@@ -98,15 +98,6 @@ def check_services_or_exit(settings: Settings, *, broker: bool = True) -> None:
     from jobline.preflight import check_services
 
     run(check_services(settings, broker=broker))
-
-
-def _where(url: str) -> str:
-    """A URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def load_queues_or_exit(settings: Settings, check_imports: bool = True) -> Any:
@@ -368,7 +359,7 @@ def _shown_setting(name: str, value: Any) -> Any:
     if name in {"secret_key", "flower_basic_auth", "flower_broker_api", "metrics_token"} and value:
         return "***"
     if name in {"database_url", "broker_url"}:
-        return _where(str(value))
+        return redact_url(str(value))
     return value
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobline.dialects import Dialect, dialect_for_url
 from jobline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jobline.dialects import Dialect
 
 SQLITE_DEFAULT = "sqlite://var/jobline.sqlite3"
 EMBEDDED_BROKER = "filesystem://"
@@ -246,6 +248,20 @@ class Settings(BaseSettings):
     )
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(5555, ge=1, le=65535)
+    flower_url: str | None = Field(
+        None,
+        description="where browsers reach Flower (the dashboard links to it); default: host and port",
+    )
+    # The dashboard (ui/): how much a page holds, so a long history or a busy list stays light.
+    ui_timeline_page: int = Field(
+        100, ge=1, le=100, description="events a job page shows at first, and per earlier page"
+    )
+    ui_timeline_max: int = Field(
+        500, ge=1, description="timeline entries a job page keeps; older ones page back in"
+    )
+    ui_list_max_rows: int = Field(
+        1000, ge=1, description="rows a jobs page holds; newer jobs past it are announced"
+    )
     flower_broker_api: str | None = Field(
         None, description="RabbitMQ management API; derived from the broker URL when unset"
     )
@@ -327,7 +343,7 @@ class Settings(BaseSettings):
         problems = []
         if len(self.secret_key) < 32:
             problems.append("JOBLINE_SECRET_KEY must be set to at least 32 characters")
-        if dialect_for_url(self.database_url).embedded:
+        if self.database.embedded:
             problems.append(f"JOBLINE_DATABASE_URL must not be {self.database.label}")
         if self.broker_url.startswith(EMBEDDED_BROKER):
             problems.append("JOBLINE_BROKER_URL must not be the embedded broker")
@@ -370,6 +386,10 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Dialect:
         """The configured database's dialect: its SQL and what it supports."""
+        # Imported here: the HTTP client's CLI reads Settings too and must not load the
+        # ORM or a driver (tests/unit/test_client_imports.py).
+        from jobline.dialects import dialect_for_url
+
         return dialect_for_url(self.database_url)
 
     @property
@@ -424,6 +444,16 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and listings."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
 
 
 def __getattr__(name: str) -> Any:

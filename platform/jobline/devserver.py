@@ -26,8 +26,7 @@ from typing import Any, TextIO
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from jobline.config import EMBEDDED_BROKER, Settings
-from jobline.preflight import redact_url
+from jobline.config import EMBEDDED_BROKER, Settings, redact_url
 from jobline.queueing.spec import JobType, Queues
 
 DEMO_EMAIL = "demo@example.com"

@@ -30,11 +30,9 @@ from prometheus_client import multiprocess as _multiprocess
 
 from jobline.jobs.events import EventType
 from jobline.jobs.projection import JobView
-from jobline.jobs.states import JobState
+from jobline.jobs.states import ACTIVE_STATES, FINAL_EVENTS, JobState
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-ACTIVE_STATES = (JobState.PENDING, JobState.QUEUED, JobState.RUNNING, JobState.RETRYING)
-TERMINAL_EVENTS = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})
 # Jobs run from milliseconds (a thumbnail) to the longest time_limit (hours).
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, float("inf"))
 
@@ -85,7 +83,7 @@ AUDIT_DROPPED = Counter(
 def record_transition(view: JobView, event: EventType, at: datetime) -> None:
     """Count an event just recorded; a final one also observes the job's duration."""
     TRANSITIONS.labels(view.type, event.value).inc()
-    if event in TERMINAL_EVENTS:
+    if event in FINAL_EVENTS:
         began = view.started_at or view.created_at
         JOB_DURATION.labels(view.type, view.state.value).observe(
             max(0.0, (at - began).total_seconds())

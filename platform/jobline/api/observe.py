@@ -28,6 +28,7 @@ from jobline.audit.store import prune as prune_audit
 from jobline.audit.writer import AuditRecord, AuditWriter
 from jobline.config import Settings
 from jobline.jobs.models import DispatchRow, JobRow
+from jobline.jobs.states import ACTIVE_STATES
 from jobline.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
 
 log = logging.getLogger("jobline.api")
@@ -140,7 +141,7 @@ async def count_jobs() -> None:
     and an outbox row is deleted once its attempt is queued.
     """
     counts = {}
-    for state in metrics.ACTIVE_STATES:
+    for state in ACTIVE_STATES:
         counts[state] = await JobRow.filter(state=state).count()
     metrics.set_job_counts(counts)
     metrics.set_outbox_backlog(await DispatchRow.filter(due_at__lte=datetime.now(UTC)).count())

@@ -23,6 +23,7 @@ from tortoise import connections
 
 from jobline.accounts.sessions import COOKIE_AUDIENCE
 from jobline.audit.models import CLIENT_MAX, METHOD_MAX, REQUEST_ID_MAX, ROUTE_MAX, AuditRow
+from jobline.compat.tortoise import meta
 from jobline.dialects import dialect_of
 from jobline.metrics import AUDIT_DROPPED, AUDIT_WRITTEN
 
@@ -132,7 +133,7 @@ class AuditWriter:
             connection = connections.get(CONNECTION)
             # One multi-row INSERT of plain tuples: building a Tortoise model per row cost
             # more CPU than everything else the audit log does (bench/audit_overhead).
-            insert = dialect_of(connection).insert_sql(AuditRow._meta.db_table, COLUMNS)
+            insert = dialect_of(connection).insert_sql(meta(AuditRow).db_table, COLUMNS)
             await connection.execute_many(insert, rows)
         except Exception as exc:
             AUDIT_DROPPED.labels("write_error").inc(len(rows))

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from jobline.compat.tortoise import meta
 from jobline.dialects import dialect_of
 from jobline.errors import TooManyActiveJobs
 from jobline.jobs.models import ActiveJobsBound, JobRow
-from jobline.jobs.states import JobState
+from jobline.jobs.states import ACTIVE_STATES
 
-ACTIVE_STATES = [state for state in JobState if not state.is_final]
 # A new row has never been counted: its first admission counts.
 NEVER = "1970-01-01 00:00:00"
 
@@ -82,7 +82,7 @@ async def _locked_row(conn: Any, owner: UUID) -> ActiveJobsBound:
     # Made on first use; a concurrent first use waits on this insert's key, then takes the
     # present row's lock just the same (the dialect's insert-if-absent).
     insert = dialect_of(conn).insert_if_absent_sql(
-        ActiveJobsBound._meta.db_table, ("owner_id", "bound", "counted_at"), touch="bound"
+        meta(ActiveJobsBound).db_table, ("owner_id", "bound", "counted_at"), touch="bound"
     )
     await conn.execute_query(insert, [str(owner), 0, NEVER])
     query = ActiveJobsBound.filter(owner_id=owner).using_db(conn)
@@ -95,7 +95,7 @@ async def count_active_jobs(conn: Any, owner_id: UUID, limit: int) -> int:
     dialect = dialect_of(conn)
     mark, q = dialect.mark, dialect.ident
     _, rows = await conn.execute_query(
-        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {q(JobRow._meta.db_table)} "
+        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {q(meta(JobRow).db_table)} "
         f"WHERE {q('owner_id')} = {mark} AND {q('state')} IN ({dialect.marks(len(ACTIVE_STATES))}) "
         f"LIMIT {mark}) AS active",
         [str(owner_id), *(state.value for state in ACTIVE_STATES), limit],

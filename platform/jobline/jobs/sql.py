@@ -19,14 +19,15 @@ from uuid import UUID
 
 from tortoise.models import Model
 
+from jobline.compat.tortoise import from_row, meta
 from jobline.dialects import Dialect, dialect_of
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.models import JobEventRow, JobRow
 from jobline.jobs.projection import JobView
 
 VIEW_FIELDS = tuple(f.name for f in dataclasses.fields(JobView) if f.name != "id")
-_JOB_FIELDS = JobRow._meta.fields_map
-_EVENT_FIELDS = JobEventRow._meta.fields_map
+_JOB_FIELDS = meta(JobRow).fields_map
+_EVENT_FIELDS = meta(JobEventRow).fields_map
 _EVENT_COLUMNS = ("job_id", "seq", "type", "attempt", "at", "data", "owner_id")
 
 
@@ -69,7 +70,7 @@ class Statements:
 @functools.cache
 def statements(dialect: Dialect) -> Statements:
     """The fixed statements in `dialect` (made once per dialect)."""
-    jobs, events = JobRow._meta, JobEventRow._meta
+    jobs, events = meta(JobRow), meta(JobEventRow)
     columns = ", ".join(dialect.ident(jobs.fields_db_projection[n]) for n in ("id", *VIEW_FIELDS))
     select = f"SELECT {columns} FROM {dialect.ident(jobs.db_table)} WHERE {dialect.ident('id')}={dialect.mark}"
     event_columns = [events.fields_db_projection[n] for n in _EVENT_COLUMNS]
@@ -88,7 +89,7 @@ def job_key(job_id: UUID) -> list[Any]:
 
 def job_view(row: dict[str, Any]) -> JobView:
     """The view of a `jobs` row as the driver returned it (column -> value)."""
-    return view_of(JobRow._init_from_db(**row))
+    return view_of(from_row(JobRow, row))
 
 
 def select_jobs_sql(
@@ -107,7 +108,7 @@ def update_sql(
 ) -> tuple[str, list[Any]]:
     """The UPDATE writing a job's changed fields; with `at_seq`, only while it is at that seq."""
     q, m = dialect.ident, dialect.mark
-    columns = [JobRow._meta.fields_db_projection[name] for name in changed]
+    columns = [meta(JobRow).fields_db_projection[name] for name in changed]
     assignments = ", ".join(f"{q(column)}={m}" for column in columns)
     values = [_JOB_FIELDS[name].to_db_value(value, JobRow) for name, value in changed.items()]
     values += job_key(job_id)
@@ -115,7 +116,7 @@ def update_sql(
     if at_seq is not None:
         where += f" AND {q('last_seq')}={m}"
         values.append(at_seq)
-    return f"UPDATE {q(JobRow._meta.db_table)} SET {assignments} WHERE {where}", values
+    return f"UPDATE {q(meta(JobRow).db_table)} SET {assignments} WHERE {where}", values
 
 
 def update_many_sql(
@@ -136,7 +137,7 @@ def update_many_sql(
     keys = [job_key(new.id)[0] for _, new in changes]
     assignments, values = [], []
     for name in names:
-        column = JobRow._meta.fields_db_projection[name]
+        column = meta(JobRow).fields_db_projection[name]
         field = _JOB_FIELDS[name]
         whens = " ".join([f"WHEN {m} THEN {m}"] * len(changes))
         assignments.append(f"{q(column)} = CASE {q('id')} {whens} END")
@@ -144,7 +145,7 @@ def update_many_sql(
             values += [key, field.to_db_value(getattr(new, name), JobRow)]
     values += keys
     sql = (
-        f"UPDATE {q(JobRow._meta.db_table)} SET {', '.join(assignments)} "
+        f"UPDATE {q(meta(JobRow).db_table)} SET {', '.join(assignments)} "
         f"WHERE {q('id')} IN ({dialect.marks(len(keys))})"
     )
     return sql, values
@@ -182,19 +183,19 @@ def insert_rows_sql(
     Values are encoded by the model's fields, as Tortoise's own create() does; fields left
     out get their model default, as create() would give them.
     """
-    meta = model._meta
+    info = meta(model)
     names = list(rows[0])
     defaults = {
         name: field.default() if callable(field.default) else field.default
-        for name, field in meta.fields_map.items()
-        if name in meta.fields_db_projection
+        for name, field in info.fields_map.items()
+        if name in info.fields_db_projection
         and name not in names
         and field.default is not None
         and not field.generated
     }
     names += defaults
-    columns = [meta.fields_db_projection[name] for name in names]
-    fields = [meta.fields_map[name] for name in names]
+    columns = [info.fields_db_projection[name] for name in names]
+    fields = [info.fields_map[name] for name in names]
     values = [
         [
             field.to_db_value(row[name] if name in row else defaults[name], model)
@@ -202,7 +203,7 @@ def insert_rows_sql(
         ]
         for row in rows
     ]
-    return dialect.insert_sql(meta.db_table, columns), values
+    return dialect.insert_sql(info.db_table, columns), values
 
 
 # Run on a Tortoise connection or transaction (`conn`).

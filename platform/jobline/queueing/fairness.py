@@ -30,6 +30,7 @@ from uuid import UUID
 from tortoise import connections
 
 from jobline import metrics
+from jobline.compat.tortoise import meta
 from jobline.config import Settings
 from jobline.dialects import Dialect, dialect_of
 from jobline.errors import JobNotFound
@@ -38,7 +39,7 @@ from jobline.jobs.direct import SLOT_COLUMN
 from jobline.jobs.models import JobRow
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
-from jobline.jobs.states import JobState
+from jobline.jobs.states import JobState, may_start
 from jobline.jobs.store import utcnow
 from jobline.queueing.spec import JobType
 
@@ -48,7 +49,6 @@ log = logging.getLogger("jobline.fairness")
 # redelivered (its worker died) is the same attempt going on, counted already.
 # A deferral's delay is multiplied by a factor drawn from this range.
 JITTER = (0.75, 1.25)
-STARTABLE = frozenset({JobState.QUEUED, JobState.PENDING, JobState.RETRYING})
 
 
 @functools.cache
@@ -87,14 +87,14 @@ def admit(rt: Any, job_type: JobType, job_id: UUID) -> tuple[JobView, str | None
         full = slot is None
     else:
         view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
-        full = view.state in STARTABLE and (
+        full = may_start(view.state) and (
             rt.retrying(
                 lambda: count_jobs(view.owner_id, view.queue, JobState.RUNNING, cap),
                 f"counting running jobs of {view.owner_id}",
             )
             >= cap
         )
-    if view.state not in STARTABLE:
+    if not may_start(view.state):
         if slot is not None and view.state.is_final:
             release(rt, slot)  # nothing runs: the delivery is ignored
             slot = None
@@ -163,7 +163,7 @@ async def count_jobs(owner_id: UUID | None, queue: str, state: JobState, limit: 
     dialect = dialect_of(db)
     q, mark = dialect.ident, dialect.mark
     _, rows = await db.execute_query(
-        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {q(JobRow._meta.db_table)} "
+        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {q(meta(JobRow).db_table)} "
         f"WHERE {q('owner_id')} = {mark} AND {q('state')} = {mark} AND {q('queue')} = {mark} "
         f"LIMIT {mark}) AS found",
         [str(owner_id), state.value, queue, limit],
