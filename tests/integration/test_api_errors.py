@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -684,8 +685,12 @@ async def test_a_batch_the_database_refuses_stores_its_other_jobs(app: FastAPI, 
     assert service.batcher.split > split_before, "a batch was refused, then split"
     ids = [view.id for view, _ in stored]
     assert await JobRow.filter(id__in=ids).count() == 27
+    # Cleanup: a worker of an earlier module may have run (and failed) some already.
+    from jobline.errors import JobFinished
+
     for view, _ in stored:
-        await service.cancel(caller, view.id)
+        with contextlib.suppress(JobFinished):
+            await service.cancel(caller, view.id)
 
 
 async def test_an_integer_too_long_to_read_is_a_clean_400(user: User) -> None:
