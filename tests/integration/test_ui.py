@@ -554,3 +554,25 @@ def test_a_page_holds_one_stream_never_one_per_row(
         for job_id in jobs:
             user.client.post(f"/api/v1/jobs/{job_id}/cancel")
         user.client.close()
+
+
+# Every host name but the loopback fails to resolve: the browser is offline, as on a plane.
+OFFLINE = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [
+        # Swagger UI draws an operation block per route; ReDoc its menu of operations.
+        ("/docs", ".opblock"),
+        ("/redoc", "[role=menuitem], .menu-content li"),
+    ],
+)
+def test_the_api_docs_render_offline(ui_server: str, path: str, rendered: str) -> None:
+    """Issue 14 (and 12.2): /docs and /redoc load every asset from the API, with no internet."""
+    with chromium(extra_flags=OFFLINE) as driver:
+        driver.get(ui_server + path)
+        blocks = wait_for(driver, lambda d: find_all(d, rendered))
+        assert len(blocks) > 5, f"{path} drew {len(blocks)} operations"
+        shoot(driver, "docs" if path == "/docs" else "redoc")
+        assert_clean(driver, ui_server)
