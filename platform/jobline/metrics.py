@@ -5,6 +5,9 @@ prefork Celery worker) several processes serve one endpoint: with PROMETHEUS_MUL
 set before this module is imported, each process writes its values to files there and
 `exposition()` adds them up. Gauges say how their per-process values combine.
 
+This module knows nothing of jobs: its callers (jobs/store.py, api/observe.py) pass plain
+labels, so the domain may record into it without the two importing each other.
+
 Final-state totals come from `jobline_transitions_total{event="succeeded"|...}`; the
 `jobline_jobs` gauge counts only the active states, whose rows are few, so the periodic
 count stays cheap however big the jobs table grows.
@@ -13,9 +16,8 @@ count stays cheap however big the jobs table grows.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,13 +30,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as _multiprocess
 
-from jobline.jobs.events import EventType
-from jobline.jobs.projection import JobView
-from jobline.jobs.states import JobState
-
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-ACTIVE_STATES = (JobState.PENDING, JobState.QUEUED, JobState.RUNNING, JobState.RETRYING)
-TERMINAL_EVENTS = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})
 # Jobs run from milliseconds (a thumbnail) to the longest time_limit (hours).
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, float("inf"))
 
@@ -77,20 +73,20 @@ AUDIT_DROPPED = Counter(
 )
 
 
-def record_transition(view: JobView, event: EventType, at: datetime) -> None:
-    """Count an event just recorded; a final one also observes the job's duration."""
-    TRANSITIONS.labels(view.type, event.value).inc()
-    if event in TERMINAL_EVENTS:
-        began = view.started_at or view.created_at
-        JOB_DURATION.labels(view.type, view.state.value).observe(
-            max(0.0, (at - began).total_seconds())
-        )
+def record_transition(job_type: str, event: str) -> None:
+    """Count an event just recorded."""
+    TRANSITIONS.labels(job_type, event).inc()
 
 
-def set_job_counts(counts: dict[JobState, int]) -> None:
-    """Publish the latest count of jobs per active state."""
-    for state in ACTIVE_STATES:
-        JOBS.labels(state.value).set(counts.get(state, 0))
+def record_finished(job_type: str, state: str, seconds: float) -> None:
+    """Observe how long a job that just ended (in final `state`) took."""
+    JOB_DURATION.labels(job_type, state).observe(max(0.0, seconds))
+
+
+def set_job_counts(counts: Mapping[str, int]) -> None:
+    """Publish the latest count of jobs per active state (every active state, zeros included)."""
+    for state, count in counts.items():
+        JOBS.labels(state).set(count)
 
 
 def set_outbox_backlog(due: int) -> None:

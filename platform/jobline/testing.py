@@ -42,7 +42,7 @@ from pydantic import ValidationError
 from jobline.client import Client
 from jobline.config import get_settings
 from jobline.errors import JobCancelled
-from jobline.queueing.context import INVALID_PAYLOAD, JobContext, JobFunction
+from jobline.jobs.context import INVALID_PAYLOAD, JobContext, JobFunction
 from jobline.queueing.limits import clip, error_of, storable_result
 
 __all__ = [
@@ -408,7 +408,7 @@ class LocalStack:
             shutil.rmtree(self.var_dir, ignore_errors=True)
 
     def _all_domains(self) -> list[str]:
-        from jobline.queueing.spec import load_queues
+        from jobline.jobs.spec import load_queues
 
         queues_file = Path(self.env.get("JOBLINE_QUEUES_FILE", "queues.yaml"))
         path = queues_file if queues_file.is_absolute() else self.project / queues_file

@@ -16,8 +16,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from jobline import JobContext, TransientError, job
+from jobline.jobs.context import Reporter
 from jobline.queueing import worker
-from jobline.queueing.context import Reporter
 from jobline.testing import JobCancelled, Outcome, Progress, Recorder, arun_job, run_job
 
 

@@ -45,7 +45,7 @@ class BodyLimit:
         if body is None:
             await self._refuse(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay_body(body, receive), send)
 
     async def _read_capped(self, receive: Receive) -> list[Message] | None:
         """The body's messages, or None once they pass the limit (the rest is never read)."""
@@ -70,7 +70,7 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay_body(messages: list[Message], receive: Receive) -> Receive:
     """A receive() that gives back the messages already read, then the real ones."""
     pending = list(messages)
 
@@ -147,7 +147,7 @@ class BodyGuard:
                 )
                 await response(scope, receive, send)
                 return
-        await self.app(scope, _replay(messages, receive), send)
+        await self.app(scope, replay_body(messages, receive), send)
 
 
 async def read_body(receive: Receive) -> list[Message]:

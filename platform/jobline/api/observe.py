@@ -22,7 +22,8 @@ from jobline import metrics
 from jobline.accounts.users import COOKIE_NAME
 from jobline.audit.writer import AuditRecord, AuditWriter
 from jobline.config import Settings
-from jobline.jobs.models import DispatchRow, JobRow
+from jobline.jobs.counts import active_job_counts
+from jobline.jobs.outbox import Outbox
 from jobline.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
 
 log = logging.getLogger("jobline.api")
@@ -134,11 +135,9 @@ async def count_jobs() -> None:
     Both sets are small however big the jobs table grows: finished jobs are not counted,
     and an outbox row is deleted once its attempt is queued.
     """
-    counts = {}
-    for state in metrics.ACTIVE_STATES:
-        counts[state] = await JobRow.filter(state=state).count()
-    metrics.set_job_counts(counts)
-    metrics.set_outbox_backlog(await DispatchRow.filter(due_at__lte=datetime.now(UTC)).count())
+    counts = await active_job_counts()
+    metrics.set_job_counts({state.value: count for state, count in counts.items()})
+    metrics.set_outbox_backlog(await Outbox().due())
 
 
 async def _refresh_job_counts(interval: float) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from jobline.jobs import payloads
-from jobline.queueing.spec import Queues
+from jobline.jobs.spec import Queues
 
 PROBLEM = {"$ref": "#/components/schemas/ErrorResponse"}
 VALIDATION = {"$ref": "#/components/schemas/HTTPValidationError"}

@@ -28,9 +28,9 @@ from kombu import Connection
 from kombu.serialization import dumps
 
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import Queues
 from jobline.logging import REQUEST_ID_MESSAGE_HEADER
 from jobline.queueing.app import declare_queue
-from jobline.queueing.spec import Queues
 
 log = logging.getLogger("jobline.relay")
 

@@ -29,18 +29,18 @@ from tortoise.exceptions import DBConnectionError, OperationalError
 from jobline.config import Settings, get_settings
 from jobline.db import open_db
 from jobline.errors import InvalidTransition, JobCancelled, JobNotFound
+from jobline.jobs.context import INVALID_PAYLOAD, TASK_REGISTRY, JobContext, JobFunction
 from jobline.jobs.direct import DirectWriter, mysql_connector
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import JobType, Queues
 from jobline.jobs.states import JobState
 from jobline.jobs.store import Appended, JobStore, Step, TxHook, utcnow
 from jobline.queueing import green, telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.cancel import CancelWatch
-from jobline.queueing.context import INVALID_PAYLOAD, TASK_REGISTRY, JobContext, JobFunction
 from jobline.queueing.limits import clip, error_of, storable_result
-from jobline.queueing.spec import JobType, Queues
 from jobline.streaming.runtime import start_notifier
 
 log = logging.getLogger("jobline.worker")
