@@ -404,8 +404,11 @@ def test_the_browser_snippet_endpoints_work_with_a_cookie(first_run: FirstRun) -
     """What the EventSource snippet does, step by step, with the cookie it relies on."""
     snippet = block("browser")
     login_path = re.search(r'fetch\("([^"]+)"', snippet)
-    stream_path = re.search(r"new EventSource\(`([^`]+)`", snippet)
+    stream_path = re.search(
+        r"const url = `([^`]+)`;\nconst source = new EventSource\(url\)", snippet
+    )
     assert login_path and stream_path
+    assert 'fetch(url, { headers: { Accept: "application/json" } })' in snippet
     with httpx.Client(base_url=first_run.base, timeout=30) as browser:
         r = browser.post(
             login_path.group(1),
@@ -421,10 +424,17 @@ def test_the_browser_snippet_endpoints_work_with_a_cookie(first_run: FirstRun) -
         with browser.stream("GET", url) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             body = "".join(stream.iter_text())
+        # The snippet's `error` handler: the same URL asked for JSON opens no stream.
+        check = browser.get(url, headers={"Accept": "application/json"})
+        assert check.status_code == 200, check.text
+        assert check.json()["job"]["state"] == "succeeded"
     names = re.findall(r"^event: (\w+)", body, re.M)
     assert names[-1] == "succeeded" and "progress" in names, body
     for event in sse_events(body):
         assert {"seq", "job_id", "type", "attempt", "at", "data"} <= set(event)
+    # Without the cookie: the refusal, as JSON with its code.
+    refused = httpx.get(f"{first_run.base}{url}", headers={"Accept": "application/json"})
+    assert refused.status_code == 401 and refused.json()["detail"]["code"] == "UNAUTHORIZED"
 
 
 def test_the_python_client_example(first_run: FirstRun) -> None:

@@ -132,7 +132,7 @@ async def test_the_client_reports_refusals(carol: User, live_server: str) -> Non
         (404, "JOB_NOT_FOUND"),
         (404, "JOB_NOT_FOUND"),
         (422, "UNKNOWN_JOB_TYPE"),
-        (401, "Unauthorized"),
+        (401, "UNAUTHORIZED"),
     ]
 
 

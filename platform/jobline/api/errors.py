@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
+from http import HTTPStatus
 from typing import Any
 
 import pymysql
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette import status
-from tortoise.exceptions import DBConnectionError, OperationalError
+from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
 from jobline import errors
+from jobline.db import refused_data
 
 log = logging.getLogger("jobline.api")
 # What a client is told to wait after a 503 for a database outage.
@@ -37,7 +40,77 @@ STATUS_OF: dict[type[errors.JoblineError], int] = {
 
 
 def problem(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The one error body: {"detail": {"code", "message"}} (and `errors` for validation)."""
     return {"detail": {"code": code, "message": message, **extra}}
+
+
+# fastapi-users' error codes (its routes raise HTTPException(detail=CODE)) with what they
+# mean; a code not listed gets its own words.
+USER_ERRORS = {
+    "LOGIN_BAD_CREDENTIALS": "wrong email or password, or the account is inactive",
+    "LOGIN_USER_NOT_VERIFIED": "the account's email is not verified",
+    "REGISTER_USER_ALREADY_EXISTS": "an account with this email already exists",
+    "REGISTER_INVALID_PASSWORD": "the password is not accepted",
+    "UPDATE_USER_EMAIL_ALREADY_EXISTS": "another account has this email",
+    "UPDATE_USER_INVALID_PASSWORD": "the password is not accepted",
+}
+# The body of a bare HTTPException(status) (Starlette's routing, fastapi-users' 401/403/404).
+STATUS_MESSAGES = {
+    status.HTTP_401_UNAUTHORIZED: "not logged in: no valid bearer token or session cookie",
+    status.HTTP_403_FORBIDDEN: "not allowed for this account",
+    status.HTTP_404_NOT_FOUND: "nothing here: no such route or resource",
+    status.HTTP_405_METHOD_NOT_ALLOWED: "this path does not take this method; see Allow",
+}
+_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
+_PHRASES = frozenset(s.value for s in HTTPStatus)
+# A validation message names places up to this long (a key may be as long as the body).
+MAX_PLACE_CHARS = 120
+
+
+def status_code_name(status_code: int) -> str:
+    """NOT_FOUND for 404: the code of an error that has no code of its own."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        return "HTTP_ERROR"
+    return re.sub(r"\W+", "_", phrase).strip("_").upper()
+
+
+def http_problem(status_code: int, detail: Any) -> dict[str, Any]:
+    """The documented body for an HTTPException's `detail`, whatever raised it.
+
+    A code string (fastapi-users' `LOGIN_BAD_CREDENTIALS`) becomes the code with its
+    meaning; `{"code", "reason"}` (a refused password) keeps its code, the reason is the
+    message; free text (Starlette's "Not Found") is the message of the status's code.
+    """
+    if isinstance(detail, dict) and isinstance(detail.get("code"), str):
+        text = detail.get("message") or detail.get("reason")
+        extra = {k: v for k, v in detail.items() if k not in ("code", "message", "reason")}
+        code = detail["code"]
+        return problem(code, str(text or USER_ERRORS.get(code) or _words(code)), **extra)
+    if isinstance(detail, str) and _CODE.fullmatch(detail):
+        return problem(detail, USER_ERRORS.get(detail) or _words(detail))
+    default = STATUS_MESSAGES.get(status_code)
+    phrase = HTTPStatus(status_code).phrase if status_code in _PHRASES else None
+    text = str(detail) if detail and detail != phrase else (default or phrase or "error")
+    return problem(status_code_name(status_code), text)
+
+
+def _words(code: str) -> str:
+    return code.replace("_", " ").lower()
+
+
+def validation_problem(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """A 422's body: VALIDATION_ERROR, a message naming the first places, every error."""
+    shown = [f"{_place(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    message = "; ".join(shown) + more if shown else "the request is invalid"
+    return problem("VALIDATION_ERROR", message, errors=errors)
+
+
+def _place(loc: Any) -> str:
+    place = ".".join(str(part) for part in loc) or "request"
+    return place if len(place) <= MAX_PLACE_CHARS else place[:MAX_PLACE_CHARS] + "…"
 
 
 def status_of(exc: errors.JoblineError) -> int:
@@ -62,7 +135,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.JoblineError)
     async def _domain(_: Request, exc: errors.JoblineError) -> JSONResponse:
         extra = {"errors": exc.context["errors"]} if "errors" in exc.context else {}
-        return JSONResponse(problem(exc.code, exc.message, **extra), status_code=status_of(exc))
+        retry_after = exc.context.get("retry_after")
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return JSONResponse(
+            problem(exc.code, exc.message, **extra), status_code=status_of(exc), headers=headers
+        )
 
     @app.exception_handler(DBConnectionError)
     @app.exception_handler(OperationalError)
@@ -71,7 +148,21 @@ def install(app: FastAPI) -> None:
     # pymysql's own error (it was a 500 while MariaDB restarted under a submit burst).
     @app.exception_handler(pymysql.err.InterfaceError)
     @app.exception_handler(pymysql.err.OperationalError)
+    @app.exception_handler(pymysql.err.DataError)
+    @app.exception_handler(pymysql.err.IntegrityError)
+    @app.exception_handler(IntegrityError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        if refused_data(exc):
+            # The request's data, not an outage: a retry would fail the same way.
+            log.warning("the database refused %s %s: %s", request.method, request.url.path, exc)
+            return JSONResponse(
+                problem(
+                    "UNSTORABLE_VALUE",
+                    "the database cannot store a value of this request (a number out of "
+                    "range, text or JSON it refuses)",
+                ),
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            )
         # A restarting database is an outage, not a bug in the request: 503, retry later.
         log.warning("database error on %s %s: %s", request.method, request.url.path, exc)
         unavailable = errors.DatabaseUnavailable()

@@ -1,8 +1,9 @@
 """The OpenAPI document says every answer a route can give, and links submit to what follows.
 
 FastAPI documents what a route declares. Around every route there is more: a body
-refused by the guards in api/limits.py (400, 408, 413), FastAPI's own 422 next to our
-domain 422s, the 401 of an unauthenticated call, the 429s of the abuse limits, the 403 of a
+refused by the guards in api/limits.py (400, 408, 413, 415, 422), the 401 of an
+unauthenticated call, every error in the one shape of api/errors.py (ErrorResponse, for
+FastAPI's and fastapi-users' errors too), the 429s of the abuse limits, the 403 of a
 cookie sent from another origin (api/csrf.py) or of a closed registration, the 204
 of a logout. `install()` adds those to the generated document once, and the links from
 `POST /jobs` to the job's routes (`$response.body#/id`) that stateful clients follow
@@ -12,21 +13,19 @@ of a logout. `install()` adds those to the generated document once, and the link
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
 
+from jobline.api.errors import http_problem
 from jobline.jobs import payloads
 from jobline.jobs.spec import Queues
 
 PROBLEM = {"$ref": "#/components/schemas/ErrorResponse"}
-VALIDATION = {"$ref": "#/components/schemas/HTTPValidationError"}
-TEXT_DETAIL = {
-    "type": "object",
-    "properties": {"detail": {"type": "string"}},
-    "required": ["detail"],
-    "title": "TextDetail",
-}
+# What FastAPI and fastapi-users document for their errors; every error has the one shape
+# (api/errors.py), so every answer that named one of these names ErrorResponse instead.
+REPLACED = ("HTTPValidationError", "ValidationError", "ErrorModel", "ErrorCodeReasonModel")
 API = "/api/v1"
 # Per route: the extra codes it answers with, beyond what its decorator declares.
 TOO_MANY = {
@@ -74,7 +73,6 @@ def complete(schema: dict[str, Any], queues: Queues | None = None) -> None:
     """Add the answers the middleware and dependencies give, the job links, and (given the
     declared job types) the body of `POST /jobs` per type."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components.setdefault("TextDetail", TEXT_DETAIL)
     _ensure_problem_schemas(components)
     paths: dict[str, dict[str, Any]] = schema.get("paths", {})
     for path, operations in paths.items():
@@ -83,16 +81,10 @@ def complete(schema: dict[str, Any], queues: Queues | None = None) -> None:
             if "requestBody" in op:
                 _body_answers(responses)
             if op.get("security") and "401" not in responses:
-                responses["401"] = {
-                    "description": "not logged in, or the token is expired or invalid",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/TextDetail"}}
-                    },
-                }
-            if "422" in responses:
-                responses["422"]["content"] = {
-                    "application/json": {"schema": {"anyOf": [VALIDATION, PROBLEM]}}
-                }
+                responses["401"] = _problem("UNAUTHORIZED: not logged in, or the token is invalid")
+            for code_text, answer in responses.items():
+                if code_text.startswith(("4", "5")):
+                    _one_shape(answer)
             code = TOO_MANY.get((method, path))
             if code is not None:
                 responses["429"] = _problem(f"{code}: a limit was reached; see Retry-After")
@@ -107,6 +99,8 @@ def complete(schema: dict[str, Any], queues: Queues | None = None) -> None:
                 responses.setdefault(
                     "403", _problem("REGISTRATION_CLOSED: accounts are made by an operator")
                 )
+    for name in REPLACED:
+        components.pop(name, None)
     ready = paths.get("/readyz", {}).get("get")
     if ready is not None:
         ready["responses"]["503"] = {"description": "the database or the broker is unavailable"}
@@ -117,34 +111,38 @@ def complete(schema: dict[str, Any], queues: Queues | None = None) -> None:
 
 def _body_answers(responses: dict[str, Any]) -> None:
     """What a route with a body may answer before it runs (api/limits.py)."""
-    bad = responses.get("400")
-    if bad is None:
-        responses["400"] = {
-            "description": "JSON_TOO_DEEP, or a body that is not valid text",
-            "content": {
-                "application/json": {
-                    "schema": {"anyOf": [PROBLEM, {"$ref": "#/components/schemas/TextDetail"}]}
-                }
-            },
-        }
-    elif bad.get("content", {}).get("application/json", {}).get("schema") == PROBLEM:
-        bad["content"]["application/json"]["schema"] = {
-            "anyOf": [PROBLEM, {"$ref": "#/components/schemas/TextDetail"}]
-        }
+    responses.setdefault(
+        "400", _problem("JSON_TOO_DEEP or INVALID_UNICODE, or a body that cannot be read")
+    )
     responses.setdefault("408", _problem("REQUEST_TIMEOUT: the body arrived too slowly"))
     responses.setdefault("413", _problem("PAYLOAD_TOO_LARGE: the body is over the limit"))
-    responses.setdefault("422", {"description": "Validation Error"})
+    responses.setdefault("415", _problem("UNSUPPORTED_ENCODING: a JSON body not in UTF-8"))
+    responses.setdefault(
+        "422", _problem("VALIDATION_ERROR (with `errors`), e.g. NaN or Infinity in the body")
+    )
+
+
+def _one_shape(answer: dict[str, Any]) -> None:
+    """An error answer as it is sent: ErrorResponse, its examples in that shape too."""
+    json_content = answer.setdefault("content", {}).setdefault("application/json", {})
+    json_content["schema"] = PROBLEM
+    for example in json_content.get("examples", {}).values():
+        value = example.get("value")
+        if isinstance(value, dict) and "detail" in value:
+            example["value"] = http_problem(HTTPStatus.BAD_REQUEST, value["detail"])
 
 
 def _ensure_problem_schemas(components: dict[str, Any]) -> None:
-    if "ErrorResponse" in components:
-        return
     from jobline.api.schemas import ErrorResponse
+    from jobline.api.stream import StreamCheck
 
-    schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, sub in schema.pop("$defs", {}).items():
-        components.setdefault(name, sub)
-    components["ErrorResponse"] = schema
+    for model in (ErrorResponse, StreamCheck):
+        if model.__name__ in components:
+            continue
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components[model.__name__] = schema
 
 
 def _link_jobs(paths: dict[str, dict[str, Any]]) -> None:

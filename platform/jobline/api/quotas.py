@@ -9,6 +9,7 @@ it ended (a dependency with `yield` exits after the response is sent).
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
@@ -18,12 +19,16 @@ from fastapi import Depends, Request
 from jobline.api.deps import CallerDep
 from jobline.errors import TooManyStreams
 
+MS_PER_SECOND = 1000
+
 
 class StreamSlots:
     """Open streams per user in this process."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, retry_after_seconds: int) -> None:
         self.limit = limit
+        # What a refused client is told to wait (Retry-After): a slot frees when a stream ends.
+        self.retry_after_seconds = retry_after_seconds
         self.open: dict[UUID, int] = {}
 
     def take(self, user_id: UUID) -> None:
@@ -31,7 +36,8 @@ class StreamSlots:
         if held >= self.limit:
             raise TooManyStreams(
                 f"you have {held} streams open; close one first "
-                "(the limit is JOBLINE_MAX_STREAMS_PER_USER)"
+                "(the limit is JOBLINE_MAX_STREAMS_PER_USER)",
+                retry_after=self.retry_after_seconds,
             )
         self.open[user_id] = held + 1
 
@@ -46,8 +52,9 @@ class StreamSlots:
 def stream_slots(request: Request) -> StreamSlots:
     slots: StreamSlots | None = getattr(request.app.state, "stream_slots", None)
     if slots is None:
+        settings = request.app.state.settings
         slots = request.app.state.stream_slots = StreamSlots(
-            request.app.state.settings.max_streams_per_user
+            settings.max_streams_per_user, math.ceil(settings.sse_retry_ms / MS_PER_SECOND)
         )
     return slots
 

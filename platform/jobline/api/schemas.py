@@ -92,11 +92,18 @@ class JobTypeOut(BaseModel):
 
 
 class Problem(BaseModel):
-    code: str
+    """An error: a code to branch on, a message to show; `errors` on validation errors."""
+
+    code: str = Field(examples=["JOB_NOT_FOUND"])
     message: str
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="VALIDATION_ERROR and INVALID_PAYLOAD: each field's error (loc, msg)"
+    )
 
 
 class ErrorResponse(BaseModel):
+    """Every error the API answers."""
+
     detail: Problem
 
 

@@ -4,27 +4,33 @@
   that allows nothing; the interactive docs (/docs, /redoc) get a policy that lets them
   load their scripts and styles from the API's own origin, on those routes only.
 - CORS is off unless JOBLINE_CORS_ORIGINS names origins; `*` never comes with credentials.
-- A 405 names every method the path allows (Starlette names only the first route's).
+- Every error has one shape, {"detail": {"code", "message"}}: FastAPI's and fastapi-users'
+  too (a 422 adds the list of `errors`); an unexpected error is a 500 with the headers.
+- A 405 names every method the path allows.
 - A 422 never echoes a password, token or secret back (or into any log that keeps bodies).
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobline.api.errors import http_problem, problem, validation_problem
 from jobline.config import Settings
 
+log = logging.getLogger("jobline.api")
 STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # The interactive docs (api/docs.py) load every script, style and image from the API itself.
 # What they still need beyond 'self', each the least that works:
@@ -75,8 +81,12 @@ class SecurityHeaders:
         csp = DOCS_CSP if path.startswith(DOCS_PATHS) else STRICT_CSP
         no_store = path.startswith(API_PREFIX)
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 for name, value in COMMON_HEADERS:
                     headers.raw.append((name, value))
@@ -85,7 +95,16 @@ class SecurityHeaders:
                     headers.setdefault("cache-control", "no-store")
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if started:
+                raise  # nothing more can be said: the server drops the connection
+            # The last line of defence answers here, inside this middleware, so that a 500
+            # carries the headers too (Starlette's own would answer outside every middleware).
+            log.exception("unhandled error on %s %s", scope["method"], path)
+            response = JSONResponse(problem("INTERNAL", "internal error"), status_code=500)
+            await response(scope, receive, send_with_headers)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -107,33 +126,82 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
 
 
-async def _http_error(request: Request, exc: Exception) -> Any:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Any HTTPException (Starlette's routing, fastapi-users, ours) in the one error shape."""
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request))}
-    return await http_exception_handler(request, exc)
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    if exc.status_code < 400 or exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    return JSONResponse(
+        http_problem(exc.status_code, exc.detail), status_code=exc.status_code, headers=headers
+    )
+
+
+# The methods a 405's Allow header may name (OPTIONS answers CORS preflights only).
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (for the Allow header of a 405)."""
-    methods: set[str] = set()
-    scope = dict(request.scope)
-    for route in request.app.router.routes:
-        match, _ = route.matches({**scope, "method": "GET"})
-        if match is Match.NONE:
-            continue
-        route_methods = getattr(route, "methods", None) or set()
-        methods.update(route_methods)
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods)
+    """Every method the resource at this path takes (for the Allow header of a 405).
+
+    Each method is tried against the app's routes on a fresh scope (FastAPI keeps included
+    routers as nested route groups, which app.router.routes does not list, and leaves the
+    first partial match's context in the request's scope). Where the OpenAPI document has
+    the path, its most specific template decides: `/users/me` takes GET and PATCH, though
+    a DELETE of it would be routed to `/users/{id}` (and refused there).
+    """
+    path: str = request.scope["path"]
+    routed: set[str] = set()
+    for method in METHODS:
+        probe = {
+            "type": "http",
+            "path": path,
+            "root_path": request.scope.get("root_path", ""),
+            "method": method,
+            "headers": request.scope.get("headers", []),
+        }
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            routed.add(method)
+    documented = _documented_methods(request.app.openapi(), path)
+    allowed = routed & documented if documented else routed
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return sorted(allowed)
+
+
+def _documented_methods(document: dict[str, Any], path: str) -> set[str]:
+    """The methods of the most specific OpenAPI path template matching `path` (or none)."""
+    matching = [
+        template
+        for template in document.get("paths", {})
+        if re.fullmatch(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template)), path)
+    ]
+    if not matching:
+        return set()
+    template = min(matching, key=lambda t: t.count("{"))
+    return {method.upper() for method in document["paths"][template]}
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's standard 422 body, with secrets in the echoed input replaced."""
+    """422 VALIDATION_ERROR with FastAPI's list of errors beside the code and message,
+    secrets in the echoed input replaced."""
     assert isinstance(exc, RequestValidationError)
     errors = [redact_error(dict(e)) for e in exc.errors()]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    return JSONResponse(validation_problem(safe_json(errors)), status_code=422)
+
+
+def safe_json(value: Any) -> Any:
+    """The value as JSON can carry it: bytes that are not UTF-8 and numbers that are not
+    finite (an input echoed back) become text, never a failure to answer."""
+    return jsonable_encoder(
+        value,
+        custom_encoder={
+            bytes: lambda b: b.decode("utf-8", "replace"),
+            float: lambda f: f if math.isfinite(f) else str(f),
+        },
+    )
 
 
 def redact_error(error: dict[str, Any]) -> dict[str, Any]:

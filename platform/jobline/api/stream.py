@@ -19,6 +19,7 @@ from uuid import UUID
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Message, Receive, Scope, Send
@@ -30,7 +31,7 @@ from jobline.accounts.sessions import Credential
 from jobline.api.deps import CallerDep, CallerRoute, JobDep
 from jobline.api.errors import responses
 from jobline.api.quotas import StreamSlot
-from jobline.api.schemas import JobEvent
+from jobline.api.schemas import Job, JobEvent
 from jobline.config import Settings
 from jobline.jobs.service import Caller
 from jobline.streaming.feed import EventFeed
@@ -56,10 +57,36 @@ LastEventId = Annotated[
     ),
 ]
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "the event stream"},
+    200: {
+        "content": {
+            "text/event-stream": {},
+            "application/json": {"schema": {"$ref": "#/components/schemas/StreamCheck"}},
+        },
+        "description": "the event stream; with `Accept: application/json` (and not "
+        "text/event-stream), no stream: the check a page makes after EventSource's `error` "
+        "(every refusal is then the JSON error, with its code)",
+    },
     **responses(errors.InvalidLastEventId),
     401: {"description": "not logged in (bearer token or the cookie of /auth/cookie/login)"},
 }
+
+
+class StreamCheck(BaseModel):
+    """What a stream URL answers to `Accept: application/json` when it would open.
+
+    `job`: the job of a job stream (a finished one explains an `error` after its last
+    event: the server closed the stream); null for the stream of all your jobs.
+    """
+
+    status: str = "ok"
+    job: Job | None = None
+
+
+def wants_json(request: Request) -> bool:
+    """A page asking why a stream failed (fetch with Accept: application/json), not an
+    EventSource (which sends Accept: text/event-stream)."""
+    accept = request.headers.get("accept", "").lower()
+    return "application/json" in accept and "text/event-stream" not in accept
 
 
 def get_feed(request: Request) -> EventFeed:
@@ -203,6 +230,8 @@ async def stream_job(
     204, which tells a browser's EventSource to stop reconnecting.
     """
     after = parse_last_event_id(last_event_id, MAX_SEQ) or 0
+    if wants_json(request):
+        return JSONResponse(StreamCheck(job=Job.of(job)).model_dump(mode="json"))
     if job.state.is_final and after >= job.last_seq:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     hint = retry_hint(request)
@@ -232,6 +261,8 @@ async def stream_mine(
     client resumes from where it started. The stream does not end by itself.
     """
     after = parse_last_event_id(last_event_id, MAX_ROW_ID)
+    if wants_json(request):
+        return JSONResponse(StreamCheck().model_dump(mode="json"))
     owner = None if caller.is_superuser else caller.id
     hint = retry_hint(request)
 

@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from jobline.db import refused_data
 from jobline.jobs.outbox import Outbox, new_claim
 from jobline.jobs.ports import Publisher
 from jobline.jobs.projection import JobView
@@ -67,6 +68,8 @@ class SubmitBatcher:
         self.admit: AdmitHook | None = None
         self.batches = 0
         self.jobs = 0
+        # Batches the database refused a value of, whose jobs were then submitted one by one.
+        self.split = 0
 
     async def submit(self, job: NewJob, request_id: str | None = None) -> JobView:
         """Store the job and publish it with whichever others are waiting; its view after.
@@ -128,12 +131,22 @@ class SubmitBatcher:
             for waiting in batch:
                 _settle(waiting, exc=SubmitAlone("a repeated Idempotency-Key in the batch"))
             return
+        except Exception as exc:
+            if refused_data(exc):
+                # One job's data the database cannot store (nothing was stored): each goes
+                # alone, so only that one fails and the others of the batch are stored.
+                log.warning("the database refused a batch of %d jobs: %s", len(batch), exc)
+                self.split += 1
+                for waiting in batch:
+                    _settle(waiting, exc=SubmitAlone("the database refused a value in the batch"))
+                return
+            for waiting in batch:
+                _settle(waiting, exc=exc)
+            return
         except BaseException as exc:
             for waiting in batch:
                 _settle(waiting, exc=exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+            raise
         for waiting in batch:
             view = views.get(waiting.job.job_id)
             if view is None:
