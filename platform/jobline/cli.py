@@ -232,7 +232,7 @@ def check_config(
     ] = False,
 ) -> None:
     """Print the queues and job types (do their functions import?), then the resolved settings (secrets masked); exit non-zero on error."""
-    from jobline.jobs.spec import load_queues
+    from jobline.jobs.spec import load_queues, running_cap
     from jobline.queueing import consumer_timeout
 
     settings = settings_or_exit()
@@ -243,9 +243,10 @@ def check_config(
         return
     typer.echo(f"queues ({queues.path}):")
     for name, domain in queues.domains.items():
+        cap = running_cap(queues.raw.defaults, domain) or "none"
         typer.echo(
             f"  {name}: queue={domain.queue} pool={domain.pool} concurrency={domain.concurrency}"
-            f" prefetch={domain.prefetch} processes={domain.processes}"
+            f" prefetch={domain.prefetch} processes={domain.processes} max_running_per_user={cap}"
         )
         for jt in queues.domain_types(name):
             target = (
@@ -255,6 +256,7 @@ def check_config(
             )
             typer.echo(
                 f"    {jt.name}: {target}; retries={jt.policy.max_retries} time_limit={jt.policy.time_limit}s"
+                f" max_user_priority={jt.policy.max_user_priority}"
             )
     margin = settings.consumer_timeout_margin_seconds
     if write_consumer_timeout:
@@ -285,7 +287,7 @@ def check_config(
 
 def _shown_setting(name: str, value: Any) -> Any:
     """A setting's value as check-config prints it: secrets masked, URLs without passwords."""
-    if name in {"secret_key", "flower_basic_auth", "flower_broker_api"} and value:
+    if name in {"secret_key", "flower_basic_auth", "flower_broker_api", "metrics_token"} and value:
         return "***"
     if name in {"database_url", "broker_url"}:
         return commands.where(str(value))

@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from jobline.client import Client, ClientError
@@ -159,7 +160,8 @@ def _show(client: Client, job_id: str) -> None:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[message]}"),
+        # Job-provided text is never markup (a `[link=...]` in it would be a link).
+        TextColumn("{task.fields[message]}", markup=False),
         console=console,
         transient=False,
     ) as bar:
@@ -170,12 +172,14 @@ def _show(client: Client, job_id: str) -> None:
                 bar.update(
                     task,
                     completed=data.get("progress", 0),
-                    message=data.get("message") or "",
+                    message=shown(data.get("message") or ""),
                     description="running",
                 )
                 continue
-            bar.update(task, description=kind)
-            console.print(f"#{event['seq']} {kind}{_details(kind, data)}")
+            # The description column is markup (its [bold]): the event's type is escaped.
+            bar.update(task, description=escape(shown(kind)))
+            line = f"#{event['seq']} {kind}{_details(kind, data)}"
+            console.print(shown(line), markup=False, emoji=False, highlight=False)
             if kind in ("succeeded", "failed", "cancelled"):
                 final = event
                 if kind == "succeeded":
@@ -196,6 +200,18 @@ def _iterate(events: Iterator[dict[str, Any]], url: str) -> Iterator[dict[str, A
         _fail(_refusal(exc), EXIT_REFUSED)
     except httpx.HTTPError as exc:
         _fail(_unreachable(url, exc), EXIT_UNREACHABLE)
+
+
+def shown(text: str) -> str:
+    """Text from a job (its messages, errors, result) as a terminal may show it.
+
+    Printed without markup by the caller; here control characters (an escape sequence can
+    make a terminal link, retitle or clear it) are written out as `\\xNN` instead.
+    """
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def _details(kind: str, data: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from jobline.errors import ConfigError
 
 SQLITE_DEFAULT = "sqlite://var/jobline.sqlite3"
 EMBEDDED_BROKER = "filesystem://"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 DEV_SECRET_FILE = "secret_key"
 MODEL_MODULES = [
     "jobline.jobs.models",
@@ -187,6 +188,16 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(
         5.0, ge=0, description="how long an API process reuses a looked-up user (0: never)"
     )
+    # Fair shares (queueing/fairness.py): a user at a domain's max_running_per_user.
+    fair_share_defer_seconds: float = Field(
+        2.0, gt=0, description="a job whose owner is at the domain's cap comes back after this"
+    )
+    fair_share_defer_max_seconds: float = Field(
+        60.0, gt=0, description="longest deferral, however long the owner's backlog"
+    )
+    fair_share_backlog_per_slot: int = Field(
+        20, ge=1, description="an owner's jobs waiting beyond this many per slot come back later"
+    )
     cancel_poll_seconds: float = Field(
         1.0, gt=0, description="how often a worker checks whether its running job was cancelled"
     )
@@ -214,8 +225,20 @@ class Settings(BaseSettings):
     audit_batch_max: int = Field(500, ge=1, description="audit rows per INSERT")
     audit_flush_seconds: float = Field(0.5, gt=0, description="longest wait before a write")
     audit_prune_batch: int = Field(5_000, ge=1, description="rows deleted per statement")
+    audit_retention_days: float = Field(
+        30.0, gt=0, description="audit rows older than this are deleted by the API, on a schedule"
+    )
+    audit_prune_interval_seconds: float = Field(
+        3600.0, gt=0, description="how often each API process deletes expired audit rows"
+    )
     metrics_refresh_seconds: float = Field(
         15.0, gt=0, description="how often the API counts active jobs per state"
+    )
+    metrics_token: str | None = Field(
+        None, description="the API's /metrics asks for it as a bearer token when set"
+    )
+    metrics_public: bool = Field(
+        False, description="production: serve /metrics without a token (behind a private network)"
     )
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = Field(
@@ -223,6 +246,20 @@ class Settings(BaseSettings):
     )
     flower_host: str = "127.0.0.1"
     flower_port: int = Field(5555, ge=1, le=65535)
+    flower_url: str | None = Field(
+        None,
+        description="where browsers reach Flower (the dashboard links to it); default: host and port",
+    )
+    # The dashboard (ui/): how much a page holds, so a long history or a busy list stays light.
+    ui_timeline_page: int = Field(
+        100, ge=1, le=100, description="events a job page shows at first, and per earlier page"
+    )
+    ui_timeline_max: int = Field(
+        500, ge=1, description="timeline entries a job page keeps; older ones page back in"
+    )
+    ui_list_max_rows: int = Field(
+        1000, ge=1, description="rows a jobs page holds; newer jobs past it are announced"
+    )
     flower_broker_api: str | None = Field(
         None, description="RabbitMQ management API; derived from the broker URL when unset"
     )
@@ -313,9 +350,24 @@ class Settings(BaseSettings):
                 "JOBLINE_COOKIE_SECURE must not be false (the session cookie would travel "
                 "over plain http; it defaults to on in production)"
             )
+        public_worker_metrics = self.worker_metrics_port is not None and (
+            self.worker_metrics_host not in LOOPBACK
+        )
+        if public_worker_metrics and not self.metrics_public:
+            problems.append(
+                "JOBLINE_WORKER_METRICS_HOST must be a loopback address (a worker's /metrics "
+                "has no token), or JOBLINE_METRICS_PUBLIC=true says it is on a private network"
+            )
         if problems:
             raise ValueError("production refuses unsafe settings: " + "; ".join(problems))
         return self
+
+    def metrics_open_without_token(self) -> bool:
+        """Whether the API serves /metrics to anyone: never in production unless
+        JOBLINE_METRICS_PUBLIC says so, never once JOBLINE_METRICS_TOKEN is set."""
+        if self.metrics_token:
+            return False
+        return self.metrics_public or self.env != "production"
 
     @property
     def secure_cookies(self) -> bool:

@@ -285,6 +285,9 @@ def compose(queues: Queues) -> dict[str, Any]:
                 **common,
                 "JOBLINE_WORKER_METRICS_HOST": "0.0.0.0",
                 "JOBLINE_WORKER_METRICS_PORT": str(w.metrics_port),
+                # All addresses of the container: only the compose network reaches them (the
+                # port is not published), which production must be told it may allow.
+                "JOBLINE_METRICS_PUBLIC": "true",
             },
             "depends_on": after_migrate,
             "stop_grace_period": f"{w.stop_seconds}s",

@@ -43,6 +43,12 @@ class InvalidPayload(JoblineError):
     code = "INVALID_PAYLOAD"
 
 
+class PriorityNotAllowed(JoblineError):
+    """This priority is reserved for superusers."""
+
+    code = "PRIORITY_NOT_ALLOWED"
+
+
 class PayloadTooLarge(JoblineError):
     """The payload is larger than JOBLINE_MAX_PAYLOAD_BYTES."""
 

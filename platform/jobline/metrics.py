@@ -40,6 +40,11 @@ JOBS_SUBMITTED = Counter(
 TRANSITIONS = Counter(
     "jobline_transitions", "Events recorded, by job type and event type", ["type", "event"]
 )
+JOBS_DEFERRED = Counter(
+    "jobline_jobs_deferred",
+    "Deliveries put back because their owner ran max_running_per_user jobs in the domain",
+    ["domain"],
+)
 JOB_DURATION = Histogram(
     "jobline_job_duration_seconds",
     "From a job's start (or submission, when it never started) to its final event",

@@ -166,8 +166,41 @@ async def test_priority_out_of_range(user: User, priority: Any) -> None:
 
 
 async def test_priority_in_range_is_kept(user: User) -> None:
-    r = await submit(user, {**QUICK, "priority": 9})
-    assert r.status_code == 202 and r.json()["priority"] == 9
+    r = await submit(user, {**QUICK, "priority": 5})
+    assert r.status_code == 202 and r.json()["priority"] == 5
+
+
+async def test_idempotency_keys_differing_in_case_or_accent_are_two_jobs(user: User) -> None:
+    """Regression (issue 13.6): the key was matched case- and accent-insensitively."""
+    first = await submit(user, QUICK, **{"Idempotency-Key": "Order-abc"})
+    assert first.status_code == 202, first.text
+    ids = {first.json()["id"]}
+    # Header values are ASCII here (accents and lookalikes: test_store_contract).
+    for key in ("ORDER-ABC", "order-abc", "Order-abC"):
+        r = await submit(user, QUICK, **{"Idempotency-Key": key})
+        assert r.status_code == 202, (key, r.text)
+        ids.add(r.json()["id"])
+    assert len(ids) == 4
+    again = await submit(user, QUICK, **{"Idempotency-Key": "Order-abc"})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+
+
+async def test_priorities_above_max_user_priority_are_for_superusers(
+    make_user: Callable[[], Awaitable[User]],
+) -> None:
+    from jobline.accounts.models import User as UserRow
+
+    user = await make_user()
+    # queues.yaml's max_user_priority is 5: 6 to 9 are refused to a user, not lowered.
+    for priority in (6, 9):
+        body = detail(
+            await submit(user, {**QUICK, "priority": priority}), 422, "PRIORITY_NOT_ALLOWED"
+        )
+        assert "max_user_priority" in body["message"]
+    admin = await make_user()
+    await UserRow.filter(id=admin.id).update(is_superuser=True)
+    r = await submit(admin, {**QUICK, "priority": 9})
+    assert r.status_code == 202 and r.json()["priority"] == 9, r.text
 
 
 async def first_cursor(user: User, path: str = JOBS, **params: Any) -> str:

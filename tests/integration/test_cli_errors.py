@@ -120,17 +120,22 @@ def test_check_config_on_a_good_file_exits_0_and_masks_secrets(project: Path) ->
         "JOBLINE_DATABASE_URL": "mysql://app:db-password@127.0.0.1:3306/jobline",
         "JOBLINE_BROKER_URL": "amqp://app:mq-password@127.0.0.1:5672/jobline",
         "JOBLINE_FLOWER_BASIC_AUTH": "admin:flower-password",
+        "JOBLINE_METRICS_TOKEN": "metrics-token-value",
     }
     done = jobline("check-config", cwd=project, env=env)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for secret in (SECRET, "db-password", "mq-password", "flower-password"):
+    for secret in (SECRET, "db-password", "mq-password", "flower-password", "metrics-token-value"):
         assert secret not in out
     assert "database_url: mysql://app:***@127.0.0.1:3306/jobline" in out
     assert "broker_url: amqp://app:***@127.0.0.1:5672/jobline" in out
     for domain in ("music", "video"):
-        assert f"{domain}: queue={domain} pool=prefork concurrency=2 prefetch=1" in out
+        assert (
+            f"{domain}: queue={domain} pool=prefork concurrency=2 prefetch=1 max_running_per_user=1"
+            in out
+        )
     assert "music.transcode: function tasks.music:transcode (imports)" in out
+    assert "max_user_priority=5" in out
     assert out.rstrip().endswith("ok")
 
 

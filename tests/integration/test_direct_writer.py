@@ -133,3 +133,37 @@ async def test_a_lost_connection_raises_and_the_next_call_reconnects(url: str) -
     with pytest.raises((pymysql.err.OperationalError, pymysql.err.InterfaceError)):
         direct.get(view.id)
     assert direct.get(view.id) == view  # a new connection
+
+
+async def test_fair_share_slots_go_to_one_connection_at_a_time_and_die_with_it(url: str) -> None:
+    """queueing/fairness.py: an owner's `cap` slots in a domain are server-wide named locks."""
+    from jobline.queueing.fairness import slot_select
+
+    store = JobStore(force_index=True)
+    owner = str(uuid.uuid4())
+    data = {"type": "music.transcode", "queue": "music", "payload": {}, "priority": 0}
+    jobs = []
+    for _ in range(4):
+        job_id = uuid.uuid4()
+        await store.submit(job_id=job_id, data={**data, "owner_id": owner})
+        jobs.append(job_id)
+    stranger = (await queued_job(store)).id  # another owner
+    writers = [DirectWriter(connector(url), store) for _ in range(4)]
+    select = slot_select(2)  # a cap of 2
+    (view, a), (_, b) = (writers[i].get_with_slot(jobs[i], select) for i in range(2))
+    assert view is not None and view.id == jobs[0]
+    assert a is not None and b is not None and a != b
+    # Both held: a third connection gets the job but no slot; another owner is not held back.
+    found, none = writers[2].get_with_slot(jobs[2], select)
+    assert found is not None and none is None
+    _, theirs = writers[2].get_with_slot(stranger, select)
+    assert theirs is not None
+    writers[2].release_slot(theirs)
+    # A released slot goes to the next asker.
+    writers[0].release_slot(a)
+    assert writers[3].get_with_slot(jobs[3], select)[1] == a
+    # A connection that closes (its worker died) frees its slot with it.
+    writers[1]._drop()
+    assert writers[2].get_with_slot(jobs[2], select)[1] == b
+    for writer in writers:
+        writer._drop()

@@ -451,3 +451,25 @@ async def test_list_jobs_filters(store: JobStore, clock: list[datetime]) -> None
     }
     assert await ids(owner_id=None, **window) == [foreign.id, d.id, c.id, b.id, a.id]
     assert await ids(owner_id=None, state=JobState.PENDING, **window) == [foreign.id, a.id]
+
+
+async def test_idempotency_keys_are_compared_exactly(store: JobStore) -> None:
+    """Regression (issue 13.6): MariaDB's default collation matched `ORDER-ABC` to `Order-abc`."""
+    owner = uuid.uuid4()
+    keys = [
+        "Order-abc",
+        "ORDER-ABC",
+        "Órder-abc",
+        "Order-abc ",
+        "\uff2frder-abc",
+    ]  # the last: a fullwidth O
+    views = [
+        await store.submit(job_id=uuid.uuid4(), data=job_data(owner), idempotency_key=key)
+        for key in keys
+    ]
+    for key, view in zip(keys, views, strict=True):
+        found = await store.find_by_idempotency_key(owner, key)
+        assert found is not None and found[0].id == view.id, key
+    assert await store.find_by_idempotency_key(owner, "order-abc") is None
+    with pytest.raises(store_module.DuplicateIdempotencyKey):
+        await store.submit(job_id=uuid.uuid4(), data=job_data(owner), idempotency_key="Order-abc")

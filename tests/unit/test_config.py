@@ -102,3 +102,25 @@ def test_registration_is_closed_in_production_unless_opened(tmp_path: Path) -> N
     for env in ("development", "test"):
         settings = Settings(_env_file=None, env=env, var_dir=tmp_path, registration_open=None)  # type: ignore[call-arg]
         assert settings.registration_is_open
+
+
+def test_metrics_are_open_in_development_and_closed_in_production_without_a_token() -> None:
+    development = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert development.metrics_open_without_token()
+    assert not production().metrics_open_without_token()
+    assert production(metrics_public=True).metrics_open_without_token()
+    # A token closes it everywhere, whatever else says.
+    assert not production(metrics_token="t", metrics_public=True).metrics_open_without_token()
+    token = Settings(_env_file=None, metrics_token="t")  # type: ignore[call-arg]
+    assert not token.metrics_open_without_token()
+
+
+def test_production_refuses_worker_metrics_on_a_public_address() -> None:
+    with pytest.raises(ValidationError) as caught:
+        production(worker_metrics_port=9100, worker_metrics_host="0.0.0.0")
+    assert "JOBLINE_WORKER_METRICS_HOST" in str(caught.value)
+    assert production(worker_metrics_port=9100).worker_metrics_host == "127.0.0.1"
+    allowed = production(
+        worker_metrics_port=9100, worker_metrics_host="0.0.0.0", metrics_public=True
+    )
+    assert allowed.metrics_public

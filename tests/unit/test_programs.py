@@ -172,6 +172,24 @@ class Module:
         return f"{self.path.relative_to(REPO)}:{getattr(node, 'lineno', 0)}"
 
 
+def which_literal(call: ast.Call) -> str | None:
+    """The program of `shutil.which("name")` (or a bare `which("name")`), else None."""
+    func = call.func
+    name = (
+        func.attr
+        if isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "shutil"
+        else func.id
+        if isinstance(func, ast.Name)
+        else None
+    )
+    if name != "which" or not call.args:
+        return None
+    first = call.args[0]
+    return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+
+
 class Scanner:
     """Finds every process a set of modules starts, and what program each one is."""
 
@@ -202,6 +220,10 @@ class Scanner:
                     argv = spawned_argv(node)
                     if argv is not None:
                         yield from self.resolve_argv(argv, module, node)
+                    elif (looked_up := which_literal(node)) is not None:
+                        # shutil.which("chromedriver"): found to be started by a library
+                        # (selenium starts chromedriver, which starts chromium).
+                        yield Program("system", looked_up, module.where(node))
 
     # argv: a list-valued expression; its first element is the program.
     def resolve_argv(self, expr: ast.expr, module: Module, at: ast.AST) -> Iterator[Program]:
@@ -653,6 +675,7 @@ def test_every_listed_program_is_run_somewhere() -> None:
 @pytest.mark.parametrize(
     ("source", "program"),
     [
+        ('import shutil\nDRIVER = shutil.which("geckodriver")\n', "geckodriver"),
         ('import subprocess\nsubprocess.run(["htop", "-d", "1"])\n', "htop"),
         ('import subprocess\nsubprocess.Popen("jq .id", shell=True)\n', "jq"),
         (

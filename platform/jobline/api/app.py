@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from tortoise import connections
 
+from jobline import ui
 from jobline.accounts.users import (
     COOKIE_NAME,
     UserCreate,
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router, prefix=API)
     app.include_router(stream.router, prefix=API)
     app.include_router(audit.router, prefix=API)
+    ui.install(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -24,6 +24,7 @@ STATUS_OF: dict[type[errors.JoblineError], int] = {
     errors.JobNotFound: status.HTTP_404_NOT_FOUND,
     errors.UnknownJobType: status.HTTP_422_UNPROCESSABLE_CONTENT,
     errors.InvalidPayload: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    errors.PriorityNotAllowed: status.HTTP_422_UNPROCESSABLE_CONTENT,
     errors.PayloadTooLarge: status.HTTP_413_CONTENT_TOO_LARGE,
     errors.InvalidCursor: status.HTTP_400_BAD_REQUEST,
     errors.InvalidLastEventId: status.HTTP_400_BAD_REQUEST,

@@ -43,6 +43,7 @@ class Page(CursorPage[T], Generic[T]):
         **responses(
             errors.UnknownJobType,
             errors.InvalidPayload,
+            errors.PriorityNotAllowed,
             errors.PayloadTooLarge,
             errors.IdempotencyConflict,
         ),
@@ -146,6 +147,7 @@ async def list_jobs(
 )
 async def list_events(
     job: JobDep,
+    caller: CallerDep,
     service: ServiceDep,
     cursors: CursorsDep,
     after_seq: Annotated[
@@ -164,7 +166,9 @@ async def list_events(
         events = events[:size]
         next_page = cursors.encode(scope, [events[-1].seq])
     return Page[JobEvent](
-        items=[JobEvent.of(e) for e in events], next_page=next_page, current_page=cursor
+        items=[JobEvent.of(e, operator=caller.is_superuser) for e in events],
+        next_page=next_page,
+        current_page=cursor,
     )
 
 

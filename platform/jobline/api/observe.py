@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobline import metrics
 from jobline.accounts.users import COOKIE_NAME
+from jobline.api.errors import problem
+from jobline.api.schemas import ErrorResponse
+from jobline.audit.store import prune as prune_audit
 from jobline.audit.writer import AuditRecord, AuditWriter
 from jobline.config import Settings
 from jobline.jobs.counts import active_job_counts
@@ -149,17 +154,43 @@ async def _refresh_job_counts(interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+async def _prune_audit_log(settings: Settings) -> None:
+    """Delete audit rows past JOBLINE_AUDIT_RETENTION_DAYS, every ..._PRUNE_INTERVAL_SECONDS.
+
+    Every request writes a row, unauthenticated ones too: without this the table grows
+    with any flood until someone runs `jobline audit prune`. Each API process runs it; two
+    pruning at once only find each other's rows gone.
+    """
+    retention = timedelta(days=settings.audit_retention_days)
+    while True:
+        try:
+            removed = await prune_audit(
+                datetime.now(UTC) - retention,
+                settings.audit_prune_batch,
+                force_index=not settings.is_sqlite,
+            )
+        except Exception as exc:
+            # The database restarting, or a lock another pruner held: the next round retries.
+            log.warning("pruning the audit log failed: %s", exc)
+        else:
+            if removed:
+                log.info("pruned %d audit row(s) older than %s", removed, retention)
+        await asyncio.sleep(settings.audit_prune_interval_seconds)
+
+
 @dataclass
 class Operations:
-    """The lifespan's background work: the audit writer and the periodic job count."""
+    """The lifespan's background work: the audit writer, its pruning, the periodic job count."""
 
     writer: AuditWriter | None
     counter: asyncio.Task[None]
+    pruner: asyncio.Task[None]
 
     async def stop(self) -> None:
-        self.counter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.counter
+        for task in (self.counter, self.pruner):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.writer is not None:
             await self.writer.close()
 
@@ -179,7 +210,21 @@ def start(app: FastAPI, settings: Settings) -> Operations:
     counter = asyncio.create_task(
         _refresh_job_counts(settings.metrics_refresh_seconds), name="jobline-job-counts"
     )
-    return Operations(writer, counter)
+    pruner = asyncio.create_task(_prune_audit_log(settings), name="jobline-audit-prune")
+    return Operations(writer, counter, pruner)
+
+
+def metrics_allowed(settings: Settings, authorization: str | None) -> bool:
+    """Whether a request with this Authorization header may read /metrics."""
+    if settings.metrics_open_without_token():
+        return True
+    if not settings.metrics_token or authorization is None:
+        return False
+    scheme, _, given = authorization.partition(" ")
+    # Compared in constant time: the answer's timing must not tell how much of it matched.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), settings.metrics_token.encode()
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -187,9 +232,30 @@ def install(app: FastAPI) -> None:
     app.state.audit = None
     app.add_middleware(ObserveMiddleware)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response)
-    def prometheus_metrics() -> Response:
-        """Prometheus text format; under gunicorn, the sum over every worker process."""
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=Response,
+        responses={401: {"model": ErrorResponse, "description": "METRICS_TOKEN_REQUIRED"}},
+    )
+    def prometheus_metrics(request: Request) -> Response:
+        """Prometheus text format; under gunicorn, the sum over every worker process.
+
+        With JOBLINE_METRICS_TOKEN set, only for `Authorization: Bearer <token>`; in
+        production without one, for nobody unless JOBLINE_METRICS_PUBLIC=true.
+        """
+        settings: Settings = request.app.state.settings
+        if not metrics_allowed(settings, request.headers.get("authorization")):
+            why = (
+                "send JOBLINE_METRICS_TOKEN as a bearer token"
+                if settings.metrics_token
+                else "set JOBLINE_METRICS_TOKEN (or JOBLINE_METRICS_PUBLIC=true) to scrape it"
+            )
+            return JSONResponse(
+                problem("METRICS_TOKEN_REQUIRED", f"/metrics is not public: {why}"),
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         # Sync on purpose: in multiprocess mode it reads files, so it runs in the threadpool.
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)

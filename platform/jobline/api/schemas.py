@@ -53,6 +53,21 @@ class Job(BaseModel):
         return cls(**{name: getattr(view, name) for name in cls.model_fields})
 
 
+# Fields of an event's data that name a worker's host: for operators (superusers, logs,
+# Flower), not for the job's owner. The stored history keeps them; answers leave them out.
+OPERATOR_FIELDS: dict[EventType, frozenset[str]] = {
+    EventType.STARTED: frozenset({"worker"}),
+    EventType.QUEUED: frozenset({"by"}),  # a worker that found the job still pending
+    EventType.WORKER_LOST: frozenset({"worker"}),
+}
+
+
+def shows_operator_fields(event: Event) -> bool:
+    """Whether the event's data holds a field only operators see (its two views differ)."""
+    hidden = OPERATOR_FIELDS.get(event.type)
+    return hidden is not None and not hidden.isdisjoint(event.data)
+
+
 class JobEvent(BaseModel):
     seq: int
     job_id: UUID
@@ -62,14 +77,20 @@ class JobEvent(BaseModel):
     data: dict[str, Any]
 
     @classmethod
-    def of(cls, event: Event) -> JobEvent:
+    def of(cls, event: Event, *, operator: bool = False) -> JobEvent:
+        """The event as answered; to anyone but an `operator` (a superuser) without the
+        worker's host name."""
+        data = event.data
+        if not operator and shows_operator_fields(event):
+            hidden = OPERATOR_FIELDS[event.type]
+            data = {key: value for key, value in data.items() if key not in hidden}
         return cls(
             seq=event.seq,
             job_id=event.job_id,
             type=event.type,
             attempt=event.attempt,
             at=event.at,
-            data=event.data,
+            data=data,
         )
 
 

@@ -2,7 +2,8 @@
 
 - Every response carries nosniff, frame denial, no referrer and a Content-Security-Policy
   that allows nothing; the interactive docs (/docs, /redoc) get a policy that lets them
-  load their scripts and styles from the API's own origin, on those routes only.
+  load their scripts and styles from the API's own origin, on those routes only; the
+  dashboard (/ui/) gets one allowing its own origin's scripts, styles and connections.
 - CORS is off unless JOBLINE_CORS_ORIGINS names origins; `*` never comes with credentials.
 - Every error has one shape, {"detail": {"code", "message"}}: FastAPI's and fastapi-users'
   too (a 422 adds the list of `errors`); an unexpected error is a 500 with the headers.
@@ -48,6 +49,13 @@ DOCS_CSP = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 DOCS_PATHS = ("/docs", "/redoc")
+# The dashboard (ui/): its own scripts, styles and images, fetches and streams to its own
+# origin, forms posting only here; still no inline script or style, no framing.
+UI_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+UI_PATHS = ("/ui/", "/ui")
 COMMON_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -78,7 +86,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else STRICT_CSP
+        if path.startswith(DOCS_PATHS):
+            csp = DOCS_CSP
+        elif path.startswith(UI_PATHS):
+            csp = UI_CSP
+        else:
+            csp = STRICT_CSP
         no_store = path.startswith(API_PREFIX)
 
         started = False

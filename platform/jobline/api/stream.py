@@ -31,7 +31,7 @@ from jobline.accounts.sessions import Credential
 from jobline.api.deps import CallerDep, CallerRoute, JobDep
 from jobline.api.errors import responses
 from jobline.api.quotas import StreamSlot
-from jobline.api.schemas import Job, JobEvent
+from jobline.api.schemas import Job, JobEvent, shows_operator_fields
 from jobline.config import Settings
 from jobline.jobs.service import Caller
 from jobline.streaming.feed import EventFeed
@@ -107,19 +107,27 @@ def parse_last_event_id(raw: str | None, maximum: int) -> int | None:
     return int(text)
 
 
-def event_json(item: FeedEvent) -> bytes:
-    """The event as `GET /jobs/{id}/events` shows it, encoded once per process."""
-    cached = item.frames.get("json")
+def variant(item: FeedEvent, operator: bool) -> str:
+    """The key suffix of an event's encodings for this follower: an operator's own only
+    when the event has fields users do not see (most events have one encoding)."""
+    return ":op" if operator and shows_operator_fields(item.event) else ""
+
+
+def event_json(item: FeedEvent, operator: bool = False) -> bytes:
+    """The event as `GET /jobs/{id}/events` shows it to this follower, encoded once per process."""
+    key = "json" + variant(item, operator)
+    cached = item.frames.get(key)
     if cached is None:
-        cached = item.frames["json"] = JobEvent.of(item.event).model_dump_json().encode()
+        event = JobEvent.of(item.event, operator=operator)
+        cached = item.frames[key] = event.model_dump_json().encode()
     return cached
 
 
-def frame(item: FeedEvent, sse_id: int) -> bytes:
+def frame(item: FeedEvent, sse_id: int, operator: bool = False) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (
         sse_id,
         item.event.type.value.encode(),
-        event_json(item),
+        event_json(item, operator),
     )
 
 
@@ -235,12 +243,16 @@ async def stream_job(
     if job.state.is_final and after >= job.last_seq:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     hint = retry_hint(request)
+    operator = caller.is_superuser
 
     async def frames() -> AsyncIterator[bytes]:
         with metrics.sse_stream_open(), ends_on_outage():
             yield hint
             async for item in follow_job(feed, job.id, after):
-                yield item.frames.get("job") or item.frames.setdefault("job", frame(item, item.seq))
+                key = "job" + variant(item, operator)
+                yield item.frames.get(key) or item.frames.setdefault(
+                    key, frame(item, item.seq, operator)
+                )
 
     return event_source(request, frames(), caller)
 
@@ -273,8 +285,9 @@ async def stream_mine(
                 if isinstance(item, StartAt):
                     yield b"id: %d\n\n" % item.id
                 else:
-                    yield item.frames.get("user") or item.frames.setdefault(
-                        "user", frame(item, item.id)
+                    key = "user" + variant(item, caller.is_superuser)
+                    yield item.frames.get(key) or item.frames.setdefault(
+                        key, frame(item, item.id, caller.is_superuser)
                     )
 
     return event_source(request, frames(), caller)

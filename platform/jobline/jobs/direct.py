@@ -39,6 +39,8 @@ from jobline.jobs.store import (
 
 log = logging.getLogger("jobline.jobs")
 DIALECT = "mysql"
+# The extra column of get_with_slot()'s SELECT: the named lock taken, or NULL.
+SLOT_COLUMN = "jobline_slot"
 
 
 class DirectWriter:
@@ -75,6 +77,31 @@ class DirectWriter:
             self._drop()
             raise
         return None if row is None else job_view(row)
+
+    def get_with_slot(self, job_id: UUID, select: str) -> tuple[JobView | None, str | None]:
+        """get() by a SELECT that also takes a named lock (queueing/fairness.py): the job,
+        and the lock's name, or None when none was free. The lock is this thread's
+        connection's until release_slot()."""
+        try:
+            with self._connection().cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute(select, job_key(job_id))
+                row = cur.fetchone()
+        except Exception:
+            self._drop()
+            raise
+        if row is None:
+            return None, None
+        slot = row.pop(SLOT_COLUMN)
+        return job_view(row), None if slot is None else str(slot)
+
+    def release_slot(self, name: str) -> None:
+        """Release a named lock taken by get_with_slot() on this thread's connection."""
+        try:
+            with self._connection().cursor() as cur:
+                cur.execute("DO RELEASE_LOCK(%s)", [name])
+        except Exception:
+            self._drop()
+            raise
 
     def append_expected(
         self,

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -25,6 +26,9 @@ from jobline.jobs.models import DispatchRow
 from jobline.jobs.projection import JobView
 from jobline.jobs.store import BatchTxHook, TxHook, insert_rows, utcnow
 
+# A row appears and goes between a put_back's INSERT and its UPDATE only when a publisher
+# races it; one more round sorts that out.
+PUT_BACK_TRIES = 3
 # A publish error is kept for the operator; the column is TEXT, the message need not be whole.
 ERROR_TEXT_MAX = 1000
 
@@ -135,30 +139,66 @@ class Outbox:
 
     @staticmethod
     def remover_many(dispatches: Sequence[Dispatch]) -> BatchTxHook:
-        """remover() of the published attempts of many jobs, in one DELETE per attempt number."""
+        """remover() of the published attempts of many jobs, in one DELETE per attempt number.
+
+        Each row only while still under the claim it was published with (see remover()).
+        """
 
         async def remove(conn: Any, _: Sequence[JobView]) -> None:
-            by_attempt: dict[int, list[UUID]] = {}
+            by_key: dict[tuple[int, str], list[UUID]] = {}
             for dispatch in dispatches:
-                by_attempt.setdefault(dispatch.attempt, []).append(dispatch.job_id)
-            for attempt, job_ids in by_attempt.items():
-                await (
-                    DispatchRow.filter(job_id__in=job_ids, attempt=attempt).using_db(conn).delete()
-                )
+                by_key.setdefault((dispatch.attempt, dispatch.claim), []).append(dispatch.job_id)
+            for (attempt, claim), job_ids in by_key.items():
+                rows = DispatchRow.filter(job_id__in=job_ids, attempt=attempt)
+                if claim:
+                    rows = rows.filter(claim=claim)
+                await rows.using_db(conn).delete()
 
         return remove
 
     @staticmethod
-    def remover(attempt: int | None = None) -> TxHook:
-        """A hook deleting the job's outbox rows (of one attempt, or all) in the caller's transaction."""
+    def remover(attempt: int | None = None, claim: str | None = None) -> TxHook:
+        """A hook deleting the job's outbox rows (of one attempt, or all) in the caller's transaction.
+
+        With a `claim`, only a row still under it: a worker that deferred the job meanwhile
+        (queueing/fairness.py) took the row over for a later publish, which must stay.
+        """
 
         async def remove(conn: Any, view: JobView) -> None:
             rows = DispatchRow.filter(job_id=view.id)
             if attempt is not None:
                 rows = rows.filter(attempt=attempt)
+            if claim:
+                rows = rows.filter(claim=claim)
             await rows.using_db(conn).delete()
 
         return remove
+
+    @staticmethod
+    async def put_back(job_id: UUID, attempt: int, due_at: datetime) -> None:
+        """Have an attempt published (again) from `due_at` on, recording nothing.
+
+        The row is written, or, when one is there (its publisher has not yet recorded
+        `queued`), taken over: freed of its claim, so that publisher's remover leaves it.
+        """
+        for _ in range(PUT_BACK_TRIES):
+            try:
+                await DispatchRow.create(
+                    job_id=job_id,
+                    attempt=attempt,
+                    task_id=task_id_for(job_id, attempt),
+                    due_at=due_at,
+                    available_at=due_at,
+                    created_at=utcnow(),
+                )
+                return
+            except IntegrityError:
+                taken = await DispatchRow.filter(job_id=job_id, attempt=attempt).update(
+                    due_at=due_at, available_at=due_at, claim=None
+                )
+                if taken:
+                    return
+        raise RuntimeError(f"the outbox row of {job_id} attempt {attempt} kept changing")
 
     async def claim(self, limit: int, lease_seconds: float) -> list[Dispatch]:
         """Claim up to `limit` free, due rows for one lease; oldest first."""

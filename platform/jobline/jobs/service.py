@@ -23,6 +23,7 @@ from jobline.errors import (
     JobNotFound,
     JobNotRetryable,
     PayloadTooLarge,
+    PriorityNotAllowed,
     UnknownJobType,
 )
 from jobline.jobs import payloads
@@ -104,6 +105,13 @@ class JobService:
         if job_type is None:
             known = ", ".join(sorted(self.queues.job_types))
             raise UnknownJobType(f"unknown job type {submission.type!r}; known types: {known}")
+        allowed = job_type.policy.max_user_priority
+        if submission.priority > allowed and not caller.is_superuser:
+            # Refused, not lowered: a client told 202 would believe its job was urgent.
+            raise PriorityNotAllowed(
+                f"priority {submission.priority} is reserved for superusers; "
+                f"{job_type.name} takes 0 to {allowed} (max_user_priority in queues.yaml)"
+            )
         payload = self._validated(job_type.payload_model, submission.payload)
         request_hash = _hash(
             {

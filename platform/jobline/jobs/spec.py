@@ -30,6 +30,9 @@ class Policy(BaseModel):
     soft_time_limit: int | None = Field(None, gt=0)
     max_worker_losses: int | None = Field(None, ge=1)
     cancel_grace_seconds: float | None = Field(None, ge=0)
+    max_user_priority: int | None = Field(
+        None, ge=0, le=9, description="highest priority a user who is not a superuser may ask"
+    )
 
 
 POLICY_FIELDS = tuple(Policy.model_fields)
@@ -41,6 +44,8 @@ BUILTIN_POLICY = {
     "soft_time_limit": 3540,
     "max_worker_losses": 3,
     "cancel_grace_seconds": 30.0,
+    # 6-9 stay for superusers: an operator's urgent job passes any user's queued ones.
+    "max_user_priority": 5,
 }
 
 
@@ -54,6 +59,7 @@ class ResolvedPolicy(BaseModel):
     soft_time_limit: int
     max_worker_losses: int
     cancel_grace_seconds: float
+    max_user_priority: int
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before the attempt after `attempt` (exponential, capped)."""
@@ -76,7 +82,20 @@ class JobTypeSpec(Policy):
         return self
 
 
-class DomainSpec(Policy):
+class Fairness(BaseModel):
+    """What `defaults` and a domain may set beyond the Policy: the share one user gets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_running_per_user: int | None = Field(
+        None,
+        ge=0,
+        description="jobs of one user running at once in the domain, across all its workers "
+        "(0: no cap; unset: concurrency - 1, at least 1)",
+    )
+
+
+class DomainSpec(Policy, Fairness):
     queue: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     pool: Pool = "prefork"
     concurrency: int = Field(2, ge=1)
@@ -89,10 +108,14 @@ class DomainSpec(Policy):
     job_types: dict[str, JobTypeSpec] = Field(min_length=1)
 
 
+class Defaults(Policy, Fairness):
+    """The `defaults:` mapping."""
+
+
 class QueuesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    defaults: Policy = Field(default_factory=Policy)
+    defaults: Defaults = Field(default_factory=Defaults)
     domains: dict[str, DomainSpec] = Field(min_length=1)
 
 
@@ -105,6 +128,8 @@ class JobType:
     queue: str
     spec: JobTypeSpec
     policy: ResolvedPolicy
+    # Jobs of one user running at once in this type's domain (0: no cap).
+    max_running_per_user: int = 0
 
     @property
     def importable(self) -> bool:
@@ -238,7 +263,9 @@ def load_queues(path: Path | str, *, check_imports: bool = True) -> Queues:
             key = f"domains.{domain_name}.job_types.{type_name}"
             if policy.soft_time_limit >= policy.time_limit:
                 problems.append(f"{path}: {key}: soft_time_limit must be below time_limit")
-            job_types[name] = JobType(name, domain_name, domain.queue, spec, policy)
+            job_types[name] = JobType(
+                name, domain_name, domain.queue, spec, policy, running_cap(raw.defaults, domain)
+            )
             if check_imports:
                 broken = _broken_module(spec, module_errors)
                 if broken is None:
@@ -253,6 +280,19 @@ def load_queues(path: Path | str, *, check_imports: bool = True) -> Queues:
     if problems:
         raise ConfigError("\n".join(problems))
     return Queues(path=path, raw=raw, job_types=job_types)
+
+
+def running_cap(defaults: Defaults, domain: DomainSpec) -> int:
+    """A domain's cap on one user's running jobs: its own, the defaults', or concurrency - 1.
+
+    The default leaves one slot of a worker's concurrency to other users; a domain of one
+    slot keeps it usable (1). `concurrency` is the one of queues.yaml, not a worker's
+    --concurrency override: the cap counts across every worker of the domain.
+    """
+    for value in (domain.max_running_per_user, defaults.max_running_per_user):
+        if value is not None:
+            return value
+    return max(1, domain.concurrency - 1)
 
 
 def _resolve_policy(defaults: Policy, domain: Policy, job_type: Policy) -> ResolvedPolicy:

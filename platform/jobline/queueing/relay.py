@@ -41,8 +41,10 @@ log = logging.getLogger("jobline.relay")
 
 # The database restarting: expected, logged without a traceback, outlived.
 UNAVAILABLE = (BaseORMException, OSError, pymysql.err.Error)
-# A job in these states is waiting for the publish of its current attempt.
-AWAITING_PUBLISH = frozenset({JobState.PENDING, JobState.RETRYING})
+# A job in these states is waiting for the publish of its current attempt. A queued one
+# has a row when a worker deferred it (queueing/fairness.py): published again, its
+# `queued` is then a duplicate and records nothing.
+AWAITING_PUBLISH = frozenset({JobState.PENDING, JobState.RETRYING, JobState.QUEUED})
 
 
 class Dispatcher(Protocol):
@@ -130,7 +132,8 @@ class OutboxPublisher:
                 await self.outbox.discard(dispatch)
                 return None
         if not _awaits(view, dispatch):
-            # Cancelled, or delivered already (a worker records `queued` for a pending job).
+            # Cancelled, or delivered already (a worker records `queued` for a pending job,
+            # then `started`; a second message in between is ignored by the worker).
             await self.outbox.discard(dispatch)
             return view
         try:
@@ -159,7 +162,7 @@ class OutboxPublisher:
                 EventType.QUEUED,
                 {"task_id": dispatch.task_id},
                 attempt=dispatch.attempt,
-                also=Outbox.remover(dispatch.attempt),
+                also=Outbox.remover(dispatch.attempt, dispatch.claim),
             )
         except InvalidTransition:
             # Cancelled while it was being published: the worker ignores a finished job's message.

@@ -6,7 +6,9 @@ Re-exported here so code written against the old path keeps importing.
 from jobline.jobs.spec import (
     BUILTIN_POLICY,
     POLICY_FIELDS,
+    Defaults,
     DomainSpec,
+    Fairness,
     JobType,
     JobTypeSpec,
     Policy,
@@ -16,12 +18,15 @@ from jobline.jobs.spec import (
     import_error,
     import_object,
     load_queues,
+    running_cap,
 )
 
 __all__ = [
     "BUILTIN_POLICY",
     "POLICY_FIELDS",
+    "Defaults",
     "DomainSpec",
+    "Fairness",
     "JobType",
     "JobTypeSpec",
     "Policy",
@@ -31,4 +36,5 @@ __all__ = [
     "import_error",
     "import_object",
     "load_queues",
+    "running_cap",
 ]

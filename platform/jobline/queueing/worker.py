@@ -37,7 +37,7 @@ from jobline.jobs.projection import JobView
 from jobline.jobs.spec import JobType, Queues
 from jobline.jobs.states import JobState
 from jobline.jobs.store import Appended, JobStore, Step, TxHook, utcnow
-from jobline.queueing import green, telemetry
+from jobline.queueing import fairness, green, telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.cancel import CancelWatch
 from jobline.queueing.limits import clip, error_of, storable_result
@@ -282,9 +282,19 @@ class LateStart:
 
 
 def begin_late(
-    rt: WorkerRuntime, job_id: UUID, started: dict[str, Any], defer: float
+    rt: WorkerRuntime,
+    job_id: UUID,
+    started: dict[str, Any],
+    defer: float,
+    read: JobView | None = None,
 ) -> tuple[JobView, LateStart | None]:
-    """Read a delivered job; a LateStart, its window running, when it is queued or pending."""
+    """Read a delivered job (unless `read` already); a LateStart, its window running, when
+    it is queued or pending."""
+    if read is not None:
+        late = _late_for(rt, read, started, defer)
+        if late is not None:
+            rt.loop.call_soon_threadsafe(late.arm)
+        return read, late
     direct = rt.direct
     if direct is None:
         return rt.retrying(lambda: _late_start(rt, job_id, started, defer), f"reading {job_id}")
@@ -544,6 +554,30 @@ def run_job(
     """The body of every jobline Celery task."""
     rt = runtime()
     jid = UUID(job_id)
+    read: JobView | None = None
+    slot: str | None = None
+    if job_type.max_running_per_user:
+        # The owner's share of the domain (queueing/fairness.py): read with a slot taken.
+        try:
+            read, slot = fairness.admit(rt, job_type, jid)
+        except fairness.Deferred:
+            return
+    try:
+        _run_admitted(rt, task, job_type, function, jid, payload, read)
+    finally:
+        if slot is not None:
+            fairness.release(rt, slot)
+
+
+def _run_admitted(
+    rt: WorkerRuntime,
+    task: Task,
+    job_type: JobType,
+    function: JobFunction,
+    jid: UUID,
+    payload: dict[str, Any],
+    read: JobView | None,
+) -> None:
     redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
     worker, delivery = task.request.hostname or "worker", uuid.uuid4().hex
     late: LateStart | None = None
@@ -551,7 +585,7 @@ def run_job(
     if defer > 0 and not redelivered:
         # A read, no lock, no commit: the job's `started` is written late (LateStart).
         started = {"worker": worker, "delivery": delivery}
-        view, late = begin_late(rt, jid, started, defer)
+        view, late = begin_late(rt, jid, started, defer, read)
         if view.state.is_final:
             log.info("job %s is already %s; delivery ignored", jid, view.state)
             return

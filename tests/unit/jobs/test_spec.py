@@ -251,3 +251,73 @@ def test_a_bad_processes_count(tmp_path: Path, value: str, reason: str) -> None:
     )
     assert "domains.m.processes" in message
     assert reason in message
+
+
+def test_max_running_per_user_defaults_to_concurrency_minus_one(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        defaults:
+          max_user_priority: 3
+        domains:
+          wide:   {{queue: wide, concurrency: 8, job_types: {{t: {GOOD_TYPE}}}}}
+          narrow: {{queue: narrow, concurrency: 1, job_types: {{t: {GOOD_TYPE}}}}}
+          capped:
+            queue: capped
+            max_running_per_user: 3
+            max_user_priority: 7
+            job_types: {{t: {GOOD_TYPE}, u: {{function: tasks.music:transcode, max_user_priority: 9}}}}
+        """,
+    )
+    types = load_queues(path).job_types
+    # Room for another user on a worker; a domain of one slot still runs its jobs.
+    assert types["wide.t"].max_running_per_user == 7
+    assert types["narrow.t"].max_running_per_user == 1
+    assert types["capped.t"].max_running_per_user == 3
+    # max_user_priority: the job type's, else its domain's, else the defaults'.
+    assert [
+        types[name].policy.max_user_priority for name in ("wide.t", "capped.t", "capped.u")
+    ] == [
+        3,
+        7,
+        9,
+    ]
+
+
+def test_max_running_per_user_from_defaults_and_zero_for_no_cap(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        defaults:
+          max_running_per_user: 0
+        domains:
+          open:  {{queue: open, concurrency: 4, job_types: {{t: {GOOD_TYPE}}}}}
+          two:   {{queue: two, max_running_per_user: 2, job_types: {{t: {GOOD_TYPE}}}}}
+        """,
+    )
+    types = load_queues(path).job_types
+    assert (types["open.t"].max_running_per_user, types["two.t"].max_running_per_user) == (0, 2)
+    assert load_queues(REPO / "queues.yaml").job_types["music.transcode"].max_running_per_user == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "defaults: {max_running_per_user: -1}",
+        "defaults: {max_user_priority: 10}",
+    ],
+)
+def test_bad_fairness_settings(tmp_path: Path, text: str) -> None:
+    message = problem_of(
+        tmp_path, f"{text}\ndomains: {{d: {{queue: d, job_types: {{t: {GOOD_TYPE}}}}}}}"
+    )
+    assert "defaults." in message
+
+
+def test_a_job_type_cannot_set_max_running_per_user(tmp_path: Path) -> None:
+    message = problem_of(
+        tmp_path,
+        "domains: {d: {queue: d, job_types: "
+        "{t: {function: tasks.music:transcode, max_running_per_user: 1}}}}",
+    )
+    assert "max_running_per_user" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 from typing import Any
 
 import yaml
@@ -182,3 +183,27 @@ def test_compose_stack_mariadb_rabbitmq_migrations_api_flower_health_and_volumes
     # The build the services share exists.
     build = services["migrate"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).resolve().exists()
+
+
+def test_every_compose_service_passes_the_production_checks() -> None:
+    """Production refuses unsafe settings (config.py): the generated services must not be."""
+    from jobline.config import Settings
+
+    secrets = {
+        "JOBLINE_SECRET_KEY": "s" * 48,
+        "JOBLINE_DB_PASSWORD": "db",
+        "JOBLINE_RABBITMQ_PASSWORD": "mq",
+        "JOBLINE_FLOWER_BASIC_AUTH": "admin:pw",
+    }
+    for name, service in compose()["services"].items():
+        env = service.get("environment") or {}
+        if env.get("JOBLINE_ENV") != "production":
+            continue
+        values = {}
+        for key, value in env.items():
+            text = str(value)
+            for secret, replacement in secrets.items():
+                text = re.sub(r"\$\{" + secret + r"[^}]*\}", replacement, text)
+            values[key.removeprefix("JOBLINE_").lower()] = text
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        assert settings.env == "production", name

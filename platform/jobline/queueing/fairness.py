@@ -1,0 +1,174 @@
+"""Fair shares: one user's running jobs in a domain are capped, across every worker of it.
+
+A domain's `max_running_per_user` (queues.yaml) is enforced when a worker is about to start
+a delivered job. Over it, the job is deferred: nothing is recorded (it stays `queued`, its
+history untouched), its message is acked, and an outbox row brings it back after a while
+(`JOBLINE_FAIR_SHARE_DEFER_SECONDS`, longer for a long backlog); the relay publishes it
+again like any due row. The job's attempt does not change, so no transition is recorded
+twice and the delay costs no retry.
+
+How workers agree, on MariaDB (the worker's direct connection, jobs/direct.py): a running
+job holds one of its owner's `cap` slots of the domain, a named lock of the database server
+(GET_LOCK), taken in the SELECT that reads the delivered job - no extra round trip - and
+released when the job ends (one statement). The server hands each slot to one connection
+at a time, so two workers starting the same user's jobs at the same instant cannot both take
+the last slot; a worker that dies loses its connection and with it its slots. Elsewhere
+(SQLite, green pools, a URL with options) the cap is the count of the owner's jobs recorded
+`running` in the domain: jobs starting at the same moment may each pass it, and a job that
+started within JOBLINE_STARTED_DEFER_MS is not counted yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from tortoise import connections
+
+from jobline import metrics
+from jobline.config import Settings
+from jobline.errors import JobNotFound
+from jobline.jobs.direct import SLOT_COLUMN
+from jobline.jobs.models import JobRow
+from jobline.jobs.outbox import Outbox
+from jobline.jobs.projection import JobView
+from jobline.jobs.spec import JobType
+from jobline.jobs.states import JobState
+from jobline.jobs.store import utcnow
+
+log = logging.getLogger("jobline.fairness")
+
+# States a delivery would start the job from: only these are held back. A running job
+# redelivered (its worker died) is the same attempt going on, counted already.
+# A deferral's delay is multiplied by a factor drawn from this range.
+JITTER = (0.75, 1.25)
+STARTABLE = frozenset({JobState.QUEUED, JobState.PENDING, JobState.RETRYING})
+
+
+@functools.cache
+def slot_select(cap: int) -> str:
+    """The SELECT of a job that also takes a free slot of its owner in its domain.
+
+    Its extra column is the name of the named lock taken, or NULL when all `cap` are held.
+    Lock names are server-wide: the database's name is in them, hashed with the queue and
+    the owner to stay within the 64 characters MariaDB allows.
+    """
+    from jobline.jobs.store import statements
+
+    head, _, where = statements("mysql").select_job.partition(" FROM ")
+    prefix = "CONCAT('jobline:', SHA1(CONCAT(DATABASE(), '/', `queue`, '/', `owner_id`)), ':')"
+    whens = " ".join(
+        f"WHEN GET_LOCK(CONCAT({prefix}, {i}), 0) = 1 THEN CONCAT({prefix}, {i})"
+        for i in range(cap)
+    )
+    return f"{head}, CASE {whens} ELSE NULL END AS {SLOT_COLUMN} FROM {where}"
+
+
+class Deferred(Exception):
+    """The job's owner is at the domain's cap: the job was put back for later."""
+
+
+def admit(rt: Any, job_type: JobType, job_id: UUID) -> tuple[JobView, str | None]:
+    """Read a delivered job and take a slot of its owner: (the job, the slot's lock name).
+
+    Raises Deferred when the owner is at the cap (the job comes back later), JobNotFound
+    for an unknown job. The slot, when one
+    is held, is released with release() once the job ends.
+    """
+    cap = job_type.max_running_per_user
+    direct = rt.direct
+    slot: str | None = None
+    if direct is not None:
+        view, slot = rt.retrying_here(
+            lambda: direct.get_with_slot(job_id, slot_select(cap)), f"reading job {job_id}"
+        )
+        if view is None:
+            raise JobNotFound(job_id=str(job_id))
+        full = slot is None
+    else:
+        view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
+        full = view.state in STARTABLE and (
+            rt.retrying(
+                lambda: count_jobs(view.owner_id, view.queue, JobState.RUNNING, cap),
+                f"counting running jobs of {view.owner_id}",
+            )
+            >= cap
+        )
+    if view.state not in STARTABLE:
+        if slot is not None and view.state.is_final:
+            release(rt, slot)  # nothing runs: the delivery is ignored
+            slot = None
+        return view, slot
+    if full:
+        defer(rt, job_type, view)
+        raise Deferred(str(job_id))
+    return view, slot
+
+
+def release(rt: Any, slot: str) -> None:
+    """Give a slot back (from the task's thread: its connection holds the lock)."""
+    try:
+        rt.direct.release_slot(slot)
+    except Exception:
+        # The connection is gone, and with it the lock: nothing is held any more.
+        log.warning("releasing %s failed; its connection is closed", slot, exc_info=True)
+
+
+def defer(rt: Any, job_type: JobType, view: JobView) -> None:
+    """Put a job back for later through the outbox, recording nothing.
+
+    The job keeps its state and attempt; a relay publishes the row once due (a `queued`
+    already recorded is then a duplicate, and records nothing).
+    """
+    settings = rt.settings
+    cap = job_type.max_running_per_user
+    per_round = settings.fair_share_backlog_per_slot * cap
+    rounds = settings.fair_share_defer_max_seconds / settings.fair_share_defer_seconds
+    backlog = rt.retrying(
+        lambda: count_jobs(view.owner_id, view.queue, JobState.QUEUED, int(rounds + 1) * per_round),
+        f"counting queued jobs of {view.owner_id}",
+    )
+    # Jittered, so the jobs of one flood do not all come back in the same instant.
+    delay = deferral_seconds(settings, cap, backlog, random.uniform(*JITTER))
+    due = utcnow() + timedelta(seconds=delay)
+    # IntegrityError would be retried as an outage by rt.retrying: put_back handles it.
+    rt.retrying(lambda: Outbox.put_back(view.id, view.attempt, due), f"deferring {view.id}")
+    metrics.JOBS_DEFERRED.labels(job_type.domain).inc()
+    log.info(
+        "job %s deferred %.1fs: its owner %s has %d job(s) running in %s (the cap)",
+        view.id,
+        delay,
+        view.owner_id,
+        cap,
+        job_type.domain,
+    )
+
+
+def deferral_seconds(settings: Settings, cap: int, backlog: int, jitter: float = 1.0) -> float:
+    """How long a deferred job waits before it is published again.
+
+    Each deferral costs a read and a write. Up to `fair_share_backlog_per_slot` waiting
+    jobs per slot come back after the base delay; a longer backlog comes back
+    proportionally later, so a flood costs the workers a bounded number of deferrals per
+    interval. Never more than `fair_share_defer_max_seconds`.
+    """
+    per_round = settings.fair_share_backlog_per_slot * cap
+    base = settings.fair_share_defer_seconds * max(1.0, backlog / per_round)
+    return min(settings.fair_share_defer_max_seconds, base * jitter)
+
+
+async def count_jobs(owner_id: UUID | None, queue: str, state: JobState, limit: int) -> int:
+    """An owner's jobs in one state on one queue, counted up to `limit` (an index range)."""
+    db = connections.get("default")
+    mark = "%s" if db.capabilities.dialect == "mysql" else "?"
+    table = JobRow._meta.db_table
+    _, rows = await db.execute_query(
+        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {table} WHERE owner_id = {mark} "
+        f"AND state = {mark} AND queue = {mark} LIMIT {mark}) AS found",
+        [str(owner_id), state.value, queue, limit],
+    )
+    return int(rows[0]["n"])
