@@ -121,7 +121,7 @@ async def test_a_job_that_no_longer_waits_loses_its_row_unpublished() -> None:
     stored = dataclasses.replace(handed, state=JobState.CANCELLED)
     publisher, store, outbox, dispatcher = _publisher(stored)
     dispatch = _dispatch(handed)
-    after = await publisher.publish(dispatch, dataclasses.replace(handed, state=JobState.QUEUED))
+    after = await publisher.publish(dispatch, dataclasses.replace(handed, state=JobState.RUNNING))
     assert store.reads == 1
     assert dispatcher.published == []
     assert outbox.discarded == [dispatch]
