@@ -24,7 +24,7 @@ from starlette.routing import Route
 from jobline.api.stream import SEP, frame
 from jobline.config import get_settings
 from jobline.db import close_db, open_db
-from jobline.streaming.follow import TERMINAL
+from jobline.jobs.states import FINAL_EVENTS
 from jobline.streaming.reader import EventReader
 
 POLL_SECONDS = int(os.environ.get("BENCH_POLL_MS", "100")) / 1000
@@ -46,7 +46,7 @@ async def stream(request: Request) -> Response:
                 for item in await reader.of_job(job_id, last, BATCH):
                     yield frame(item, item.seq)
                     last = item.seq
-                    if item.event.type in TERMINAL:
+                    if item.event.type in FINAL_EVENTS:
                         return
                 await asyncio.sleep(POLL_SECONDS)
         finally:

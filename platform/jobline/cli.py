@@ -18,7 +18,7 @@ from jobline.commands import (
     run,
     settings_or_exit,
 )
-from jobline.config import USER_SETTINGS, Settings
+from jobline.config import USER_SETTINGS, Settings, redact_url
 from jobline.db import apply_migrations
 from jobline.deploy import deploy_app
 from jobline.errors import ConfigError
@@ -290,7 +290,7 @@ def _shown_setting(name: str, value: Any) -> Any:
     if name in {"secret_key", "flower_basic_auth", "flower_broker_api", "metrics_token"} and value:
         return "***"
     if name in {"database_url", "broker_url"}:
-        return commands.where(str(value))
+        return redact_url(str(value))
     return value
 
 

@@ -20,8 +20,10 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, connect_sse
 
+# Standard library only (tests/unit/test_client_imports.py): no server package comes along.
+from jobline.jobs.states import FINAL_EVENTS
+
 API = "/api/v1"
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 DEFAULT_TIMEOUT_SECONDS = 30.0
 # Longer than the server's ping interval (JOBLINE_SSE_PING_SECONDS, 15 s by default):
 # this long without a byte, even a ping, means the connection is dead.
@@ -199,7 +201,7 @@ class Client:
                 if failures > self.max_reconnects:
                     raise
             else:
-                if last_type in TERMINAL:
+                if last_type in FINAL_EVENTS:
                     return
                 if not received:
                     failures += 1

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from jobline.client import Client, ClientError
 from jobline.config import Settings
+from jobline.jobs.states import FINAL_EVENTS
 
 # A server bound to every address is reached on this machine's loopback.
 ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
@@ -180,7 +181,7 @@ def _show(client: Client, job_id: str) -> None:
             bar.update(task, description=escape(shown(kind)))
             line = f"#{event['seq']} {kind}{_details(kind, data)}"
             console.print(shown(line), markup=False, emoji=False, highlight=False)
-            if kind in ("succeeded", "failed", "cancelled"):
+            if kind in FINAL_EVENTS:
                 final = event
                 if kind == "succeeded":
                     bar.update(task, completed=PERCENT)
@@ -217,8 +218,8 @@ def shown(text: str) -> str:
 def _details(kind: str, data: dict[str, Any]) -> str:
     if kind == "succeeded":
         return f": {json.dumps(data.get('result'))}"
-    if kind in ("failed", "retrying"):
-        error = data.get("error") or {}
+    error = data.get("error")
+    if error:  # failed, and retrying after a failure
         return f": {error.get('type')}: {error.get('message')}"
     if kind == "started" and data.get("worker"):
         return f" on {data['worker']}"

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import typer
 from tortoise.exceptions import BaseORMException as BaseDBError
 
-from jobline.config import Settings, get_settings
+from jobline.config import Settings, get_settings, redact_url
 from jobline.errors import (
     BrokerUnavailable,
     ConfigError,
@@ -63,7 +63,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except (OSError, ConnectionError, BaseDBError) as exc:
         if _debug:
             raise
-        url = where(get_settings().database_url)
+        url = redact_url(get_settings().database_url)
         fail(f"database {url} is unreachable: {reason(exc)}", EXIT_UNAVAILABLE)
         raise
 
@@ -75,15 +75,6 @@ def exit_code(exc: JoblineError) -> int:
     if isinstance(exc, DatabaseUnavailable | BrokerUnavailable):
         return EXIT_UNAVAILABLE
     return EXIT_FAILED
-
-
-def where(url: str) -> str:
-    """A URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def load_queues_or_exit(settings: Settings, check_imports: bool = True) -> Any:

@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from tortoise.backends.base.config_generator import expand_db_url
 
 from jobline.errors import ConfigError
 
@@ -425,6 +424,10 @@ def settings_problems(exc: ValidationError) -> str:
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Tortoise/aerich config for the configured database."""
+    # Imported here: the HTTP client's CLI reads Settings too and must not load the ORM
+    # (tests/unit/test_client_imports.py).
+    from tortoise.backends.base.config_generator import expand_db_url
+
     url: str | dict[str, Any] = settings.database_url
     if settings.is_sqlite:
         path = settings.database_url.removeprefix("sqlite://")
@@ -444,6 +447,16 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and listings."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
 
 
 def __getattr__(name: str) -> Any:

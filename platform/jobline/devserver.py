@@ -26,9 +26,8 @@ from typing import Any, TextIO
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from jobline.config import EMBEDDED_BROKER, Settings
+from jobline.config import EMBEDDED_BROKER, Settings, redact_url
 from jobline.jobs.spec import JobType, Queues
-from jobline.preflight import redact_url
 
 DEMO_EMAIL = "demo@example.com"
 SUPERUSER_EMAIL = "admin@example.com"

@@ -11,20 +11,10 @@ import anyio
 from kombu import Connection
 from tortoise import connections
 
-from jobline.config import Settings
+from jobline.config import Settings, redact_url
 from jobline.db import close_db, open_db
 from jobline.errors import BrokerUnavailable, DatabaseUnavailable, reason
 from jobline.queueing.app import broker_options
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ***, for messages and listings."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 async def check_database(settings: Settings) -> None:

@@ -34,7 +34,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import ValidationError
@@ -43,6 +43,7 @@ from jobline.client import Client
 from jobline.config import get_settings
 from jobline.errors import JobCancelled
 from jobline.jobs.context import INVALID_PAYLOAD, JobContext, JobFunction
+from jobline.jobs.states import FINAL_STATES
 from jobline.queueing.limits import clip, error_of, storable_result
 
 __all__ = [
@@ -105,7 +106,7 @@ class Recorder:
 class Outcome:
     """What a worker would have recorded for the run."""
 
-    state: Literal["succeeded", "failed", "cancelled"]
+    state: str  # the final state: a name of jobline.jobs.states.FINAL_STATES
     result: Any = None
     # The failed event's `error`: {"type", "message"} and, for jobline's own refusals, "code".
     error: dict[str, Any] | None = None
@@ -245,7 +246,7 @@ def _succeeded(result: Any, recorder: Recorder) -> Outcome:
 
 # ------------------------------------------------------------------ the local stack
 
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
 WORKER_READY = " ready."  # Celery's line once a worker consumes
 START_SECONDS = 120.0
 STOP_SECONDS = 30.0
@@ -386,7 +387,7 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         while True:
             job = self.client.get(job_id)
-            if job["state"] in FINAL_STATES:
+            if job["state"] in FINAL_STATE_NAMES:
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job['state']} after {timeout:g}s")

@@ -32,11 +32,12 @@ from jobline.accounts.models import User
 from jobline.accounts.passwords import password_problem
 from jobline.accounts.sessions import BearerJWTStrategy, Credential, get_session_strategy
 from jobline.accounts.throttle import AttemptCounter
+from jobline.compat.tortoise import meta
 from jobline.config import Settings, get_settings
 
 API_PREFIX = "/api/v1"
 COOKIE_BASE_NAME = "jobline_auth"
-COLUMNS = frozenset(User._meta.fields_map)
+COLUMNS = frozenset(meta(User).fields_map)
 
 
 def cookie_name(settings: Settings) -> str:

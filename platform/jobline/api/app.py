@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from jobline.api.login_guard import LoginThrottle
 from jobline.api.registration import RegistrationGate
 from jobline.config import Settings, get_settings
 from jobline.db import close_db, open_db
+from jobline.heap import frozen_after_startup
 from jobline.jobs.batching import SubmitBatcher
 from jobline.jobs.service import JobService
 from jobline.jobs.spec import load_queues
@@ -77,13 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.api_relay:
             relay.start()
         operations = observe.start(app, settings)
-        # What start-up made lives as long as the app: frozen, the collector's full passes
-        # under load no longer walk it (8% of the request path's CPU in-process).
-        gc.freeze()
         try:
-            yield
+            with frozen_after_startup(settings.api_gc_thresholds):
+                yield
         finally:
-            gc.unfreeze()
             if batcher is not None:
                 await batcher.stop()
             await relay.stop()

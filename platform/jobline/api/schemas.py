@@ -23,12 +23,6 @@ class SubmitJob(BaseModel):
     delay_seconds: float | None = Field(None, ge=0, le=86_400 * 7)
 
 
-class ErrorBody(BaseModel):
-    type: str
-    message: str
-    code: str | None = None
-
-
 class Job(BaseModel):
     id: UUID
     type: str

@@ -8,21 +8,18 @@ is the event's row id, which orders events across jobs (seq counts per job).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline import errors, metrics
@@ -32,9 +29,10 @@ from jobline.api.deps import CallerDep, CallerRoute, JobDep
 from jobline.api.errors import responses
 from jobline.api.quotas import StreamSlot
 from jobline.api.schemas import Job, JobEvent, shows_operator_fields
+from jobline.compat.sse_starlette import SendTimeoutOnPings
 from jobline.config import Settings
 from jobline.jobs.service import Caller
-from jobline.streaming.feed import EventFeed
+from jobline.streaming.feed import EventFeed, FeedStats
 from jobline.streaming.follow import StartAt, follow_job, follow_user
 from jobline.streaming.reader import FeedEvent
 
@@ -131,8 +129,9 @@ def frame(item: FeedEvent, sse_id: int, operator: bool = False) -> bytes:
     )
 
 
-class FanoutResponse(EventSourceResponse):
-    """sse-starlette's response with the send timeout on pings only, ended with its session.
+class FanoutResponse(SendTimeoutOnPings):
+    """sse-starlette's response with the send timeout on pings only, ended with its session
+    (compat/sse_starlette.py).
 
     A timer around every frame cost a third of the API's CPU with a thousand followers
     (bench/sse_fanout). A client that stops reading is still caught: its next ping cannot
@@ -144,10 +143,11 @@ class FanoutResponse(EventSourceResponse):
     way a server shutdown ends it, with a clean end of the body.
     """
 
+    ping_body = PING
+
     def __init__(self, *args: Any, watch: tuple[UUID, Credential] | None = None, **kw: Any):
         super().__init__(*args, **kw)
         self._watch = watch
-        self._ended: asyncio.Event | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._watch is None:
@@ -156,32 +156,8 @@ class FanoutResponse(EventSourceResponse):
         user_id, credential = self._watch
         interval = scope["app"].state.settings.sse_session_check_seconds
         with session_watch.watching(user_id, credential, interval) as watched:
-            self._ended = watched.ended
+            self.end = watched.ended
             await super().__call__(scope, receive, send)
-
-    async def _listen_for_exit_signal(self) -> None:  # type: ignore[override]
-        # sse-starlette ends the response cleanly when this returns (its shutdown path):
-        # return on the server's exit signal, or on this stream's session ending.
-        server_exit = EventSourceResponse._listen_for_exit_signal
-        if self._ended is None:
-            await server_exit()
-            return
-        ended = self._ended
-        async with anyio.create_task_group() as group:
-
-            async def on_server_exit() -> None:
-                await server_exit()
-                group.cancel_scope.cancel()
-
-            group.start_soon(on_server_exit)
-            await ended.wait()
-            group.cancel_scope.cancel()
-
-    async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        if message.get("body") == PING:
-            await super()._send_with_timeout(send, message)
-        else:
-            await send(message)
 
 
 def event_source(
@@ -293,19 +269,6 @@ async def stream_mine(
     return event_source(request, frames(), caller)
 
 
-class FeedStatsOut(BaseModel):
-    mode: str
-    subscribers: int
-    job_subscribers: int
-    user_subscribers: int
-    queries: int
-    reads: int
-    notices: int
-    high_id: int
-    watermark: int
-    pending_gaps: int
-
-
 def require_superuser(caller: CallerDep) -> Caller:
     if not caller.is_superuser:
         raise errors.SuperuserRequired()
@@ -313,10 +276,10 @@ def require_superuser(caller: CallerDep) -> Caller:
 
 
 @router.get(
-    "/stream/stats", response_model=FeedStatsOut, responses=responses(errors.SuperuserRequired)
+    "/stream/stats", response_model=FeedStats, responses=responses(errors.SuperuserRequired)
 )
 async def stream_stats(
     feed: FeedDep, _: Annotated[Caller, Depends(require_superuser)]
-) -> FeedStatsOut:
+) -> FeedStats:
     """This API process's event feed: followers, database queries, notices (superusers)."""
-    return FeedStatsOut(**asdict(feed.stats()))
+    return feed.stats()

@@ -23,6 +23,7 @@ from tortoise import connections
 
 from jobline.accounts.sessions import COOKIE_AUDIENCE
 from jobline.audit.models import CLIENT_MAX, METHOD_MAX, REQUEST_ID_MAX, ROUTE_MAX, AuditRow
+from jobline.compat.tortoise import meta
 from jobline.metrics import AUDIT_DROPPED, AUDIT_WRITTEN
 
 log = logging.getLogger("jobline.audit")
@@ -159,4 +160,4 @@ def _insert_sql(dialect: str) -> str:
     quote = '"' if dialect == "sqlite" else "`"
     columns = ", ".join(f"{quote}{c}{quote}" for c in COLUMNS)
     marks = ", ".join(mark for _ in COLUMNS)
-    return f"INSERT INTO {quote}{AuditRow._meta.db_table}{quote} ({columns}) VALUES ({marks})"
+    return f"INSERT INTO {quote}{meta(AuditRow).db_table}{quote} ({columns}) VALUES ({marks})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobline.jobs.models import JobRow
-from jobline.jobs.states import JobState
+from jobline.jobs.states import ACTIVE_STATES, JobState
 
 
 async def active_job_counts() -> dict[JobState, int]:
@@ -12,8 +12,4 @@ async def active_job_counts() -> dict[JobState, int]:
     An indexed range count each: finished jobs are not counted, so this stays cheap however
     big the jobs table grows.
     """
-    counts: dict[JobState, int] = {}
-    for state in JobState:
-        if not state.is_final:
-            counts[state] = await JobRow.filter(state=state).count()
-    return counts
+    return {state: await JobRow.filter(state=state).count() for state in ACTIVE_STATES}

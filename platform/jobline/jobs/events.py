@@ -30,6 +30,15 @@ ATTEMPT_ENDING = frozenset({EventType.RETRYING, EventType.WORKER_LOST})
 REPEATABLE = frozenset({EventType.PROGRESS})
 
 
+def job_error(type: str, message: str, code: str | None = None) -> dict[str, Any]:
+    """The `error` of a failed or retrying event, and then of the job: the exception's type,
+    its message, and a code when jobline decided the failure (TIME_LIMIT, WORKER_LOST, ...)."""
+    error: dict[str, Any] = {"type": type, "message": message}
+    if code is not None:
+        error["code"] = code
+    return error
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One stored event of one job; `seq` counts 1, 2, 3... per job and is the SSE id."""

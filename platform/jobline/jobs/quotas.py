@@ -24,9 +24,8 @@ from uuid import UUID
 
 from jobline.errors import TooManyActiveJobs
 from jobline.jobs.models import ActiveJobsBound
-from jobline.jobs.states import JobState
+from jobline.jobs.states import ACTIVE_STATES
 
-ACTIVE_STATES = [state for state in JobState if not state.is_final]
 # A new row has never been counted: its first admission counts.
 NEVER = "1970-01-01 00:00:00"
 

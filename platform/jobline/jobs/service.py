@@ -34,7 +34,7 @@ from jobline.jobs.ports import Publisher
 from jobline.jobs.projection import JobView
 from jobline.jobs.quotas import ActiveJobsCap, too_many
 from jobline.jobs.spec import Queues
-from jobline.jobs.states import JobState
+from jobline.jobs.states import JobState, may_cancel, may_retry
 from jobline.jobs.store import (
     DuplicateIdempotencyKey,
     JobQuery,
@@ -50,7 +50,6 @@ log = logging.getLogger("jobline.jobs")
 
 # A cancel races the worker: the state read first may change before the write; retried this often.
 CANCEL_TRIES = 3
-RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,7 @@ class JobService:
         """
         view = await self.get(caller, job_id)
         for _ in range(CANCEL_TRIES):
-            if view.state.is_final:
+            if not may_cancel(view.state):
                 raise JobFinished(f"job {job_id} is already {view.state}")
             try:
                 if view.state is JobState.RUNNING:
@@ -216,7 +215,7 @@ class JobService:
     async def retry(self, caller: Caller, job_id: UUID) -> JobView:
         """Run a failed or cancelled job again as its next attempt; anything else: JobNotRetryable."""
         view = await self.get(caller, job_id)
-        if view.state not in RETRYABLE:
+        if not may_retry(view.state):
             raise JobNotRetryable(
                 f"job {job_id} is {view.state}; only failed or cancelled jobs retry"
             )
@@ -227,12 +226,12 @@ class JobService:
             utcnow(),
             new_claim() if publish_now else None,
             self.publisher.lease,
-            only_if=lambda locked: locked.state in RETRYABLE and locked.attempt == attempt,
+            only_if=lambda locked: may_retry(locked.state) and locked.attempt == attempt,
         )
 
         async def admit_then_write(conn: Any, locked: JobView) -> None:
             # A retried job is unfinished again: it takes a place under the owner's cap.
-            if locked.state in RETRYABLE and locked.attempt == attempt and locked.owner_id:
+            if may_retry(locked.state) and locked.attempt == attempt and locked.owner_id:
                 await self.cap.admit_one(conn, locked.owner_id)
             await write_outbox(conn, locked)
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from jobline.backoff import backoff
 from jobline.errors import ConfigError
 from jobline.jobs.context import JobFunction
 
@@ -63,7 +64,7 @@ class ResolvedPolicy(BaseModel):
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before the attempt after `attempt` (exponential, capped)."""
-        return float(min(self.retry_backoff * 2 ** (attempt - 1), self.retry_backoff_max))
+        return backoff(self.retry_backoff, self.retry_backoff_max, attempt - 1)
 
 
 class JobTypeSpec(Policy):

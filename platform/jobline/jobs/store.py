@@ -17,6 +17,7 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from jobline import metrics
+from jobline.compat.tortoise import from_row, meta
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs import models
 from jobline.jobs.events import REPEATABLE, Event, EventType
@@ -577,8 +578,8 @@ class JobStore:
 # model instances cost more than the round trip itself (measured on MariaDB: a job read
 # through the ORM 317 us of CPU, the same SELECT by hand 170 us). Values go through the
 # models' own fields, so they are encoded and decoded exactly as the ORM would.
-_JOB_FIELDS = JobRow._meta.fields_map
-_EVENT_FIELDS = JobEventRow._meta.fields_map
+_JOB_FIELDS = meta(JobRow).fields_map
+_EVENT_FIELDS = meta(JobEventRow).fields_map
 _EVENT_COLUMNS = ("job_id", "seq", "type", "attempt", "at", "data", "owner_id")
 
 
@@ -595,7 +596,7 @@ class _Statements:
 def statements(dialect: str) -> _Statements:
     mysql = dialect == "mysql"
     q, m = ("`", "%s") if mysql else ('"', "?")
-    jobs, events = JobRow._meta, JobEventRow._meta
+    jobs, events = meta(JobRow), meta(JobEventRow)
     columns = ", ".join(f"{q}{jobs.fields_db_projection[n]}{q}" for n in ("id", *VIEW_FIELDS))
     select = f"SELECT {columns} FROM {q}{jobs.db_table}{q} WHERE {q}id{q}={m}"
     event_columns = ", ".join(f"{q}{events.fields_db_projection[n]}{q}" for n in _EVENT_COLUMNS)
@@ -626,7 +627,7 @@ def job_key(job_id: UUID) -> list[Any]:
 
 def job_view(row: dict[str, Any]) -> JobView:
     """The view of a `jobs` row as the driver returned it (column -> value)."""
-    return view_of(JobRow._init_from_db(**row))
+    return view_of(from_row(JobRow, row))
 
 
 def update_sql(
@@ -635,7 +636,7 @@ def update_sql(
     """The UPDATE writing a job's changed fields; with `at_seq`, only while it is at that seq."""
     sql = statements(dialect)
     q, m = sql.quote, sql.mark
-    columns = [JobRow._meta.fields_db_projection[name] for name in changed]
+    columns = [meta(JobRow).fields_db_projection[name] for name in changed]
     assignments = ", ".join(f"{q}{column}{q}={m}" for column in columns)
     values = [_JOB_FIELDS[name].to_db_value(value, JobRow) for name, value in changed.items()]
     values += job_key(job_id)
@@ -643,7 +644,7 @@ def update_sql(
     if at_seq is not None:
         where += f" AND {q}last_seq{q}={m}"
         values.append(at_seq)
-    return f"UPDATE {q}{JobRow._meta.db_table}{q} SET {assignments} WHERE {where}", values
+    return f"UPDATE {q}{meta(JobRow).db_table}{q} SET {assignments} WHERE {where}", values
 
 
 async def _update_view(
@@ -674,7 +675,7 @@ async def _update_views(conn: Any, changes: Sequence[tuple[JobView, JobView]]) -
     keys = [job_key(new.id)[0] for _, new in changes]
     assignments, values = [], []
     for name in names:
-        column = JobRow._meta.fields_db_projection[name]
+        column = meta(JobRow).fields_db_projection[name]
         field = _JOB_FIELDS[name]
         whens = " ".join([f"WHEN {m} THEN {m}"] * len(changes))
         assignments.append(f"{q}{column}{q} = CASE {q}id{q} {whens} END")
@@ -683,7 +684,7 @@ async def _update_views(conn: Any, changes: Sequence[tuple[JobView, JobView]]) -
     values += keys
     marks = ", ".join([m] * len(keys))
     await conn.execute_query(
-        f"UPDATE {q}{JobRow._meta.db_table}{q} SET {', '.join(assignments)} "
+        f"UPDATE {q}{meta(JobRow).db_table}{q} SET {', '.join(assignments)} "
         f"WHERE {q}id{q} IN ({marks})",
         values,
     )
@@ -780,20 +781,20 @@ async def insert_rows(conn: Any, model: type[Model], rows: Sequence[dict[str, An
     """
     if not rows:
         return
-    meta = model._meta
+    info = meta(model)
     names = list(rows[0])
     # Fields left out get their model default, as create() would give them.
     defaults = {
         name: field.default() if callable(field.default) else field.default
-        for name, field in meta.fields_map.items()
-        if name in meta.fields_db_projection
+        for name, field in info.fields_map.items()
+        if name in info.fields_db_projection
         and name not in names
         and field.default is not None
         and not field.generated
     }
     names += defaults
-    columns = [meta.fields_db_projection[name] for name in names]
-    fields = [meta.fields_map[name] for name in names]
+    columns = [info.fields_db_projection[name] for name in names]
+    fields = [info.fields_map[name] for name in names]
     values = [
         [
             field.to_db_value(row[name] if name in row else defaults[name], model)
@@ -805,7 +806,7 @@ async def insert_rows(conn: Any, model: type[Model], rows: Sequence[dict[str, An
     quote, mark = ("`", "%s") if mysql else ('"', "?")
     quoted = {c: f"{quote}{c}{quote}" for c in columns}
     sql = (
-        f"INSERT INTO {quote}{meta.db_table}{quote} ({', '.join(quoted.values())}) "
+        f"INSERT INTO {quote}{info.db_table}{quote} ({', '.join(quoted.values())}) "
         f"VALUES ({', '.join([mark] * len(columns))})"
     )
     await conn.execute_many(sql, values)

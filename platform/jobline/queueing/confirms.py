@@ -4,8 +4,9 @@ apply_async publishes one message and waits for its confirm before the next; at 
 thousand submits a second that is a round trip to RabbitMQ per job, each on a thread of
 its own, plus Celery's routing and a `task-sent` event per message. Here a batch of
 messages is written to one channel in confirm mode and their confirms are awaited
-together: one round trip per batch. The messages are Celery's own (protocol 2, built by
-`app.amqp.as_task_v2`), so workers cannot tell them from apply_async's.
+together: one round trip per batch, sent in one write (compat/amqp.py). The messages are
+Celery's own (protocol 2, built as apply_async does, compat/celery.py), so workers cannot
+tell them from apply_async's.
 
 py-amqp blocks and is not thread-safe: each batch runs on a worker thread, one batch at a
 time per channel, and the event loop only awaits it.
@@ -13,10 +14,9 @@ time per channel, and the event loop only awaits it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ from celery.utils.nodenames import anon_nodename
 from kombu import Connection
 from kombu.serialization import dumps
 
+from jobline.compat.amqp import one_write
+from jobline.compat.celery import task_message
 from jobline.jobs.projection import JobView
 from jobline.jobs.spec import Queues
 from jobline.logging import REQUEST_ID_MESSAGE_HEADER
@@ -94,7 +96,7 @@ class ConfirmingPublisher:
         try:
             channel = self._ensure_channel()
             first = self._tag + 1
-            with self._one_write():
+            with one_write(self._connection.connection):
                 for message in messages:
                     self._publish_one(channel, message)
             self._wait_confirms(first, deadline)
@@ -112,29 +114,6 @@ class ConfirmingPublisher:
         self.published += sum(1 for o in outcomes if o is None)
         self._last_used = time.monotonic()
         return outcomes
-
-    @contextlib.contextmanager
-    def _one_write(self) -> Iterator[None]:
-        """Send a batch's frames in one write instead of one system call per message.
-
-        py-amqp writes each message as soon as it is framed, through the transport's
-        `_write` (the socket's sendall); while the batch is framed that is a buffer, sent
-        once afterwards. A batch that fails to frame sends nothing at all. Without that
-        attribute (another transport) each message is written as usual.
-        """
-        transport: Any = getattr(self._connection.connection, "transport", None)
-        send = getattr(transport, "_write", None)
-        if send is None:
-            yield
-            return
-        frames: list[bytes] = []
-        # py-amqp hands over a view of a buffer it reuses for the next frame: copied.
-        transport._write = lambda data: frames.append(bytes(data))
-        try:
-            yield
-        finally:
-            transport._write = send
-        send(b"".join(frames))
 
     def _ensure_channel(self) -> Any:
         if self._channel is not None and time.monotonic() - self._last_used > self.idle_seconds:
@@ -166,11 +145,11 @@ class ConfirmingPublisher:
         view = message.view
         job_type = self.queues.job_types[view.type]
         kwargs = {"job_id": str(view.id), "payload": view.payload}
-        task = self.app.amqp.as_task_v2(
+        task = task_message(
+            self.app,
             message.task_id,
             job_type.name,
-            kwargs=kwargs,
-            ignore_result=True,
+            kwargs,
             origin=self.origin,
             # The payload is in jobline's store; logs and Flower need only the job id.
             argsrepr="()",

@@ -30,6 +30,7 @@ from uuid import UUID
 from tortoise import connections
 
 from jobline import metrics
+from jobline.compat.tortoise import meta
 from jobline.config import Settings
 from jobline.errors import JobNotFound
 from jobline.jobs.direct import SLOT_COLUMN
@@ -37,7 +38,7 @@ from jobline.jobs.models import JobRow
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.spec import JobType
-from jobline.jobs.states import JobState
+from jobline.jobs.states import JobState, may_start
 from jobline.jobs.store import utcnow
 
 log = logging.getLogger("jobline.fairness")
@@ -46,7 +47,6 @@ log = logging.getLogger("jobline.fairness")
 # redelivered (its worker died) is the same attempt going on, counted already.
 # A deferral's delay is multiplied by a factor drawn from this range.
 JITTER = (0.75, 1.25)
-STARTABLE = frozenset({JobState.QUEUED, JobState.PENDING, JobState.RETRYING})
 
 
 @functools.cache
@@ -91,14 +91,14 @@ def admit(rt: Any, job_type: JobType, job_id: UUID) -> tuple[JobView, str | None
         full = slot is None
     else:
         view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
-        full = view.state in STARTABLE and (
+        full = may_start(view.state) and (
             rt.retrying(
                 lambda: count_jobs(view.owner_id, view.queue, JobState.RUNNING, cap),
                 f"counting running jobs of {view.owner_id}",
             )
             >= cap
         )
-    if view.state not in STARTABLE:
+    if not may_start(view.state):
         if slot is not None and view.state.is_final:
             release(rt, slot)  # nothing runs: the delivery is ignored
             slot = None
@@ -165,7 +165,7 @@ async def count_jobs(owner_id: UUID | None, queue: str, state: JobState, limit: 
     """An owner's jobs in one state on one queue, counted up to `limit` (an index range)."""
     db = connections.get("default")
     mark = "%s" if db.capabilities.dialect == "mysql" else "?"
-    table = JobRow._meta.db_table
+    table = meta(JobRow).db_table
     _, rows = await db.execute_query(
         f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {table} WHERE owner_id = {mark} "
         f"AND state = {mark} AND queue = {mark} LIMIT {mark}) AS found",

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from jobline.config import get_settings
+from jobline.jobs.events import job_error
 
 CUT_MARK = "... [cut: {} more characters]"
 
@@ -71,7 +72,4 @@ def storable_result(
 def error_of(exc: BaseException, code: str | None = None) -> dict[str, Any]:
     """The `error` object of a failed event: the exception's type and its message, cut."""
     message = clip(str(exc), get_settings().max_error_message_chars)
-    error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
-    if code is not None:
-        error["code"] = code
-    return error
+    return job_error(type(exc).__name__, message or "", code)

@@ -26,13 +26,14 @@ import pymysql
 from celery import Celery
 from tortoise.exceptions import BaseORMException
 
+from jobline.backoff import backoff
 from jobline.config import Settings
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.spec import Queues
-from jobline.jobs.states import JobState
+from jobline.jobs.states import AWAITING_BROKER, JobState
 from jobline.jobs.store import Appended, Change, JobStore
 from jobline.queueing.confirms import ConfirmingPublisher, JobMessage
 from jobline.queueing.dispatch import CeleryDispatcher
@@ -44,7 +45,7 @@ UNAVAILABLE = (BaseORMException, OSError, pymysql.err.Error)
 # A job in these states is waiting for the publish of its current attempt. A queued one
 # has a row when a worker deferred it (queueing/fairness.py): published again, its
 # `queued` is then a duplicate and records nothing.
-AWAITING_PUBLISH = frozenset({JobState.PENDING, JobState.RETRYING, JobState.QUEUED})
+AWAITING_PUBLISH = AWAITING_BROKER | {JobState.QUEUED}
 
 
 class Dispatcher(Protocol):
@@ -151,7 +152,7 @@ class OutboxPublisher:
             return None
         except Exception as exc:
             self.health.failed()
-            delay = min(self.retry_first * 2**dispatch.tries, self.retry_max)
+            delay = backoff(self.retry_first, self.retry_max, dispatch.tries)
             log.warning("publishing job %s failed (%r); retried in %.1fs", view.id, exc, delay)
             await self.outbox.release(dispatch, repr(exc), delay)
             return None
@@ -205,7 +206,7 @@ class OutboxPublisher:
                     self.timeout,
                 )
                 continue
-            delay = min(self.retry_first * 2**dispatch.tries, self.retry_max)
+            delay = backoff(self.retry_first, self.retry_max, dispatch.tries)
             log.warning(
                 "publishing job %s failed (%r); retried in %.1fs", dispatch.job_id, outcome, delay
             )

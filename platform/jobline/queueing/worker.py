@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import itertools
 import logging
 import os
 import threading
@@ -26,16 +27,17 @@ from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
 from tortoise.exceptions import DBConnectionError, OperationalError
 
+from jobline.backoff import backoff
 from jobline.config import Settings, get_settings
 from jobline.db import open_db
 from jobline.errors import InvalidTransition, JobCancelled, JobNotFound
 from jobline.jobs.context import INVALID_PAYLOAD, TASK_REGISTRY, JobContext, JobFunction
 from jobline.jobs.direct import DirectWriter, mysql_connector
-from jobline.jobs.events import Event, EventType
+from jobline.jobs.events import Event, EventType, job_error
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.spec import JobType, Queues
-from jobline.jobs.states import JobState
+from jobline.jobs.states import AWAITING_BROKER, JobState, may_start
 from jobline.jobs.store import Appended, JobStore, Step, TxHook, utcnow
 from jobline.queueing import fairness, green, telemetry
 from jobline.queueing.app import create_celery, task_options
@@ -61,10 +63,8 @@ RECORD_RETRY_MAX_DELAY = 5.0
 
 def _backoff() -> Iterator[float]:
     """The waits between attempts to store while the database is away: doubling, capped."""
-    delay = RECORD_RETRY_FIRST_DELAY
-    while True:
-        yield delay
-        delay = min(delay * 2, RECORD_RETRY_MAX_DELAY)
+    for retries in itertools.count():
+        yield backoff(RECORD_RETRY_FIRST_DELAY, RECORD_RETRY_MAX_DELAY, retries)
 
 
 class WorkerRuntime:
@@ -310,7 +310,9 @@ def begin_late(
 def _late_for(
     rt: WorkerRuntime, view: JobView, started: dict[str, Any], defer: float
 ) -> LateStart | None:
-    if view.state not in (JobState.QUEUED, JobState.PENDING):
+    # The late start serves the common case, a queued or pending job; a retry's next
+    # attempt (`retrying`) takes begin_attempt's full path.
+    if not may_start(view.state) or view.state is JobState.RETRYING:
         return None
     # Pending: the broker delivered it, so it accepted it; the publisher's `queued` may
     # still be on its way and is then written here, with `started`.
@@ -460,7 +462,7 @@ def begin_attempt(
         log.info("job %s is already %s; delivery ignored", job_id, view.state)
         return None
     try:
-        if view.state in (JobState.PENDING, JobState.RETRYING):
+        if view.state in AWAITING_BROKER:
             # The broker delivered it, so it accepted it: the `queued` of its publisher may
             # still be on its way (a retry's next attempt waits in the outbox as `retrying`).
             rt.record(job_id, EventType.QUEUED, {"by": worker}, attempt=view.attempt)
@@ -478,11 +480,11 @@ def begin_attempt(
                     job_id,
                     EventType.FAILED,
                     {
-                        "error": {
-                            "type": "TimeLimitExceeded",
-                            "message": f"the job was killed at its hard time limit ({limit}s)",
-                            "code": "TIME_LIMIT",
-                        }
+                        "error": job_error(
+                            "TimeLimitExceeded",
+                            f"the job was killed at its hard time limit ({limit}s)",
+                            "TIME_LIMIT",
+                        )
                     },
                     attempt=view.attempt,
                 )
@@ -506,7 +508,8 @@ class _NotQueued(Exception):
 
 
 async def _only_if_queued_or_running(_: Any, locked: JobView) -> None:
-    if locked.state not in (JobState.QUEUED, JobState.RUNNING):
+    # Running too: a `started` of our own, written before a lost connection, is then found.
+    if locked.state is not JobState.QUEUED and locked.state is not JobState.RUNNING:
         raise _NotQueued(str(locked.state))
 
 
@@ -541,7 +544,7 @@ def _worker_lost(
         rt.record(
             job_id,
             EventType.FAILED,
-            {"error": {"type": "WorkerLost", "message": message, "code": "WORKER_LOST"}},
+            {"error": job_error("WorkerLost", message, "WORKER_LOST")},
             attempt=lost.view.attempt,
         )
         return None
@@ -676,7 +679,7 @@ def _run_admitted(
             log.warning("job %s: %s", jid, message)
             finish(
                 EventType.FAILED,
-                {"error": {"type": "ResultRefused", "message": message, "code": code}},
+                {"error": job_error("ResultRefused", message, code)},
             )
         else:
             finish(EventType.SUCCEEDED, {"result": result})

@@ -12,14 +12,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from uuid import UUID
 
-from jobline.jobs.events import EventType
+from jobline.jobs.states import FINAL_EVENTS
 from jobline.streaming.feed import EventFeed
 from jobline.streaming.reader import FeedEvent
 
 log = logging.getLogger("jobline.streaming")
-
-# The events after which a job stream closes (a later retry starts a new stream).
-TERMINAL = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})
 
 
 async def follow_job(feed: EventFeed, job_id: UUID, after_seq: int = 0) -> AsyncIterator[FeedEvent]:
@@ -36,7 +33,7 @@ async def follow_job(feed: EventFeed, job_id: UUID, after_seq: int = 0) -> Async
                 batch = await reader.of_job(job_id, last, page)
                 from_db = len(batch) == page
             else:
-                if last_type in TERMINAL and not sub.has_after(last):
+                if last_type in FINAL_EVENTS and not sub.has_after(last):
                     return
                 live = await sub.next_batch()
                 if sub.take_overflow():

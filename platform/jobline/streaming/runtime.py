@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 
 from jobline.config import EMBEDDED_BROKER, Settings
 from jobline.streaming.feed import EventFeed, FeedOptions
@@ -31,22 +30,6 @@ def start_notifier(settings: Settings) -> Notifier | None:
     return notifier
 
 
-def tune_gc(settings: Settings) -> None:
-    """Keep CPython's full collections from stalling every stream of the process.
-
-    A process holding a thousand streams keeps some 400k objects alive, and fanning an
-    event out to them leaves many short-lived objects in flight. With CPython's default
-    thresholds that runs a full collection every few seconds, each a pause of hundreds of
-    milliseconds for every follower (bench/sse_fanout). What start-up created is frozen
-    (never scanned again) and young objects are collected less often.
-    """
-    if settings.api_gc_thresholds is None:
-        return
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*settings.api_gc_thresholds)
-
-
 class StreamingRuntime:
     """An API process's streaming parts: its notifier, its one feed and the notice listener."""
 
@@ -71,7 +54,6 @@ class StreamingRuntime:
         self.listener: NoticeListener | None = None
 
     async def start(self) -> None:
-        tune_gc(self.settings)
         await self.feed.start()
         if self.notifier is not None:
             self.listener = NoticeListener(

@@ -40,7 +40,7 @@ from jobline.api.stream import FeedDep, LastEventId
 from jobline.jobs.models import JobRow
 from jobline.jobs.projection import JobView
 from jobline.jobs.service import Caller, JobService
-from jobline.jobs.states import FINAL_STATES, JobState
+from jobline.jobs.states import FINAL_STATES, RETRYABLE_STATES, JobState
 from jobline.jobs.store import JobQuery
 from jobline.ui import forms, operations
 
@@ -56,7 +56,6 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 LIST_SIZES = (25, 50, 100)
 DEFAULT_LIST_SIZE = 50
-RETRYABLE = frozenset({JobState.FAILED, JobState.CANCELLED})
 
 
 # The row a list page clones for a job that appears live (list.js fills it in).
@@ -381,7 +380,7 @@ async def job_page(request: Request, job_id: str) -> Response:
             "last_seq": events[-1].seq if events else 0,
             "final": view.state in FINAL_STATES,
             "can_cancel": view.state not in FINAL_STATES,
-            "can_retry": view.state in RETRYABLE,
+            "can_retry": view.state in RETRYABLE_STATES,
             "cancel_requested": view.cancel_requested,
             "payload": json.dumps(view.payload, indent=2, sort_keys=True, ensure_ascii=False),
             "result": None
