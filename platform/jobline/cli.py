@@ -308,9 +308,7 @@ def relay() -> None:
     async def serve() -> None:
         await open_db(settings)
         celery = create_celery(settings, queues)
-        _, outbox_relay = wire(
-            settings, queues, celery, JobStore(force_index=not settings.is_sqlite)
-        )
+        _, outbox_relay = wire(settings, queues, celery, JobStore())
         typer.echo(f"relay {outbox_relay.name}: publishing the outbox (Ctrl-C stops)")
         try:
             await outbox_relay.run()

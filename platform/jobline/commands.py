@@ -11,9 +11,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import typer
-from tortoise.exceptions import BaseORMException as BaseDBError
 
 from jobline.config import Settings, get_settings, redact_url
+from jobline.dialects import DATABASE_ERRORS
 from jobline.errors import (
     BrokerUnavailable,
     ConfigError,
@@ -60,7 +60,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             raise
         fail(exc.message, exit_code(exc))
         raise
-    except (OSError, ConnectionError, BaseDBError) as exc:
+    except DATABASE_ERRORS as exc:
         if _debug:
             raise
         url = redact_url(get_settings().database_url)

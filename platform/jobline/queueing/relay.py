@@ -22,12 +22,11 @@ from typing import Protocol
 from uuid import UUID
 
 import anyio
-import pymysql
 from celery import Celery
-from tortoise.exceptions import BaseORMException
 
 from jobline.backoff import backoff
 from jobline.config import Settings
+from jobline.dialects import DATABASE_ERRORS
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox
@@ -41,7 +40,6 @@ from jobline.queueing.dispatch import CeleryDispatcher
 log = logging.getLogger("jobline.relay")
 
 # The database restarting: expected, logged without a traceback, outlived.
-UNAVAILABLE = (BaseORMException, OSError, pymysql.err.Error)
 # A job in these states is waiting for the publish of its current attempt. A queued one
 # has a row when a worker deferred it (queueing/fairness.py): published again, its
 # `queued` is then a duplicate and records nothing.
@@ -269,7 +267,7 @@ class Relay:
         while not self._stopping:
             try:
                 claimed = await self.run_once()
-            except UNAVAILABLE as exc:
+            except DATABASE_ERRORS as exc:
                 if self._stopping:
                     # A cancelled query surfaces as a driver error ("Cancelled during
                     # execution"), not CancelledError: without this the loop never ends.
@@ -311,7 +309,5 @@ def wire(
             settings.broker_publish_timeout_seconds,
             settings.publish_idle_reconnect_seconds,
         )
-    publisher = OutboxPublisher(
-        store, Outbox(skip_locked=not settings.is_sqlite), dispatcher, settings, confirming
-    )
+    publisher = OutboxPublisher(store, Outbox(), dispatcher, settings, confirming)
     return publisher, Relay(publisher, settings)
