@@ -142,7 +142,7 @@ async def open_loop(
     out on an idle keep-alive connection, or a new one (up to `max_connections`): a server
     that falls behind gets more requests in flight, as it would from independent users.
     Each request's latency runs from its scheduled time to its whole response; `lag` is how
-    late the client sent it (its own delay, included in the latency, reported apart).
+    late the client got to it (its own delay, included in the latency, reported apart).
     A request not answered within `timeout_seconds` of its schedule counts with status 0.
     """
     url = urlsplit(base)
@@ -158,6 +158,9 @@ async def open_loop(
         idle.append(connection)
 
     async def one(due: float, wall_due: float) -> None:
+        # The client's own lateness: when it got to this request, before any wait for a
+        # connection (a wait at the cap is the server's backlog, not the client's delay).
+        lag = time.perf_counter() - due
         async with slots:
             connection = idle.pop() if idle else None
             if connection is None:
@@ -173,11 +176,11 @@ async def open_loop(
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 # The connection's state is unknown: it is not reused.
                 writer.close()
-                result.sent.append(Sent(wall_due, time.perf_counter() - due, sent_at - due, 0, ""))
+                result.sent.append(Sent(wall_due, time.perf_counter() - due, lag, 0, ""))
                 return
             done = time.perf_counter()
             idle.append(connection)
-            result.sent.append(Sent(wall_due, done - due, sent_at - due, status, _job_id(answer)))
+            result.sent.append(Sent(wall_due, done - due, lag, status, _job_id(answer)))
 
     tasks: list[asyncio.Task[None]] = []
     start, wall_start = time.perf_counter() + 0.01, time.time() + 0.01
