@@ -423,7 +423,7 @@ async def plans(
     db_log.addHandler(captured)
     db_log.setLevel(logging.DEBUG)
     await open_db(settings)
-    store = JobStore(force_index=True)
+    store = JobStore()
     cases: dict[str, tuple[JobQuery, tuple[datetime, UUID] | None]] = {
         "owner first page": (JobQuery(owner_id=owner), None),
         f"owner keyset at depth {depth:,}": (JobQuery(owner_id=owner), after),

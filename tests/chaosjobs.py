@@ -61,3 +61,13 @@ def overrun(ctx: JobContext, req: Steps) -> dict[str, object]:
         except SoftTimeLimitExceeded:
             continue
     return {"steps": req.steps}
+
+
+@job(payload=Steps)
+def timeouts(ctx: JobContext, req: Steps) -> dict[str, object]:
+    """Raises builtins.TimeoutError (not TransientError) on its first flaky_attempts attempts:
+    retried only where the job type lists it in retry_for."""
+    ctx.progress(50, f"attempt {ctx.attempt}")
+    if ctx.attempt <= req.flaky_attempts:
+        raise TimeoutError(f"timed out on attempt {ctx.attempt}")
+    return {"attempt": ctx.attempt}

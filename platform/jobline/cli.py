@@ -11,12 +11,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from tortoise import Tortoise
-from tortoise.exceptions import BaseORMException as BaseDBError
 
 from jobline import client_cli
 from jobline.audit.cli import audit_app
 from jobline.config import USER_SETTINGS, Settings, get_settings, redact_url, tortoise_config
 from jobline.deploy import deploy_app
+from jobline.dialects import DATABASE_ERRORS
 from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
 
 T = TypeVar("T")
@@ -74,7 +74,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             raise
         fail(exc.message, exit_code(exc))
         raise
-    except (OSError, ConnectionError, BaseDBError) as exc:
+    except DATABASE_ERRORS as exc:
         if _debug:
             raise
         from jobline.preflight import reason
@@ -377,9 +377,7 @@ def relay() -> None:
     async def serve() -> None:
         await open_db(settings)
         celery = create_celery(settings, queues)
-        _, _, outbox_relay = wire(
-            settings, queues, celery, JobStore(force_index=not settings.is_sqlite)
-        )
+        _, _, outbox_relay = wire(settings, queues, celery, JobStore())
         typer.echo(f"relay {outbox_relay.name}: publishing the outbox (Ctrl-C stops)")
         try:
             await outbox_relay.run()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jobline.dialects import Dialect
 
 SQLITE_DEFAULT = "sqlite://var/jobline.sqlite3"
 EMBEDDED_BROKER = "filesystem://"
@@ -340,8 +343,8 @@ class Settings(BaseSettings):
         problems = []
         if len(self.secret_key) < 32:
             problems.append("JOBLINE_SECRET_KEY must be set to at least 32 characters")
-        if self.database_url.startswith("sqlite"):
-            problems.append("JOBLINE_DATABASE_URL must not be SQLite")
+        if self.database.embedded:
+            problems.append(f"JOBLINE_DATABASE_URL must not be {self.database.label}")
         if self.broker_url.startswith(EMBEDDED_BROKER):
             problems.append("JOBLINE_BROKER_URL must not be the embedded broker")
         if self.cookie_secure is False:
@@ -381,12 +384,18 @@ class Settings(BaseSettings):
         return self.env != "production"
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+    def database(self) -> Dialect:
+        """The configured database's dialect: its SQL and what it supports."""
+        # Imported here: the HTTP client's CLI reads Settings too and must not load the
+        # ORM or a driver (tests/unit/test_client_imports.py).
+        from jobline.dialects import dialect_for_url
+
+        return dialect_for_url(self.database_url)
 
     @property
     def dialect(self) -> str:
-        return "sqlite" if self.is_sqlite else "mysql"
+        """The configured database's dialect name (its migrations' directory)."""
+        return self.database.name
 
     def resolved_secret(self) -> str:
         """The JWT secret: the configured one, or one generated once into var/ in development."""
@@ -424,23 +433,11 @@ def settings_problems(exc: ValidationError) -> str:
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Tortoise/aerich config for the configured database."""
-    # Imported here: the HTTP client's CLI reads Settings too and must not load the ORM
-    # (tests/unit/test_client_imports.py).
-    from tortoise.backends.base.config_generator import expand_db_url
-
-    url: str | dict[str, Any] = settings.database_url
-    if settings.is_sqlite:
-        path = settings.database_url.removeprefix("sqlite://")
-        if path not in (":memory:", "") and not path.startswith("/"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # Our engine begins transactions as the writer, so concurrent processes wait their
-        # turn instead of failing (see jobline.sqlite_engine).
-        url = expand_db_url(settings.database_url)
-        url["engine"] = "jobline.sqlite_engine"
-        url["credentials"]["busy_timeout"] = settings.sqlite_busy_timeout_ms
-    else:
-        sep = "&" if "?" in settings.database_url else "?"
-        url = f"{settings.database_url}{sep}charset=utf8mb4&maxsize={settings.db_pool_max}"
+    url = settings.database.tortoise_connection(
+        settings.database_url,
+        pool_max=settings.db_pool_max,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
     return {
         "connections": {"default": url},
         "apps": {"models": {"models": MODEL_MODULES, "default_connection": "default"}},

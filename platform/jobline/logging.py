@@ -22,7 +22,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # The Celery message header carrying it (headers are plain strings).
 REQUEST_ID_MESSAGE_HEADER = "jobline_request_id"
 # A caller's id is kept only when it is short and harmless in a log line or a header.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
 request_id_var: ContextVar[str | None] = ContextVar("jobline_request_id", default=None)
 job_id_var: ContextVar[str | None] = ContextVar("jobline_job_id", default=None)
@@ -34,7 +34,7 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 def new_request_id(offered: str | None = None) -> str:
     """The caller's id when it is safe to echo, otherwise a fresh one."""
-    if offered and _SAFE_ID.match(offered):
+    if offered and _SAFE_ID.fullmatch(offered):
         return offered
     return uuid.uuid4().hex
 

@@ -49,8 +49,8 @@ class Recorder:
 async def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[JobStore]:
-    async with open_backend(request, tmp_path_factory, "batch") as settings:
-        yield JobStore(force_index=not settings.is_sqlite, listener=Recorder())
+    async with open_backend(request, tmp_path_factory, "batch"):
+        yield JobStore(listener=Recorder())
 
 
 def recorder(store: JobStore) -> Recorder:

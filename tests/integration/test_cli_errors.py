@@ -131,8 +131,8 @@ def test_check_config_on_a_good_file_exits_0_and_masks_secrets(project: Path) ->
     assert "broker_url: amqp://app:***@127.0.0.1:5672/jobline" in out
     for domain in ("music", "video"):
         assert (
-            f"{domain}: queue={domain} pool=prefork concurrency=2 prefetch=1 max_running_per_user=1"
-            in out
+            f"{domain}: queue={domain} pool=prefork concurrency=2 prefetch=1 processes=1"
+            " max_running_per_user=1" in out
         )
     assert "music.transcode: function tasks.music:transcode (imports)" in out
     assert "max_user_priority=5" in out

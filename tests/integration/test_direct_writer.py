@@ -10,8 +10,9 @@ from typing import Any
 import pymysql
 import pytest
 
+from jobline.dialects import MySQL, dialect_for_url
 from jobline.errors import InvalidTransition
-from jobline.jobs.direct import DirectWriter, mysql_connector
+from jobline.jobs.direct import DirectWriter
 from jobline.jobs.events import EventType
 from jobline.jobs.states import JobState
 from jobline.jobs.store import Appended, JobStore, Step
@@ -38,6 +39,13 @@ async def url(
         yield settings.database_url
 
 
+MYSQL = MySQL()
+
+
+def mysql_connector(url: str) -> Any:
+    return dialect_for_url(url).sync_connector(url)
+
+
 def connector(url: str) -> Any:
     connect = mysql_connector(url)
     assert connect is not None
@@ -59,8 +67,8 @@ async def queued_job(store: JobStore) -> Any:
 
 
 async def test_it_reads_a_job_as_the_store_does(url: str) -> None:
-    store = JobStore(force_index=True)
-    direct = DirectWriter(connector(url), store)
+    store = JobStore()
+    direct = DirectWriter(connector(url), store, MYSQL)
     view = await queued_job(store)
     assert direct.get(view.id) == await store.get(view.id)
     assert direct.get(uuid.uuid4()) is None
@@ -68,8 +76,8 @@ async def test_it_reads_a_job_as_the_store_does(url: str) -> None:
 
 async def test_it_appends_on_the_view_read_and_tells_the_listener(url: str) -> None:
     listener = Committed()
-    store = JobStore(force_index=True, listener=listener)
-    direct = DirectWriter(connector(url), store)
+    store = JobStore(listener=listener)
+    direct = DirectWriter(connector(url), store, MYSQL)
     view = await queued_job(store)
     listener.seen.clear()
     done = direct.append_expected(
@@ -92,8 +100,8 @@ async def test_it_appends_on_the_view_read_and_tells_the_listener(url: str) -> N
 
 
 async def test_a_row_that_moved_on_is_left_to_the_store(url: str) -> None:
-    store = JobStore(force_index=True)
-    direct = DirectWriter(connector(url), store)
+    store = JobStore()
+    direct = DirectWriter(connector(url), store, MYSQL)
     view = await queued_job(store)
     await store.append(view.id, E.CANCELLED, {})  # after the worker read it
     assert direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1) is None
@@ -105,8 +113,8 @@ async def test_a_row_that_moved_on_is_left_to_the_store(url: str) -> None:
 
 
 async def test_a_refusal_rolls_everything_back_and_the_connection_stays_usable(url: str) -> None:
-    store = JobStore(force_index=True)
-    direct = DirectWriter(connector(url), store)
+    store = JobStore()
+    direct = DirectWriter(connector(url), store, MYSQL)
     view = await queued_job(store)
 
     def refuse(index: int, _: Appended) -> None:
@@ -121,8 +129,8 @@ async def test_a_refusal_rolls_everything_back_and_the_connection_stays_usable(u
 
 
 async def test_a_lost_connection_raises_and_the_next_call_reconnects(url: str) -> None:
-    store = JobStore(force_index=True)
-    direct = DirectWriter(connector(url), store)
+    store = JobStore()
+    direct = DirectWriter(connector(url), store, MYSQL)
     view = await queued_job(store)
     assert direct.get(view.id) is not None
     victim = direct._local.conn
@@ -139,7 +147,7 @@ async def test_fair_share_slots_go_to_one_connection_at_a_time_and_die_with_it(u
     """queueing/fairness.py: an owner's `cap` slots in a domain are server-wide named locks."""
     from jobline.queueing.fairness import slot_select
 
-    store = JobStore(force_index=True)
+    store = JobStore()
     owner = str(uuid.uuid4())
     data = {"type": "music.transcode", "queue": "music", "payload": {}, "priority": 0}
     jobs = []
@@ -148,8 +156,8 @@ async def test_fair_share_slots_go_to_one_connection_at_a_time_and_die_with_it(u
         await store.submit(job_id=job_id, data={**data, "owner_id": owner})
         jobs.append(job_id)
     stranger = (await queued_job(store)).id  # another owner
-    writers = [DirectWriter(connector(url), store) for _ in range(4)]
-    select = slot_select(2)  # a cap of 2
+    writers = [DirectWriter(connector(url), store, MYSQL) for _ in range(4)]
+    select = slot_select(MYSQL, 2)  # a cap of 2
     (view, a), (_, b) = (writers[i].get_with_slot(jobs[i], select) for i in range(2))
     assert view is not None and view.id == jobs[0]
     assert a is not None and b is not None and a != b

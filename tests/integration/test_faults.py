@@ -242,6 +242,26 @@ async def test_retry_of_a_failed_job_runs_a_new_attempt(
     assert stack.replay_verify().returncode == 0
 
 
+async def test_an_exception_listed_in_retry_for_is_retried_and_others_fail_at_once(
+    stack: ChaosStack, client: httpx.AsyncClient
+) -> None:
+    # README: "A job raising jobline.TransientError (or a class in retry_for) is retried".
+    payload = {**SHORT, "flaky_attempts": 1}
+    listed = await client.post("/api/v1/jobs", json={"type": "chaos.timeouts", "payload": payload})
+    unlisted = await client.post(
+        "/api/v1/jobs", json={"type": "chaos.timeouts_unlisted", "payload": payload}
+    )
+    assert listed.status_code == unlisted.status_code == 202, (listed.text, unlisted.text)
+    final = {"succeeded", "failed", "cancelled"}
+    retried = await wait_state(client, listed.json()["id"], final)
+    assert retried["state"] == "succeeded" and retried["attempt"] == 2, retried
+    assert types_of(stack, retried["id"]).count("retrying") == 1
+    failed = await wait_state(client, unlisted.json()["id"], final)
+    assert failed["state"] == "failed" and failed["attempt"] == 1, failed
+    assert failed["error"]["type"] == "TimeoutError", failed
+    assert "retrying" not in types_of(stack, failed["id"])
+
+
 async def test_a_job_failing_at_once_retries_through_the_outbox(
     stack: ChaosStack, client: httpx.AsyncClient
 ) -> None:

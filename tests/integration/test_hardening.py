@@ -775,6 +775,35 @@ def test_unfinished_jobs_are_capped_per_user(stack: Stack) -> None:
         client.close()
 
 
+def test_a_retry_counts_as_one_more_unfinished_job(stack: Stack) -> None:
+    """Security table: the active-jobs cap, 'a retry counts as one more'."""
+    client, _ = bearer(stack.base, PASSWORD)
+    parked = {"type": "parked.wait", "payload": {}}  # no worker: they stay queued
+    held: list[str] = []
+    try:
+        first = client.post(JOBS, json=parked)
+        assert first.status_code == 202, first.text
+        done = first.json()["id"]
+        assert client.post(f"{JOBS}/{done}/cancel").status_code == 202
+        while (r := client.post(JOBS, json=parked)).status_code == 202:
+            held.append(r.json()["id"])
+        assert code_of(r) == "TOO_MANY_ACTIVE_JOBS"
+        # At the cap, a retry of the cancelled job would make one more: refused alike.
+        refused = client.post(f"{JOBS}/{done}/retry")
+        assert refused.status_code == 429, refused.text
+        assert code_of(refused) == "TOO_MANY_ACTIVE_JOBS"
+        assert client.get(f"{JOBS}/{done}").json()["state"] == "cancelled"
+        # One place freed: the retry takes it.
+        assert client.post(f"{JOBS}/{held.pop()}/cancel").status_code == 202
+        retried = client.post(f"{JOBS}/{done}/retry")
+        assert retried.status_code == 202, retried.text
+        held.append(done)
+    finally:
+        for job_id in held:
+            client.post(f"{JOBS}/{job_id}/cancel")
+        client.close()
+
+
 def test_open_streams_are_capped_per_user(stack: Stack) -> None:
     client, _ = bearer(stack.base, PASSWORD)
     token = client.headers["Authorization"]

@@ -225,6 +225,24 @@ async def test_metrics_and_the_request_id_follow_a_job_from_post_to_the_worker(
     assert any(f"job {job['id']} attempt 1 succeeded" in x for x in lines), lines
     assert all(f"job={job['id']}" in x for x in lines), lines
 
+    # deploy/README: an idempotent repeat answers the first job and is not counted again.
+    keyed = {"type": "music.fingerprint", "payload": {"source": "once.wav"}}
+    key = {"Idempotency-Key": f"count-{uuid.uuid4().hex}"}
+    assert (await user.client.post("/api/v1/jobs", json=keyed, headers=key)).status_code == 202
+    counted = sample(
+        (await client.get("/metrics")).text,
+        "jobline_jobs_submitted_total",
+        type="music.fingerprint",
+    )
+    repeat = await user.client.post("/api/v1/jobs", json=keyed, headers=key)
+    assert repeat.status_code == 200, repeat.text
+    again = sample(
+        (await client.get("/metrics")).text,
+        "jobline_jobs_submitted_total",
+        type="music.fingerprint",
+    )
+    assert again == counted >= 1
+
     # The API's /metrics: submitted, its own transitions, latency of the route template.
     api = (await client.get("/metrics")).text
     assert sample(api, "jobline_jobs_submitted_total", type="music.transcode") >= 1
@@ -343,6 +361,21 @@ async def test_every_api_request_is_audited_without_any_secret(
     )
     logins = await wait_audit(admin, lambda rows: len(rows) >= 1, route="/api/v1/auth/cookie/login")
     assert all(x["user_id"] is None for x in logins)
+
+    # README: unauthenticated requests are recorded too; deploy/README: probes and scrapes
+    # are not. The probes go first: once the 401's row is written, theirs would have been.
+    probe_id = f"probe-{uuid.uuid4().hex}"
+    for path in ("/healthz", "/readyz", "/metrics"):
+        await client.get(path, headers={"X-Request-ID": probe_id})
+    anonymous = await client.get("/api/v1/jobs", headers={"X-Request-ID": probe_id})
+    assert anonymous.status_code == 401, anonymous.text
+    refused = await wait_audit(
+        admin, lambda rows: any(x["request_id"] == probe_id for x in rows), status=401
+    )
+    mine = [x for x in refused if x["request_id"] == probe_id]
+    assert [(x["route"], x["user_id"]) for x in mine] == [("/api/v1/jobs", None)]
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert await audit_rows(admin, route=path) == []
 
     # Nothing secret anywhere in the table: no token, cookie, password, header.
     stored = json.dumps([r async for r in _all_rows(AuditRow)], default=str)

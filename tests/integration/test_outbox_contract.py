@@ -32,11 +32,11 @@ RACERS = 6
 async def outbox(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[JobStore, Outbox]]:
-    async with open_backend(request, tmp_path_factory, "outbox") as settings:
+    async with open_backend(request, tmp_path_factory, "outbox"):
         try:
             yield (
-                JobStore(force_index=not settings.is_sqlite),
-                Outbox(skip_locked=not settings.is_sqlite),
+                JobStore(),
+                Outbox(),
             )
         finally:
             await DispatchRow.all().delete()

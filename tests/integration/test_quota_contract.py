@@ -27,8 +27,8 @@ CAP = 7
 async def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[JobStore]:
-    async with open_backend(request, tmp_path_factory, "quota") as settings:
-        yield JobStore(force_index=not settings.is_sqlite)
+    async with open_backend(request, tmp_path_factory, "quota"):
+        yield JobStore()
 
 
 async def submit(store: JobStore, owner: uuid.UUID, cap: ActiveJobsCap) -> bool:

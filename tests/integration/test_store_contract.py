@@ -17,6 +17,7 @@ import pytest
 from tortoise.exceptions import IntegrityError
 
 from jobline.errors import InvalidTransition, JobNotFound
+from jobline.jobs import sql as sql_module
 from jobline.jobs import store as store_module
 from jobline.jobs.events import EventType
 from jobline.jobs.projection import JobView
@@ -34,8 +35,8 @@ CONCURRENT_APPENDS = 40
 async def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[JobStore]:
-    async with open_backend(request, tmp_path_factory, "store") as settings:
-        yield JobStore(force_index=not settings.is_sqlite)
+    async with open_backend(request, tmp_path_factory, "store"):
+        yield JobStore()
 
 
 def job_data(owner: uuid.UUID, type: str = "music.transcode", **extra: Any) -> dict[str, Any]:
@@ -146,15 +147,15 @@ async def test_append_chain_on_an_expected_view_writes_without_reading_first(
     view = await new_job(store, uuid.uuid4())
     queued = (await store.append(view.id, E.QUEUED, {})).view
     listener = Committed()
-    writer = JobStore(force_index=store.force_index, listener=listener)
+    writer = JobStore(listener=listener)
     reads: list[bool] = []
-    read_view = store_module._read_view
+    read_view = sql_module.read_view
 
     async def counted(conn: Any, job_id: uuid.UUID, *, lock: bool = False) -> JobView | None:
         reads.append(lock)
         return await read_view(conn, job_id, lock=lock)
 
-    monkeypatch.setattr(store_module, "_read_view", counted)
+    monkeypatch.setattr(sql_module, "read_view", counted)
     done = await writer.append_chain(
         view.id,
         [Step(E.STARTED, {}), Step(E.SUCCEEDED, {"result": 1})],
@@ -236,7 +237,7 @@ async def test_a_failing_projection_update_rolls_the_event_back(
         raise RuntimeError("projection update failed")
 
     # The event row is inserted first; the update that follows fails inside the transaction.
-    monkeypatch.setattr(store_module, "_row_fields", broken)
+    monkeypatch.setattr(sql_module, "row_fields", broken)
     with pytest.raises(RuntimeError):
         await store.append(view.id, E.QUEUED, {})
     monkeypatch.undo()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,10 @@ SLOW = {"source": "slow.wav", "chunks": 400, "step_seconds": 0.05}
 QUICK = {"source": "quick.wav", "chunks": 8, "step_seconds": 0.05}
 # Bytes of an event stream the proxy lets through per connection: a few events, mid-frame.
 CUT_AFTER_BYTES = 1200
+# JOBLINE_MAX_STREAMS_PER_USER's default, which the server under test keeps.
+MAX_STREAMS_PER_USER = 10
+# How long a closed page's stream may take to be released on the server.
+RELEASE_SECONDS = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -498,3 +503,76 @@ def test_a_full_list_announces_newer_jobs(
         assert len(find_all(driver, "[data-rows] [data-job-id]")) == 2
         assert_clean(driver, base)
     user.client.close()
+
+
+def open_streams_until_refused(base: str, token: str) -> list[tuple[httpx.Client, httpx.Response]]:
+    """The user's streams this API process still admits: opened and held, until a 429."""
+    held: list[tuple[httpx.Client, httpx.Response]] = []
+    while True:
+        c = httpx.Client(base_url=base, headers={"Authorization": token}, timeout=30)
+        r = c.send(c.build_request("GET", "/api/v1/stream"), stream=True)
+        if r.status_code != 200:
+            r.read()
+            c.close()
+            assert r.status_code == 429 and r.json()["detail"]["code"] == "TOO_MANY_STREAMS"
+            return held
+        held.append((c, r))
+        assert len(held) <= MAX_STREAMS_PER_USER, "the per-user cap is not enforced"
+
+
+def test_a_page_holds_one_stream_never_one_per_row(
+    ui_server: str, workers: dict[str, Proc]
+) -> None:
+    """README, dashboard: 'each tab holds one stream (the list its per-user stream, a job
+    page its job's stream until the job ends), never one per row', and each counts against
+    JOBLINE_MAX_STREAMS_PER_USER."""
+    user = account(ui_server)
+    token = str(user.client.headers["Authorization"])
+    jobs = [user.submit("music.transcode", SLOW)["id"] for _ in range(4)]
+    try:
+        for page in ("/ui/", f"/ui/jobs/{jobs[0]}"):
+            with chromium() as driver:
+                log_in(driver, ui_server, user.email)
+                driver.get(f"{ui_server}{page}")
+                if page == "/ui/":
+                    wait_for(driver, lambda d: len(find_all(d, "[data-rows] [data-job-id]")) == 4)
+                wait_live(driver)
+                # The previous page's stream is released when the server sees it closed:
+                # count again for a few seconds. A page holding a stream per row never
+                # gets to one.
+                deadline = time.monotonic() + RELEASE_SECONDS
+                while True:
+                    held = open_streams_until_refused(ui_server, token)
+                    for c, r in held:
+                        r.close()
+                        c.close()
+                    if len(held) == MAX_STREAMS_PER_USER - 1 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+                assert len(held) == MAX_STREAMS_PER_USER - 1, (page, len(held))
+    finally:
+        for job_id in jobs:
+            user.client.post(f"/api/v1/jobs/{job_id}/cancel")
+        user.client.close()
+
+
+# Every host name but the loopback fails to resolve: the browser is offline, as on a plane.
+OFFLINE = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [
+        # Swagger UI draws an operation block per route; ReDoc its menu of operations.
+        ("/docs", ".opblock"),
+        ("/redoc", "[role=menuitem], .menu-content li"),
+    ],
+)
+def test_the_api_docs_render_offline(ui_server: str, path: str, rendered: str) -> None:
+    """Issue 14 (and 12.2): /docs and /redoc load every asset from the API, with no internet."""
+    with chromium(extra_flags=OFFLINE) as driver:
+        driver.get(ui_server + path)
+        blocks = wait_for(driver, lambda d: find_all(d, rendered))
+        assert len(blocks) > 5, f"{path} drew {len(blocks)} operations"
+        shoot(driver, "docs" if path == "/docs" else "redoc")
+        assert_clean(driver, ui_server)

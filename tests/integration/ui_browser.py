@@ -55,11 +55,13 @@ def chromedriver_path() -> str:
 
 
 @contextmanager
-def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
+def chromium(
+    width: int = 1280, height: int = 900, extra_flags: tuple[str, ...] = ()
+) -> Iterator[WebDriver]:
     """A headless Chromium with a fresh profile, its console and network logs kept."""
     profile = tempfile.mkdtemp(prefix="jobline-chromium-")
     options = webdriver.ChromeOptions()
-    for flag in CHROMIUM_FLAGS:
+    for flag in (*CHROMIUM_FLAGS, *extra_flags):
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
     options.add_argument(f"--user-data-dir={profile}")

@@ -59,7 +59,7 @@ def test_development_allows_the_embedded_defaults(tmp_path: Path) -> None:
         secret_key="",
         var_dir=tmp_path,
     )
-    assert settings.is_sqlite
+    assert settings.database.embedded
     secret = settings.resolved_secret()
     assert len(secret) >= 32
     assert settings.resolved_secret() == secret, "generated once, then reused"

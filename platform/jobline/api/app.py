@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         streaming = StreamingRuntime(settings)
         await streaming.start()
         app.state.feed = streaming.feed
-        store = JobStore(force_index=not settings.is_sqlite, listener=streaming.notifier)
+        store = JobStore(listener=streaming.notifier)
         app.state.celery = celery
         dispatcher, publisher, relay = wire(settings, queues, celery, store)
         batcher = None

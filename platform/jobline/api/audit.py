@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from jobline import errors
@@ -51,7 +51,6 @@ def require_superuser(caller: CallerDep) -> Caller:
     responses=responses(errors.SuperuserRequired, errors.InvalidCursor),
 )
 async def list_audit_log(
-    request: Request,
     cursors: CursorsDep,
     _: Annotated[Caller, Depends(require_superuser)],
     user_id: UUID | None = None,
@@ -69,8 +68,7 @@ async def list_audit_log(
     query = AuditQuery(user_id, route, method, status, since, until)
     scope = f"audit:{query}"
     before = None if cursor is None else cursors.decode_int(scope, cursor)
-    settings = request.app.state.settings
-    rows = await list_audit(query, before, size + 1, force_index=not settings.is_sqlite)
+    rows = await list_audit(query, before, size + 1)
     next_page = None
     if len(rows) > size:
         rows = rows[:size]

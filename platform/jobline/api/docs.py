@@ -11,6 +11,7 @@ scripts from the API's own origin only.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from html import escape
 from importlib.metadata import version
@@ -31,18 +32,36 @@ BUNDLE_VERSION = version("fastapi-offline")
 CACHE_SECONDS = 86_400
 
 
+# ReDoc's side menu shows Redocly's logo from their CDN (an <img> hidden when it fails to
+# load): served from the API it would be one request leaving the origin, so the bundle is
+# served with that URL pointing at an empty image instead (the browser test of /redoc offline
+# found it: tests/integration/test_ui.py).
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+EMPTY_IMAGE = b"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"
+
+
 @dataclass(frozen=True)
 class Asset:
-    """One file the docs pages load."""
+    """One file the docs pages load; `replace` rewrites off-origin URLs in it."""
 
     path: Path
     media_type: str
+    replace: tuple[tuple[bytes, bytes], ...] = ()
+
+    @functools.cached_property
+    def body(self) -> bytes:
+        data = self.path.read_bytes()
+        for old, new in self.replace:
+            data = data.replace(old, new)
+        return data
 
 
 ASSETS = {
     "swagger-ui-bundle.js": Asset(BUNDLE / "swagger-ui-bundle.js", "text/javascript"),
     "swagger-ui.css": Asset(BUNDLE / "swagger-ui.css", "text/css"),
-    "redoc.standalone.js": Asset(BUNDLE / "redoc.standalone.js", "text/javascript"),
+    "redoc.standalone.js": Asset(
+        BUNDLE / "redoc.standalone.js", "text/javascript", ((REDOC_LOGO, EMPTY_IMAGE),)
+    ),
     "favicon.png": Asset(BUNDLE / "favicon.png", "image/png"),
     "swagger-init.js": Asset(OWN / "swagger-init.js", "text/javascript"),
 }
@@ -105,8 +124,7 @@ def install(app: FastAPI) -> None:
         found = ASSETS.get(name)
         if found is None:  # a fixed set of files: no path from the request reaches the disk
             return JSONResponse(problem("NOT_FOUND", f"no docs asset {name!r}"), status_code=404)
-        return FileResponse(
-            found.path,
-            media_type=found.media_type,
-            headers={"Cache-Control": f"public, max-age={CACHE_SECONDS}"},
-        )
+        cache = {"Cache-Control": f"public, max-age={CACHE_SECONDS}"}
+        if found.replace:
+            return Response(found.body, media_type=found.media_type, headers=cache)
+        return FileResponse(found.path, media_type=found.media_type, headers=cache)

@@ -7,14 +7,12 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-import pymysql
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette import status
-from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
 from jobline import errors
-from jobline.db import refused_data
+from jobline.dialects import DATA_ERRORS, UNAVAILABLE, refused_data
 
 log = logging.getLogger("jobline.api")
 # What a client is told to wait after a 503 for a database outage.
@@ -142,16 +140,6 @@ def install(app: FastAPI) -> None:
             problem(exc.code, exc.message, **extra), status_code=status_of(exc), headers=headers
         )
 
-    @app.exception_handler(DBConnectionError)
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(ConnectionError)
-    # A connection lost mid-transaction: the rollback's "Not connected" escapes Tortoise as
-    # pymysql's own error (it was a 500 while MariaDB restarted under a submit burst).
-    @app.exception_handler(pymysql.err.InterfaceError)
-    @app.exception_handler(pymysql.err.OperationalError)
-    @app.exception_handler(pymysql.err.DataError)
-    @app.exception_handler(pymysql.err.IntegrityError)
-    @app.exception_handler(IntegrityError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         if refused_data(exc):
             # The request's data, not an outage: a retry would fail the same way.
@@ -172,6 +160,12 @@ def install(app: FastAPI) -> None:
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+
+    # Every error of a database out of reach (jobline.dialects.UNAVAILABLE, the drivers'
+    # own among them: a connection lost mid-transaction escapes Tortoise as pymysql's),
+    # and those of data it refuses (DATA_ERRORS: answered 422 by refused_data()).
+    for error in (*UNAVAILABLE, *DATA_ERRORS):
+        app.add_exception_handler(error, _database_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -166,11 +166,7 @@ async def _prune_audit_log(settings: Settings) -> None:
     retention = timedelta(days=settings.audit_retention_days)
     while True:
         try:
-            removed = await prune_audit(
-                datetime.now(UTC) - retention,
-                settings.audit_prune_batch,
-                force_index=not settings.is_sqlite,
-            )
+            removed = await prune_audit(datetime.now(UTC) - retention, settings.audit_prune_batch)
         except Exception as exc:
             # The database restarting, or a lock another pruner held: the next round retries.
             log.warning("pruning the audit log failed: %s", exc)

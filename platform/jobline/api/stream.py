@@ -20,7 +20,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
-from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline import errors, metrics
 from jobline.accounts.session_watch import session_watch
@@ -31,6 +30,7 @@ from jobline.api.quotas import StreamSlot
 from jobline.api.schemas import Job, JobEvent, shows_operator_fields
 from jobline.compat.sse_starlette import SendTimeoutOnPings
 from jobline.config import Settings
+from jobline.dialects import UNAVAILABLE
 from jobline.jobs.service import Caller
 from jobline.streaming.feed import EventFeed, FeedStats
 from jobline.streaming.follow import StartAt, follow_job, follow_user
@@ -38,7 +38,6 @@ from jobline.streaming.reader import FeedEvent
 
 router = APIRouter(tags=["stream"], route_class=CallerRoute)
 log = logging.getLogger("jobline.api")
-DB_ERRORS = (OperationalError, DBConnectionError, ConnectionError, OSError)
 
 SEP = "\n"
 PING = ServerSentEvent(comment="ping", sep=SEP).encode()
@@ -181,7 +180,7 @@ def ends_on_outage() -> Iterator[None]:
     Last-Event-ID once the database is back (a thousand tracebacks would say nothing)."""
     try:
         yield
-    except DB_ERRORS as exc:
+    except UNAVAILABLE as exc:
         log.warning("a stream ended: the database is unreachable (%s)", exc)
 
 

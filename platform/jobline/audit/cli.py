@@ -33,9 +33,7 @@ def prune_command(
     async def go() -> int:
         await open_db(settings)
         try:
-            return await prune(
-                cutoff, settings.audit_prune_batch, force_index=not settings.is_sqlite
-            )
+            return await prune(cutoff, settings.audit_prune_batch)
         finally:
             await close_db()
 

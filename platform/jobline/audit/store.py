@@ -8,8 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from jobline.audit.models import IDX_AUDIT_AT, IDX_AUDIT_ROUTE, IDX_AUDIT_USER, AuditRow
+from tortoise import connections
 
+from jobline.audit.models import IDX_AUDIT_AT, IDX_AUDIT_ROUTE, IDX_AUDIT_USER, AuditRow
+from jobline.dialects import dialect_of
+
+# The audit log's connection (audit/writer.py writes through it too).
+CONNECTION = "default"
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -35,9 +40,7 @@ class AuditQuery:
     until: datetime | None = None
 
 
-async def list_audit(
-    query: AuditQuery, before_id: int | None, limit: int, *, force_index: bool = False
-) -> list[AuditRow]:
+async def list_audit(query: AuditQuery, before_id: int | None, limit: int) -> list[AuditRow]:
     """A keyset page of audit rows, newest first, strictly before `before_id`."""
     filters: dict[str, Any] = {}
     if query.user_id is not None:
@@ -55,7 +58,7 @@ async def list_audit(
     if before_id is not None:
         filters["id__lt"] = before_id
     qs = AuditRow.filter(**filters)
-    if force_index:
+    if dialect_of(connections.get(CONNECTION)).force_index:
         # MariaDB otherwise may scan the primary key for a selective user or route filter.
         if query.user_id is not None:
             qs = qs.force_index(IDX_AUDIT_USER)
@@ -64,12 +67,13 @@ async def list_audit(
     return list(await qs.order_by("-id").limit(limit))
 
 
-async def prune(older_than: datetime, batch: int, *, force_index: bool = False) -> int:
+async def prune(older_than: datetime, batch: int) -> int:
     """Delete rows older than `older_than`, `batch` at a time; returns how many went.
 
     Small batches keep each transaction (and its locks) short on a big table.
     """
     removed = 0
+    force_index = dialect_of(connections.get(CONNECTION)).force_index
     while True:
         qs = AuditRow.filter(at__lt=older_than)
         if force_index:

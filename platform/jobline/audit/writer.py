@@ -24,6 +24,7 @@ from tortoise import connections
 from jobline.accounts.sessions import COOKIE_AUDIENCE
 from jobline.audit.models import CLIENT_MAX, METHOD_MAX, REQUEST_ID_MAX, ROUTE_MAX, AuditRow
 from jobline.compat.tortoise import meta
+from jobline.dialects import dialect_of
 from jobline.metrics import AUDIT_DROPPED, AUDIT_WRITTEN
 
 log = logging.getLogger("jobline.audit")
@@ -132,7 +133,8 @@ class AuditWriter:
             connection = connections.get(CONNECTION)
             # One multi-row INSERT of plain tuples: building a Tortoise model per row cost
             # more CPU than everything else the audit log does (bench/audit_overhead).
-            await connection.execute_many(_insert_sql(connection.capabilities.dialect), rows)
+            insert = dialect_of(connection).insert_sql(meta(AuditRow).db_table, COLUMNS)
+            await connection.execute_many(insert, rows)
         except Exception as exc:
             AUDIT_DROPPED.labels("write_error").inc(len(rows))
             log.warning("audit: %d record(s) dropped, the write failed: %s", len(rows), exc)
@@ -152,12 +154,3 @@ class AuditWriter:
             record.client[:CLIENT_MAX] if record.client else None,
             record.request_id[:REQUEST_ID_MAX],
         )
-
-
-@lru_cache
-def _insert_sql(dialect: str) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
-    quote = '"' if dialect == "sqlite" else "`"
-    columns = ", ".join(f"{quote}{c}{quote}" for c in COLUMNS)
-    marks = ", ".join(mark for _ in COLUMNS)
-    return f"INSERT INTO {quote}{meta(AuditRow).db_table}{quote} ({columns}) VALUES ({marks})"

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from jobline.db import refused_data
+from jobline.dialects import refused_data
 from jobline.jobs.outbox import Outbox, new_claim
 from jobline.jobs.projection import JobView
 from jobline.jobs.store import (

@@ -5,11 +5,13 @@ Tortoise): per statement some 70 us of CPU, and a thread hand-over each way. The
 case of a job - read it when it is delivered, then record `started` and the outcome on the
 view read - needs neither the loop nor the ORM: here it is five statements (SELECT, BEGIN,
 UPDATE, INSERT, COMMIT) on a connection of the task's thread, about 30 us each
-(bench/worker_body.py). The SQL and the encoding of values are JobStore's own.
+(bench/worker_body.py). The decision (jobs/decision.py), the statements (jobs/sql.py) and
+the database's dialect are JobStore's own.
 
 Whatever else may happen - the row moved on since it was read, a step needs a look at
 earlier events, a write must commit with an outbox row - returns None, and the caller
-takes JobStore's path. MariaDB only; SQLite, the embedded default, always takes that path.
+takes JobStore's path. Only for a dialect with a `sync_connector` (MySQL/MariaDB);
+SQLite, the embedded default, always takes that path.
 """
 
 from __future__ import annotations
@@ -20,25 +22,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-import pymysql
-import pymysql.cursors
-
+from jobline.dialects import Dialect
+from jobline.jobs import sql
+from jobline.jobs.decision import Appended, Step, plan
 from jobline.jobs.projection import JobView
-from jobline.jobs.store import (
-    Appended,
-    JobStore,
-    Step,
-    changed_fields,
-    insert_events_sql,
-    job_key,
-    job_view,
-    plan,
-    statements,
-    update_sql,
-)
+from jobline.jobs.store import JobStore, utcnow
 
 log = logging.getLogger("jobline.jobs")
-DIALECT = "mysql"
 # The extra column of get_with_slot()'s SELECT: the named lock taken, or NULL.
 SLOT_COLUMN = "jobline_slot"
 
@@ -46,8 +36,9 @@ SLOT_COLUMN = "jobline_slot"
 class DirectWriter:
     """JobStore's read and compare-and-set append, synchronous, one connection per thread."""
 
-    def __init__(self, connect: Callable[[], Any], store: JobStore) -> None:
+    def __init__(self, connect: Callable[[], Any], store: JobStore, dialect: Dialect) -> None:
         self.connect = connect
+        self.dialect = dialect
         # Its commit listener (live streams' notices) is told of what is written here too.
         self.store = store
         self._local = threading.local()
@@ -68,37 +59,38 @@ class DirectWriter:
             except Exception:
                 log.debug("closing a broken connection failed", exc_info=True)
 
-    def get(self, job_id: UUID) -> JobView | None:
+    def _fetch(self, query: str, job_id: UUID) -> dict[str, Any] | None:
+        """The one row of a SELECT of a job, column -> value, or None."""
         try:
-            with self._connection().cursor(pymysql.cursors.DictCursor) as cur:
-                cur.execute(statements(DIALECT).select_job, job_key(job_id))
+            with self._connection().cursor() as cur:
+                cur.execute(query, sql.job_key(job_id))
                 row = cur.fetchone()
+                columns = [column[0] for column in cur.description or ()]
         except Exception:
             self._drop()
             raise
-        return None if row is None else job_view(row)
+        return None if row is None else dict(zip(columns, row, strict=True))
+
+    def get(self, job_id: UUID) -> JobView | None:
+        """The job's view, read as the store reads it, or None."""
+        row = self._fetch(sql.statements(self.dialect).select_job, job_id)
+        return None if row is None else sql.job_view(row)
 
     def get_with_slot(self, job_id: UUID, select: str) -> tuple[JobView | None, str | None]:
         """get() by a SELECT that also takes a named lock (queueing/fairness.py): the job,
         and the lock's name, or None when none was free. The lock is this thread's
         connection's until release_slot()."""
-        try:
-            with self._connection().cursor(pymysql.cursors.DictCursor) as cur:
-                cur.execute(select, job_key(job_id))
-                row = cur.fetchone()
-        except Exception:
-            self._drop()
-            raise
+        row = self._fetch(select, job_id)
         if row is None:
             return None, None
         slot = row.pop(SLOT_COLUMN)
-        return job_view(row), None if slot is None else str(slot)
+        return sql.job_view(row), None if slot is None else str(slot)
 
     def release_slot(self, name: str) -> None:
         """Release a named lock taken by get_with_slot() on this thread's connection."""
         try:
             with self._connection().cursor() as cur:
-                cur.execute("DO RELEASE_LOCK(%s)", [name])
+                cur.execute(self.dialect.release_lock_sql(), [name])
         except Exception:
             self._drop()
             raise
@@ -111,7 +103,7 @@ class DirectWriter:
         check: Callable[[int, Appended], None] | None = None,
     ) -> list[Appended] | None:
         """JobStore.append_chain(expect=...) when nothing moved; None: take its path."""
-        planned = plan(expect, steps, attempt)
+        planned = plan(expect, steps, attempt, clock=utcnow)
         if planned is None:
             return None
         events = [done.event for done in planned if done.event is not None]
@@ -119,8 +111,11 @@ class DirectWriter:
         try:
             conn.begin()
             with conn.cursor() as cur:
-                update, values = update_sql(
-                    DIALECT, expect.id, changed_fields(expect, planned[-1].view), expect.last_seq
+                update, values = sql.update_sql(
+                    self.dialect,
+                    expect.id,
+                    sql.changed_fields(expect, planned[-1].view),
+                    expect.last_seq,
                 )
                 if cur.execute(update, values) != 1:
                     conn.rollback()
@@ -146,40 +141,17 @@ class DirectWriter:
 
     def _insert(self, cur: Any, events: Sequence[Any], owner_id: UUID | None) -> list[int]:
         if self._consecutive is None:
-            cur.execute("SELECT @@innodb_autoinc_lock_mode")
-            # A multi-row INSERT's ids are consecutive unless the mode is 2 (interleaved).
-            self._consecutive = int(cur.fetchone()[0]) <= 1
+            query = self.dialect.consecutive_ids_query
+            if query is not None:
+                cur.execute(query)
+            self._consecutive = query is not None and self.dialect.ids_are_consecutive(
+                cur.fetchone()[0]
+            )
         if self._consecutive:
-            cur.execute(*insert_events_sql(DIALECT, events, [owner_id] * len(events)))
+            cur.execute(*sql.insert_events_sql(self.dialect, events, [owner_id] * len(events)))
             return [int(cur.lastrowid) + i for i in range(len(events))]
         ids = []
         for event in events:
-            cur.execute(*insert_events_sql(DIALECT, [event], [owner_id]))
+            cur.execute(*sql.insert_events_sql(self.dialect, [event], [owner_id]))
             ids.append(int(cur.lastrowid))
         return ids
-
-
-def mysql_connector(database_url: str) -> Callable[[], Any] | None:
-    """A function opening an autocommit pymysql connection to a mysql:// URL.
-
-    None when the URL carries options (TLS, a socket, a charset...): they are Tortoise's
-    to read, and a connection made without them could fail for ever where the store's works.
-    """
-    from urllib.parse import unquote, urlsplit
-
-    parts = urlsplit(database_url)
-    if parts.query or parts.scheme != "mysql":
-        return None
-
-    def connect() -> Any:
-        return pymysql.connect(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            database=parts.path.lstrip("/"),
-            charset="utf8mb4",
-            autocommit=True,
-        )
-
-    return connect

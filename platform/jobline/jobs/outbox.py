@@ -22,9 +22,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from jobline.dialects import dialect_of
 from jobline.jobs.models import DispatchRow
 from jobline.jobs.projection import JobView
-from jobline.jobs.store import BatchTxHook, TxHook, insert_rows, utcnow
+from jobline.jobs.sql import insert_rows
+from jobline.jobs.store import BatchTxHook, TxHook, utcnow
 
 # A row appears and goes between a put_back's INSERT and its UPDATE only when a publisher
 # races it; one more round sorts that out.
@@ -57,10 +59,8 @@ class Dispatch:
 class Outbox:
     """The `job_dispatch` table."""
 
-    def __init__(self, connection: str = "default", *, skip_locked: bool = False) -> None:
+    def __init__(self, connection: str = "default") -> None:
         self.connection = connection
-        # SQLite has no row locks (one writer at a time); the conditional UPDATE suffices there.
-        self.skip_locked = skip_locked
 
     @staticmethod
     def writer(
@@ -207,7 +207,8 @@ class Outbox:
         async with in_transaction(self.connection) as conn:
             candidates = DispatchRow.filter(available_at__lte=now, due_at__lte=now)
             candidates = candidates.order_by("available_at", "id").limit(limit)
-            if self.skip_locked:
+            # Without row locks (SQLite: one writer at a time) the conditional UPDATE suffices.
+            if dialect_of(conn).supports_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True)
             # Rows, not values_list(): Tortoise drops FOR UPDATE from a values query.
             ids = [row.id for row in await candidates.only("id").using_db(conn)]

@@ -22,8 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from jobline.compat.tortoise import meta
+from jobline.dialects import dialect_of
 from jobline.errors import TooManyActiveJobs
-from jobline.jobs.models import ActiveJobsBound
+from jobline.jobs.models import ActiveJobsBound, JobRow
 from jobline.jobs.states import ACTIVE_STATES
 
 # A new row has never been counted: its first admission counts.
@@ -77,17 +79,12 @@ class ActiveJobsCap:
 
 
 async def _locked_row(conn: Any, owner: UUID) -> ActiveJobsBound:
-    mysql = conn.capabilities.dialect == "mysql"
-    # Made on first use; a concurrent first use waits on this insert's key, then updates
-    # (a no-op that takes the row's lock just the same).
-    insert = (
-        "INSERT INTO active_jobs_bounds (owner_id, bound, counted_at) VALUES (%s, 0, %s) "
-        "ON DUPLICATE KEY UPDATE bound = bound"
-        if mysql
-        else "INSERT OR IGNORE INTO active_jobs_bounds (owner_id, bound, counted_at) "
-        "VALUES (?, 0, ?)"
+    # Made on first use; a concurrent first use waits on this insert's key, then takes the
+    # present row's lock just the same (the dialect's insert-if-absent).
+    insert = dialect_of(conn).insert_if_absent_sql(
+        meta(ActiveJobsBound).db_table, ("owner_id", "bound", "counted_at"), touch="bound"
     )
-    await conn.execute_query(insert, [str(owner), NEVER])
+    await conn.execute_query(insert, [str(owner), 0, NEVER])
     query = ActiveJobsBound.filter(owner_id=owner).using_db(conn)
     return await query.select_for_update().get()
 
@@ -95,11 +92,12 @@ async def _locked_row(conn: Any, owner: UUID) -> ActiveJobsBound:
 async def count_active_jobs(conn: Any, owner_id: UUID, limit: int) -> int:
     """The owner's unfinished jobs, counted up to `limit`: at most `limit` index entries
     (owner, state) are read, however many jobs the owner has, and no row leaves MariaDB."""
-    mark = "%s" if conn.capabilities.dialect == "mysql" else "?"
-    states = ", ".join([mark] * len(ACTIVE_STATES))
+    dialect = dialect_of(conn)
+    mark, q = dialect.mark, dialect.ident
     _, rows = await conn.execute_query(
-        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM jobs WHERE owner_id = {mark} "
-        f"AND state IN ({states}) LIMIT {mark}) AS active",
+        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {q(meta(JobRow).db_table)} "
+        f"WHERE {q('owner_id')} = {mark} AND {q('state')} IN ({dialect.marks(len(ACTIVE_STATES))}) "
+        f"LIMIT {mark}) AS active",
         [str(owner_id), *(state.value for state in ACTIVE_STATES), limit],
     )
     return int(rows[0]["n"])

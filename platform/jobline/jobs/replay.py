@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 from jobline.errors import InvalidTransition
 from jobline.jobs.models import JobEventRow, JobRow
 from jobline.jobs.projection import JobView, project
-from jobline.jobs.store import VIEW_FIELDS, event_of, view_of
+from jobline.jobs.sql import VIEW_FIELDS, event_of, view_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,7 +92,7 @@ class JobService:
             batcher.admit = self.cap.admit
         if publisher is None:
             settings = get_settings()
-            outbox = Outbox(skip_locked=not settings.is_sqlite)
+            outbox = Outbox()
             publisher = Publisher(store, outbox, dispatcher, settings)
         self.publisher = publisher
 

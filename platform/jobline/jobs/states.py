@@ -39,7 +39,7 @@ NON_FINAL = frozenset(ACTIVE_STATES)
 
 # event type -> (states it may follow, the state it leads to)
 #
-# The property JobStore relies on (store._surely_new; tests/unit/jobs/test_states.py states
+# The property JobStore relies on (decision.surely_new; tests/unit/jobs/test_states.py states
 # it): within one attempt, leaving self-loops aside, no path comes back to a state it left.
 # That is, the graph of transitions by events other than ATTEMPT_ENDING ones, without
 # self-loops, has no cycle. So an event that moves a job out of its current state cannot

@@ -32,7 +32,9 @@ from tortoise import connections
 from jobline import metrics
 from jobline.compat.tortoise import meta
 from jobline.config import Settings
+from jobline.dialects import Dialect, dialect_of
 from jobline.errors import JobNotFound
+from jobline.jobs import sql
 from jobline.jobs.direct import SLOT_COLUMN
 from jobline.jobs.models import JobRow
 from jobline.jobs.outbox import Outbox
@@ -50,22 +52,15 @@ JITTER = (0.75, 1.25)
 
 
 @functools.cache
-def slot_select(cap: int) -> str:
+def slot_select(dialect: Dialect, cap: int) -> str:
     """The SELECT of a job that also takes a free slot of its owner in its domain.
 
-    Its extra column is the name of the named lock taken, or NULL when all `cap` are held.
-    Lock names are server-wide: the database's name is in them, hashed with the queue and
-    the owner to stay within the 64 characters MariaDB allows.
+    Its extra column is the name of the named lock taken (one per queue and owner, `cap`
+    of them), or NULL when all `cap` are held.
     """
-    from jobline.jobs.store import statements
-
-    head, _, where = statements("mysql").select_job.partition(" FROM ")
-    prefix = "CONCAT('jobline:', SHA1(CONCAT(DATABASE(), '/', `queue`, '/', `owner_id`)), ':')"
-    whens = " ".join(
-        f"WHEN GET_LOCK(CONCAT({prefix}, {i}), 0) = 1 THEN CONCAT({prefix}, {i})"
-        for i in range(cap)
-    )
-    return f"{head}, CASE {whens} ELSE NULL END AS {SLOT_COLUMN} FROM {where}"
+    head, _, where = sql.statements(dialect).select_job.partition(" FROM ")
+    slot = dialect.first_free_lock_sql(("queue", "owner_id"), cap)
+    return f"{head}, {slot} AS {SLOT_COLUMN} FROM {where}"
 
 
 class Deferred(Exception):
@@ -82,9 +77,10 @@ def admit(rt: Any, job_type: JobType, job_id: UUID) -> tuple[JobView, str | None
     cap = job_type.max_running_per_user
     direct = rt.direct
     slot: str | None = None
-    if direct is not None:
+    if direct is not None and direct.dialect.supports_named_locks:
         view, slot = rt.retrying_here(
-            lambda: direct.get_with_slot(job_id, slot_select(cap)), f"reading job {job_id}"
+            lambda: direct.get_with_slot(job_id, slot_select(direct.dialect, cap)),
+            f"reading job {job_id}",
         )
         if view is None:
             raise JobNotFound(job_id=str(job_id))
@@ -164,11 +160,12 @@ def deferral_seconds(settings: Settings, cap: int, backlog: int, jitter: float =
 async def count_jobs(owner_id: UUID | None, queue: str, state: JobState, limit: int) -> int:
     """An owner's jobs in one state on one queue, counted up to `limit` (an index range)."""
     db = connections.get("default")
-    mark = "%s" if db.capabilities.dialect == "mysql" else "?"
-    table = meta(JobRow).db_table
+    dialect = dialect_of(db)
+    q, mark = dialect.ident, dialect.mark
     _, rows = await db.execute_query(
-        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {table} WHERE owner_id = {mark} "
-        f"AND state = {mark} AND queue = {mark} LIMIT {mark}) AS found",
+        f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM {q(meta(JobRow).db_table)} "
+        f"WHERE {q('owner_id')} = {mark} AND {q('state')} = {mark} AND {q('queue')} = {mark} "
+        f"LIMIT {mark}) AS found",
         [str(owner_id), state.value, queue, limit],
     )
     return int(rows[0]["n"])

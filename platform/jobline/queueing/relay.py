@@ -18,12 +18,11 @@ from typing import Protocol
 from uuid import UUID
 
 import anyio
-import pymysql
 from celery import Celery
-from tortoise.exceptions import BaseORMException
 
 from jobline.backoff import backoff
 from jobline.config import Settings
+from jobline.dialects import DATABASE_ERRORS
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox
@@ -36,7 +35,6 @@ from jobline.queueing.spec import Queues
 log = logging.getLogger("jobline.relay")
 
 # The database restarting: expected, logged without a traceback, outlived.
-UNAVAILABLE = (BaseORMException, OSError, pymysql.err.Error)
 # A job in these states is waiting for the publish of its current attempt. A queued one
 # has a row when a worker deferred it (queueing/fairness.py): published again, its
 # `queued` is then a duplicate and records nothing.
@@ -236,7 +234,7 @@ class Relay:
         while not self._stopping:
             try:
                 claimed = await self.run_once()
-            except UNAVAILABLE as exc:
+            except DATABASE_ERRORS as exc:
                 if self._stopping:
                     # A cancelled query surfaces as a driver error ("Cancelled during
                     # execution"), not CancelledError: without this the loop never ends.
@@ -280,7 +278,5 @@ def wire(
             settings.broker_publish_timeout_seconds,
             settings.publish_idle_reconnect_seconds,
         )
-    publisher = Publisher(
-        store, Outbox(skip_locked=not settings.is_sqlite), dispatcher, settings, confirming
-    )
+    publisher = Publisher(store, Outbox(), dispatcher, settings, confirming)
     return dispatcher, publisher, Relay(publisher, settings)

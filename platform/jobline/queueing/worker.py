@@ -21,17 +21,16 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-import pymysql
 from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from pydantic import ValidationError
-from tortoise.exceptions import DBConnectionError, OperationalError
 
 from jobline.backoff import backoff
 from jobline.config import Settings, get_settings
 from jobline.db import open_db
+from jobline.dialects import UNAVAILABLE
 from jobline.errors import InvalidTransition, JobCancelled, JobNotFound
-from jobline.jobs.direct import DirectWriter, mysql_connector
+from jobline.jobs.direct import DirectWriter
 from jobline.jobs.events import Event, EventType, job_error
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
@@ -48,15 +47,6 @@ from jobline.streaming.runtime import start_notifier
 log = logging.getLogger("jobline.worker")
 T = TypeVar("T")
 
-# What a restarting MariaDB raises: Tortoise wraps most, aiomysql's pool raises pymysql's own.
-DB_ERRORS = (
-    OperationalError,
-    DBConnectionError,
-    ConnectionError,
-    OSError,
-    pymysql.err.OperationalError,
-    pymysql.err.InterfaceError,
-)
 RECORD_RETRY_FIRST_DELAY = 0.2
 RECORD_RETRY_MAX_DELAY = 5.0
 
@@ -79,14 +69,15 @@ class WorkerRuntime:
         )
         self._thread.start()
         self.call(open_db(settings))
-        self.store = JobStore(force_index=not settings.is_sqlite, listener=start_notifier(settings))
+        self.store = JobStore(listener=start_notifier(settings))
         # The common case from the task's thread (jobs/direct.py). Not under a green pool:
         # there each job is a greenlet of its own, and a connection per greenlet would be
         # a connection per job.
         self.direct: DirectWriter | None = None
-        connect = mysql_connector(settings.database_url)
+        dialect = settings.database
+        connect = dialect.sync_connector(settings.database_url)
         if connect is not None and green.patched() is None:
-            self.direct = DirectWriter(connect, self.store)
+            self.direct = DirectWriter(connect, self.store, dialect)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -118,7 +109,7 @@ class WorkerRuntime:
         for delay in _backoff():
             try:
                 return await make()
-            except DB_ERRORS as exc:
+            except UNAVAILABLE as exc:
                 log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the backoff never ends")
@@ -135,7 +126,7 @@ class WorkerRuntime:
         for delay in _backoff():
             try:
                 return run()
-            except DB_ERRORS as exc:
+            except UNAVAILABLE as exc:
                 log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable: the backoff never ends")

@@ -15,7 +15,7 @@ from tortoise.functions import Max
 
 from jobline.jobs.events import Event
 from jobline.jobs.models import JobEventRow
-from jobline.jobs.store import event_of
+from jobline.jobs.sql import event_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,7 +178,7 @@ async def gather(request: Request, filters: dict[str, str], cursor: str | None) 
         except errors.InvalidCursor as exc:
             report.audit_problems.append(exc.message)
             return report
-    rows = await list_audit(query, before, AUDIT_PAGE + 1, force_index=not settings.is_sqlite)
+    rows = await list_audit(query, before, AUDIT_PAGE + 1)
     if len(rows) > AUDIT_PAGE:
         rows = rows[:AUDIT_PAGE]
         report.audit_next = request.app.state.cursors.encode(scope, [rows[-1].id])

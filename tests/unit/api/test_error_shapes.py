@@ -10,7 +10,7 @@ import pytest
 from tortoise.exceptions import OperationalError
 
 from jobline.api.errors import http_problem, validation_problem
-from jobline.db import refused_data
+from jobline.dialects import refused_data
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobline.errors import InvalidTransition
+from jobline.jobs.decision import surely_new as _surely_new
 from jobline.jobs.events import ATTEMPT_ENDING, REPEATABLE, Event, EventType
 from jobline.jobs.projection import JobView, apply, start
 from jobline.jobs.states import (
@@ -27,7 +28,6 @@ from jobline.jobs.states import (
     may_start,
     next_state,
 )
-from jobline.jobs.store import _surely_new
 
 S = JobState
 E = EventType
@@ -125,7 +125,7 @@ def _returns_within_an_attempt(
 
 
 def test_no_state_is_left_and_reached_again_within_an_attempt() -> None:
-    """The property JobStore._surely_new relies on (written above states.TRANSITIONS).
+    """The property decision.surely_new (the store's skipped look) relies on (written above states.TRANSITIONS).
 
     An event that moves a job out of its state cannot have been recorded already in this
     attempt, because no path without retrying or worker_lost comes back: the store skips
@@ -161,7 +161,7 @@ def _paths(depth: int) -> Iterator[tuple[JobView, set[EventType]]]:
 
 
 def test_an_event_the_store_calls_surely_new_was_not_recorded_in_the_attempt() -> None:
-    """JobStore._surely_new against every path of up to 7 events: never a false 'new'."""
+    """decision.surely_new against every path of up to 7 events: never a false 'new'."""
     checked = 0
     for view, recorded in _paths(7):
         for event in AFTER_SUBMIT:

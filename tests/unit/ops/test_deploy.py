@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -51,7 +55,8 @@ def test_supervisor_runs_the_api_a_worker_per_domain_the_relay_and_flower() -> N
             f"jobline worker --domain={name} --pool={domain.pool} --concurrency={domain.concurrency}"
         )
         longest = max(jt.policy.time_limit for jt in queues.domain_types(name))
-        assert int(section["stopwaitsecs"]) > longest, "a stop must let running jobs finish"
+        # deploy/README: "the domain's longest time_limit plus 30 s".
+        assert int(section["stopwaitsecs"]) == longest + 30, "a stop lets running jobs finish"
         # TERM to the worker alone lets its prefork children finish their jobs; a KILL
         # after stopwaitsecs takes the whole group.
         assert (section["stopasgroup"], section["killasgroup"]) == ("false", "true")
@@ -207,3 +212,32 @@ def test_every_compose_service_passes_the_production_checks() -> None:
             values[key.removeprefix("JOBLINE_").lower()] = text
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         assert settings.env == "production", name
+
+
+def test_gunicorn_starts_from_an_empty_metrics_directory(tmp_path: Path) -> None:
+    """deploy/README: PROMETHEUS_MULTIPROC_DIR is 'emptied when gunicorn starts'."""
+    metrics = tmp_path / "prometheus"
+    metrics.mkdir()
+    (metrics / "counter_1234.db").write_bytes(b"a previous run's samples")
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "JOBLINE_ENV": "development",
+        "JOBLINE_VAR_DIR": str(tmp_path / "var"),
+    }
+    # A process of its own: the module reads its directory once, at import, as gunicorn's
+    # master does.
+    code = "import jobline.gunicorn_conf as conf; conf.on_starting(None); print(conf.keepalive)"
+    env["JOBLINE_UVICORN_KEEP_ALIVE_SECONDS"] = "7"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        check=True,
+        cwd=tmp_path,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    assert metrics.is_dir() and list(metrics.iterdir()) == []
+    # README, slow clients: gunicorn's keepalive is JOBLINE_UVICORN_KEEP_ALIVE_SECONDS too.
+    assert done.stdout.split() == ["7"]

@@ -61,7 +61,7 @@ def test_a_multiline_message_stays_on_one_json_line() -> None:
 
 def test_a_safe_offered_request_id_is_kept_and_an_unsafe_one_replaced() -> None:
     assert new_request_id("abc-123_x.y:z") == "abc-123_x.y:z"
-    for bad in ("", "has space", "new\nline", "x" * 65, 'quote"d'):
+    for bad in ("", "has space", "new\nline", "trailing\n", "x" * 65, 'quote"d'):
         replaced = new_request_id(bad)
         assert replaced != bad and len(replaced) == 32
     assert new_request_id(None) != new_request_id(None)

@@ -19,3 +19,15 @@ def test_worker_node_names_are_domain_at_host_and_differ_per_process() -> None:
 
 def test_a_worker_node_name_defaults_to_this_host_and_process() -> None:
     assert worker_node_name("video") == f"video@{socket.gethostname()}:{os.getpid()}"
+
+
+def test_workers_always_send_task_events() -> None:
+    """deploy/README, Flower: 'Workers always run with task events on, so Flower shows tasks'."""
+    from jobline.config import Settings
+    from jobline.queueing.app import create_celery
+    from jobline.queueing.spec import load_queues
+    from tests.support import REPO
+
+    app = create_celery(Settings(env="development"), load_queues(REPO / "queues.yaml"))
+    assert app.conf.worker_send_task_events is True
+    assert app.conf.task_send_sent_event is True

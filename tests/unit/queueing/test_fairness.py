@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jobline.config import Settings
+from jobline.dialects import MySQL
 from jobline.queueing.fairness import deferral_seconds, slot_select
 
 SETTINGS = Settings(
@@ -29,7 +30,7 @@ def test_a_long_backlog_comes_back_proportionally_later_up_to_the_maximum() -> N
 
 
 def test_the_slot_select_tries_each_slot_once_and_names_the_lock_taken() -> None:
-    sql = slot_select(3)
+    sql = slot_select(MySQL(), 3)
     assert sql.count("GET_LOCK(") == 3
     assert "DATABASE()" in sql  # lock names are server-wide: the database is in them
     assert sql.endswith("FROM `jobs` WHERE `id`=%s")
