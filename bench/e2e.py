@@ -91,7 +91,7 @@ class Round:
 def _worker_settings() -> tuple[str, int, int]:
     """Pool, concurrency and prefetch of the bench domain: the baseline gets the same."""
     from bench.common import BENCH_QUEUES
-    from jobline.queueing.spec import load_queues
+    from jobline.jobs.spec import load_queues
 
     domain = load_queues(BENCH_QUEUES, check_imports=False).domains["bench"]
     return domain.pool, domain.concurrency, domain.prefetch

@@ -116,6 +116,63 @@ def e2e(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def latency(result: dict[str, Any]) -> list[str]:
+    o = result["options"]
+    lines = [
+        f"Submit at {o['submit_rate']:.0f} req/s offered (open loop; latency from each "
+        f"request's scheduled time; {o['seconds']:.0f} s x {o['rounds']} rounds, no worker):",
+        "",
+        _row("target", "answered/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "conns"),
+        _row(*["---"] * 8),
+    ]
+    for target, f in result["submit"].items():
+        lines.append(
+            _row(
+                target,
+                f"{f['achieved_rps']:.0f}",
+                f"{f['p50_ms']:.1f}",
+                f"{f['p95_ms']:.1f}",
+                f"{f['p99_ms']:.1f}",
+                f"{f['max_ms']:.1f}",
+                f["errors"],
+                f["connections_used"],
+            )
+        )
+    lines += [
+        "",
+        f"Submit to `started` at {o['started_rate']:.0f} jobs/s offered (workers running):",
+        "",
+        _row("target", "jobs", "p50 ms", "p95 ms", "p99 ms", "max ms", "not started"),
+        _row(*["---"] * 7),
+    ]
+    for target, f in result["started"].items():
+        lines.append(
+            _row(
+                target,
+                f["jobs"],
+                f"{f['p50_ms']:.1f}",
+                f"{f['p95_ms']:.1f}",
+                f"{f['p99_ms']:.1f}",
+                f"{f['max_ms']:.1f}",
+                f["not_started"],
+            )
+        )
+    lines.append("")
+    for part, by_other in result["jobline_vs"].items():
+        lines.append(
+            f"jobline / other, {part}: "
+            + "; ".join(
+                f"{other} p50 x{r['p50']:.2f}, p99 **x{r['p99']:.2f}**"
+                for other, r in by_other.items()
+            )
+        )
+    lines.append("")
+    for name, v in result["targets"].items():
+        verdict = "met" if v["met"] else "missed"
+        lines.append(f"Target {name} <= {v['limit']:.0f}: {v['value']:.1f} - **{verdict}**")
+    return lines
+
+
 def history(result: dict[str, Any]) -> list[str]:
     lines = [
         _row("listing", "depth", "p50 ms", "p95 ms", "p99 ms", "p95 / first page"),
@@ -207,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, render in (
         ("submit", submit),
         ("e2e", e2e),
+        ("latency", latency),
         ("history", history),
         ("memory", memory),
     ):

@@ -5,7 +5,8 @@
     .venv/bin/python -m bench --quick               # everything at a tiny size (the test runs it)
     .venv/bin/python -m bench submit e2e --profile  # + py-spy: where jobline's API and worker spend CPU
 
-Benchmarks: submit, e2e, worker (bench/worker_body.py: recording a job without Celery),
+Benchmarks: submit, e2e, latency (bench/latency.py: open loop at a fixed offered rate,
+submit and submit to `started`), worker (bench/worker_body.py: recording a job without Celery),
 history, memory (from submit and e2e), sse (bench/sse_fanout, the streaming issue's),
 audit (bench/audit_overhead, the operations issue's). Needs MariaDB, RabbitMQ and, for
 the peer (FastAPI + Procrastinate, bench/peer/), PostgreSQL (deploy/local/services up) and
@@ -28,12 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, history, submit
+from bench import e2e, history, latency, submit
 from bench.common import REPO, load_average, machine
 from bench.peer.stack import server_version
 
 RESULTS = REPO / "bench" / "results"
-ALL = ("submit", "e2e", "worker", "history", "memory", "sse", "audit")
+ALL = ("submit", "e2e", "latency", "worker", "history", "memory", "sse", "audit")
 EXTERNAL = {
     # The other issues' benchmarks, run as their authors wrote them.
     "sse": [sys.executable, str(REPO / "bench" / "sse_fanout" / "run.py")],
@@ -68,6 +69,11 @@ def run_e2e(quick: bool, logdir: Path, profile: Path | None) -> dict[str, Any]:
         else e2e.E2EOptions(profile=profile)
     )
     return e2e.run(options, logdir)
+
+
+def run_latency(quick: bool, logdir: Path) -> dict[str, Any]:
+    options = latency.quick_options() if quick else latency.LatencyOptions()
+    return latency.run(options, logdir)
 
 
 def run_history(quick: bool, logdir: Path) -> dict[str, Any]:
@@ -132,6 +138,7 @@ def table_external(result: dict[str, Any]) -> list[str]:
 TABLES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "submit": submit.table,
     "e2e": e2e.table,
+    "latency": latency.table,
     "history": history.table,
     "memory": table_memory,
     "sse": table_external,
@@ -186,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_submit(args.quick, logdir, profiles["submit"])
             elif bench_name == "e2e":
                 result = run_e2e(args.quick, logdir, profiles["e2e"])
+            elif bench_name == "latency":
+                result = run_latency(args.quick, logdir)
             elif bench_name == "history":
                 result = run_history(args.quick, logdir)
             elif bench_name == "memory":

@@ -50,9 +50,9 @@ def run(jobs: int, rounds: int, logdir: Path) -> dict[str, Any]:
 
         from jobline.config import get_settings
         from jobline.jobs.events import EventType
+        from jobline.jobs.spec import load_queues
         from jobline.jobs.store import Change, NewJob
         from jobline.queueing import worker
-        from jobline.queueing.spec import load_queues
 
         settings = get_settings()
         job_type = load_queues(settings.queues_file).domain_types("bench")[0]

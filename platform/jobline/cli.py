@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from tortoise import Tortoise
 
-from jobline import client_cli
+from jobline import client_cli, commands
 from jobline.audit.cli import audit_app
-from jobline.config import USER_SETTINGS, Settings, get_settings, redact_url, tortoise_config
+from jobline.commands import (
+    EXIT_CONFIG,
+    fail,
+    load_queues_or_exit,
+    run,
+    settings_or_exit,
+)
+from jobline.config import USER_SETTINGS, Settings, redact_url
+from jobline.db import apply_migrations
 from jobline.deploy import deploy_app
-from jobline.dialects import DATABASE_ERRORS
-from jobline.errors import BrokerUnavailable, ConfigError, DatabaseUnavailable, JoblineError
-
-T = TypeVar("T")
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_UNAVAILABLE = 3
+from jobline.errors import ConfigError
 
 app = typer.Typer(
     help="jobline: an event-sourced async job platform.",
@@ -40,57 +39,14 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(deploy_app, name="deploy")
 client_cli.register(app)  # submit, follow: over HTTP
 
-_debug = False
-
 
 @app.callback()
 def main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
     """jobline: submit jobs over HTTP, run them on Celery workers, keep every transition."""
-    global _debug
-    _debug = debug
+    commands.show_tracebacks(debug)
     # The deployment's own job code (tasks/) lives in the working directory.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-
-
-def fail(message: str, code: int = 1) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        fail(exc.message, EXIT_CONFIG)
-        raise  # unreachable; fail() exits
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except JoblineError as exc:
-        if _debug:
-            raise
-        fail(exc.message, exit_code(exc))
-        raise
-    except DATABASE_ERRORS as exc:
-        if _debug:
-            raise
-        from jobline.preflight import reason
-
-        where = redact_url(get_settings().database_url)
-        fail(f"database {where} is unreachable: {reason(exc)}", EXIT_UNAVAILABLE)
-        raise
-
-
-def exit_code(exc: JoblineError) -> int:
-    """2 for bad configuration, 3 for an unreachable database or broker, 1 otherwise."""
-    if isinstance(exc, ConfigError):
-        return EXIT_CONFIG
-    if isinstance(exc, DatabaseUnavailable | BrokerUnavailable):
-        return EXIT_UNAVAILABLE
-    return EXIT_FAILED
 
 
 def check_services_or_exit(settings: Settings, *, broker: bool = True) -> None:
@@ -98,31 +54,6 @@ def check_services_or_exit(settings: Settings, *, broker: bool = True) -> None:
     from jobline.preflight import check_services
 
     run(check_services(settings, broker=broker))
-
-
-def load_queues_or_exit(settings: Settings, check_imports: bool = True) -> Any:
-    from jobline.queueing.spec import load_queues
-
-    try:
-        return load_queues(settings.queues_file, check_imports=check_imports)
-    except ConfigError as exc:
-        fail(exc.message, EXIT_CONFIG)
-
-
-async def apply_migrations(settings: Settings) -> list[str]:
-    """Apply the committed aerich migrations of the configured database's dialect."""
-    from aerich import Command
-
-    location = settings.migrations_dir / settings.dialect
-    config = tortoise_config(settings)
-    command = Command(tortoise_config=config, app="models", location=str(location))
-    # aerich skips its own init when the task's Tortoise context says it is initialised, even
-    # one closed by close_db() or open on another database: init it for this database here.
-    await Tortoise.init(config=config)
-    async with command:
-        await command.init()
-        applied: list[str] = await command.upgrade(run_in_transaction=True)
-    return applied
 
 
 @app.command()
@@ -301,8 +232,8 @@ def check_config(
     ] = False,
 ) -> None:
     """Print the queues and job types (do their functions import?), then the resolved settings (secrets masked); exit non-zero on error."""
+    from jobline.jobs.spec import load_queues, running_cap
     from jobline.queueing import consumer_timeout
-    from jobline.queueing.spec import load_queues, running_cap
 
     settings = settings_or_exit()
     try:
@@ -377,7 +308,7 @@ def relay() -> None:
     async def serve() -> None:
         await open_db(settings)
         celery = create_celery(settings, queues)
-        _, _, outbox_relay = wire(settings, queues, celery, JobStore())
+        _, outbox_relay = wire(settings, queues, celery, JobStore())
         typer.echo(f"relay {outbox_relay.name}: publishing the outbox (Ctrl-C stops)")
         try:
             await outbox_relay.run()

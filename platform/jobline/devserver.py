@@ -27,7 +27,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from jobline.config import EMBEDDED_BROKER, Settings, redact_url
-from jobline.queueing.spec import JobType, Queues
+from jobline.jobs.spec import JobType, Queues
 
 DEMO_EMAIL = "demo@example.com"
 SUPERUSER_EMAIL = "admin@example.com"
@@ -233,7 +233,7 @@ class DevServer:
 
     async def run(self) -> int:
         """Run until Ctrl-C (exit 0) or until a child dies (exit 1)."""
-        from jobline.cli import apply_migrations
+        from jobline.db import apply_migrations
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -131,3 +131,19 @@ class TooManyStreams(JoblineError):
     """Too many open streams for this user (JOBLINE_MAX_STREAMS_PER_USER)."""
 
     code = "TOO_MANY_STREAMS"
+
+
+def reason(exc: BaseException) -> str:
+    """The innermost cause of a connection failure, as one line."""
+    root: BaseException = exc
+    while root.__cause__ is not None or (
+        root.__context__ is not None and not root.__suppress_context__
+    ):
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    args = root.args
+    # Drivers raise (errno, message) pairs; the message is the readable part.
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        text = args[1]
+    else:
+        text = str(root) or type(root).__name__
+    return " ".join(text.split())

@@ -77,8 +77,8 @@ def run(settings: Settings, host: str | None = None, port: int | None = None) ->
         os.environ["FLOWER_BROKER_API"] = api
     protect_unauthenticated_views()
 
+    from jobline.jobs.spec import load_queues
     from jobline.queueing.app import create_celery
-    from jobline.queueing.spec import load_queues
 
     celery = create_celery(settings, load_queues(settings.queues_file, check_imports=False))
     celery.start(flower_argv(settings, host, port))

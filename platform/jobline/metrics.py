@@ -5,6 +5,9 @@ prefork Celery worker) several processes serve one endpoint: with PROMETHEUS_MUL
 set before this module is imported, each process writes its values to files there and
 `exposition()` adds them up. Gauges say how their per-process values combine.
 
+This module knows nothing of jobs: its callers (jobs/store.py, api/observe.py) pass plain
+labels, so the domain may record into it without the two importing each other.
+
 Final-state totals come from `jobline_transitions_total{event="succeeded"|...}`; the
 `jobline_jobs` gauge counts only the active states, whose rows are few, so the periodic
 count stays cheap however big the jobs table grows.
@@ -13,9 +16,8 @@ count stays cheap however big the jobs table grows.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,10 +29,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
-
-from jobline.jobs.events import EventType
-from jobline.jobs.projection import JobView
-from jobline.jobs.states import ACTIVE_STATES, FINAL_EVENTS, JobState
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Jobs run from milliseconds (a thumbnail) to the longest time_limit (hours).
@@ -80,20 +78,20 @@ AUDIT_DROPPED = Counter(
 )
 
 
-def record_transition(view: JobView, event: EventType, at: datetime) -> None:
-    """Count an event just recorded; a final one also observes the job's duration."""
-    TRANSITIONS.labels(view.type, event.value).inc()
-    if event in FINAL_EVENTS:
-        began = view.started_at or view.created_at
-        JOB_DURATION.labels(view.type, view.state.value).observe(
-            max(0.0, (at - began).total_seconds())
-        )
+def record_transition(job_type: str, event: str) -> None:
+    """Count an event just recorded."""
+    TRANSITIONS.labels(job_type, event).inc()
 
 
-def set_job_counts(counts: dict[JobState, int]) -> None:
-    """Publish the latest count of jobs per active state."""
-    for state in ACTIVE_STATES:
-        JOBS.labels(state.value).set(counts.get(state, 0))
+def record_finished(job_type: str, state: str, seconds: float) -> None:
+    """Observe how long a job that just ended (in final `state`) took."""
+    JOB_DURATION.labels(job_type, state).observe(max(0.0, seconds))
+
+
+def set_job_counts(counts: Mapping[str, int]) -> None:
+    """Publish the latest count of jobs per active state (every active state, zeros included)."""
+    for state, count in counts.items():
+        JOBS.labels(state).set(count)
 
 
 def set_outbox_backlog(due: int) -> None:

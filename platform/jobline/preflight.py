@@ -13,24 +13,8 @@ from tortoise import connections
 
 from jobline.config import Settings, redact_url
 from jobline.db import close_db, open_db
-from jobline.errors import BrokerUnavailable, DatabaseUnavailable
+from jobline.errors import BrokerUnavailable, DatabaseUnavailable, reason
 from jobline.queueing.app import broker_options
-
-
-def reason(exc: BaseException) -> str:
-    """The innermost cause of a connection failure, as one line."""
-    root: BaseException = exc
-    while root.__cause__ is not None or (
-        root.__context__ is not None and not root.__suppress_context__
-    ):
-        root = root.__cause__ or root.__context__  # type: ignore[assignment]
-    args = root.args
-    # Drivers raise (errno, message) pairs; the message is the readable part.
-    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
-        text = args[1]
-    else:
-        text = str(root) or type(root).__name__
-    return " ".join(text.split())
 
 
 async def check_database(settings: Settings) -> None:

@@ -41,10 +41,10 @@ from pydantic import ValidationError
 from jobline.client import Client
 from jobline.config import get_settings
 from jobline.errors import JobCancelled
+from jobline.jobs.context import JobContext, JobFunction
 from jobline.jobs.events import EventType
 from jobline.jobs.states import FINAL_STATES
 from jobline.queueing import outcome
-from jobline.queueing.context import JobContext, JobFunction
 from jobline.queueing.limits import clip
 
 __all__ = [
@@ -408,7 +408,7 @@ class LocalStack:
             shutil.rmtree(self.var_dir, ignore_errors=True)
 
     def _all_domains(self) -> list[str]:
-        from jobline.queueing.spec import load_queues
+        from jobline.jobs.spec import load_queues
 
         queues_file = Path(self.env.get("JOBLINE_QUEUES_FILE", "queues.yaml"))
         path = queues_file if queues_file.is_absolute() else self.project / queues_file

@@ -48,6 +48,7 @@ def test_the_run_says_where_it_ran(report: dict[str, Any]) -> None:
     assert set(report["load_average"]) == {
         "submit",
         "e2e",
+        "latency",
         "worker",
         "history",
         "memory",
@@ -93,6 +94,33 @@ def test_e2e_ran_every_target_to_the_end_with_full_history(report: dict[str, Any
         assert number(r["jobs_per_second"]) and number(r["worker_cpu_per_job"])
     assert e2e["worker"]["concurrency"] >= 1
     assert e2e["worker"]["procrastinate_processes"] == 2
+
+
+def test_latency_measured_every_target_open_loop_with_ratios_and_verdicts(
+    report: dict[str, Any],
+) -> None:
+    latency = report["results"]["latency"]
+    assert latency["options"]["submit_rate"] > 0 and latency["options"]["started_rate"] > 0
+    assert set(latency["submit"]) == {"publish", "insert", "procrastinate", "jobline"}
+    for figures in latency["submit"].values():
+        assert figures["requests"] > 0 and figures["errors"] == 0, "every POST answered"
+        for key in ("p50_ms", "p95_ms", "p99_ms", "achieved_rps", "client_lag_p99_ms"):
+            assert number(figures[key]), key
+        assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+    assert set(latency["started"]) == {"publish", "procrastinate", "jobline"}
+    for figures in latency["started"].values():
+        # Every job's start found where its target stores it, none lost.
+        assert figures["started"] == figures["jobs"] > 0 and figures["not_started"] == 0
+        assert number(figures["p50_ms"]) and number(figures["p99_ms"])
+        assert figures["p50_ms"] > 0, "a job starts after its POST was scheduled"
+    assert set(latency["jobline_vs"]["submit"]) == {"publish", "insert", "procrastinate"}
+    assert set(latency["jobline_vs"]["started"]) == {"publish", "procrastinate"}
+    for by_other in latency["jobline_vs"].values():
+        for r in by_other.values():
+            assert number(r["p50"]) and number(r["p99"])
+    assert set(latency["targets"]) == {"submit_p99_ms", "started_p50_ms", "started_p99_ms"}
+    for verdict in latency["targets"].values():
+        assert number(verdict["value"]) and isinstance(verdict["met"], bool)
 
 
 def test_history_timed_every_listing_at_every_depth_with_plans(report: dict[str, Any]) -> None:

@@ -402,8 +402,8 @@ async def test_a_job_whose_worker_dies_too_often_ends_failed_worker_lost(
 
 def test_publishes_wait_for_publisher_confirms(stack: ChaosStack) -> None:
     from jobline.config import Settings
+    from jobline.jobs.spec import load_queues
     from jobline.queueing.app import create_celery
-    from jobline.queueing.spec import load_queues
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, broker_url=stack.env["JOBLINE_BROKER_URL"]
@@ -423,7 +423,7 @@ def test_workers_publish_their_monitoring_events_without_confirms(stack: ChaosSt
     # A worker publishes no job (the outbox does, with confirms, above); waiting for the
     # broker's ack of each task-* event stalled its main process.
     from jobline.config import Settings
-    from jobline.queueing.spec import load_queues
+    from jobline.jobs.spec import load_queues
     from jobline.queueing.worker import worker_app
 
     settings = Settings(  # type: ignore[call-arg]

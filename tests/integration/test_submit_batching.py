@@ -19,7 +19,7 @@ from jobline.jobs.outbox import Outbox, new_claim
 from jobline.jobs.service import JobService
 from jobline.jobs.store import NewJob, utcnow
 from jobline.queueing.confirms import ConfirmingPublisher
-from jobline.queueing.relay import Publisher
+from jobline.queueing.relay import OutboxPublisher, Relay
 from tests.support import Proc, User, free_port
 
 pytestmark = pytest.mark.integration
@@ -74,8 +74,9 @@ async def test_a_batch_the_broker_refuses_is_released_to_the_relay(
         timeout=2.0,
         idle_seconds=30.0,
     )
-    publisher = Publisher(
-        service.store, service.publisher.outbox, service.dispatcher, migrated, dead
+    relay: Relay = app.state.relay
+    publisher = OutboxPublisher(
+        service.store, relay.publisher.outbox, relay.publisher.dispatcher, migrated, dead
     )
     write, written = Outbox.writer_many(utcnow(), new_claim(), publisher.lease)
     owner = user.id

@@ -155,6 +155,9 @@ def deployment(root: Path, env_lines: dict[str, str]) -> None:
     shutil.copytree(REPO / "tasks", root / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
     queues = yaml.safe_load((REPO / "queues.yaml").read_text())
     queues["domains"]["music"]["processes"] = MUSIC_PROCESSES
+    # The test's one user must keep both processes busy: no fair-share cap (queues.yaml's
+    # default leaves a slot to other users, which would run its jobs one at a time).
+    queues["domains"]["music"]["max_running_per_user"] = 0
     (root / "queues.yaml").write_text(yaml.safe_dump(queues, sort_keys=False))
     (root / ".env").write_text("".join(f"{k}={v}\n" for k, v in env_lines.items()))
 
@@ -274,7 +277,8 @@ def supervised(
 
 @pytest.fixture(scope="module")
 def client(supervised: Supervised) -> Iterator[httpx.Client]:
-    """A user of the supervised API, registered over HTTP."""
+    """A user of the supervised API, made as production makes accounts (registration is
+    closed there): `jobline users create` with the password on stdin, settings from .env."""
     supervised.wait_states("RUNNING")
     deadline = time.monotonic() + START_SECONDS
     while True:
@@ -287,8 +291,16 @@ def client(supervised: Supervised) -> Iterator[httpx.Client]:
         time.sleep(0.5)
     with httpx.Client(base_url=supervised.api, timeout=30) as c:
         email = f"ops-{os.urandom(4).hex()}@example.com"
-        r = c.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-        assert r.status_code == 201, r.text
+        made = subprocess.run(
+            [JOBLINE, "users", "create", email],
+            cwd=supervised.root,
+            env=clean_env({}),
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
         r = c.post("/api/v1/auth/jwt/login", data={"username": email, "password": PASSWORD})
         assert r.status_code == 200, r.text
         c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"

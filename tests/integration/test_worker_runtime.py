@@ -15,7 +15,7 @@ import pymysql
 import pytest
 
 from jobline.config import Settings
-from jobline.queueing.spec import load_queues
+from jobline.jobs.spec import load_queues
 from tests.conftest import _mysql_parts
 from tests.support import Proc, User, tree
 

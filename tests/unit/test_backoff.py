@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobline.backoff import backoff
-from jobline.queueing.spec import BUILTIN_POLICY, ResolvedPolicy
+from jobline.jobs.spec import BUILTIN_POLICY, ResolvedPolicy
 
 
 def test_it_doubles_from_first_up_to_the_cap() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from jobline.devserver import demo_job, example_payload, follow_commands
-from jobline.queueing.context import job
-from jobline.queueing.spec import JobType, load_queues
+from jobline.jobs.context import job
+from jobline.jobs.spec import JobType, load_queues
 from tests.support import REPO
 
 

@@ -16,8 +16,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from jobline import JobContext, TransientError, job
+from jobline.jobs.context import Reporter
 from jobline.queueing import outcome
-from jobline.queueing.context import Reporter
 from jobline.queueing.progress import ProgressReporter
 from jobline.testing import JobCancelled, Outcome, Progress, Recorder, arun_job, run_job
 

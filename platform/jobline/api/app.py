@@ -13,8 +13,6 @@ from fastapi.responses import JSONResponse
 from tortoise import connections
 
 from jobline import ui
-from jobline.accounts.registration import RegistrationGate
-from jobline.accounts.throttle import LoginThrottle
 from jobline.accounts.users import (
     COOKIE_NAME,
     UserCreate,
@@ -28,15 +26,17 @@ from jobline.api import audit, docs, errors, jobs, observe, openapi, security, s
 from jobline.api.csrf import CrossOriginGuard
 from jobline.api.cursors import CursorCodec
 from jobline.api.limits import BodyGuard, BodyLimit
+from jobline.api.login_guard import LoginThrottle
+from jobline.api.registration import RegistrationGate
 from jobline.config import Settings, get_settings
 from jobline.db import close_db, open_db
 from jobline.heap import frozen_after_startup
 from jobline.jobs.batching import SubmitBatcher
 from jobline.jobs.service import JobService
+from jobline.jobs.spec import load_queues
 from jobline.jobs.store import JobStore
 from jobline.queueing.app import create_celery
 from jobline.queueing.relay import wire
-from jobline.queueing.spec import load_queues
 from jobline.streaming.runtime import StreamingRuntime
 
 log = logging.getLogger("jobline.api")
@@ -60,9 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.feed = streaming.feed
         store = JobStore(listener=streaming.notifier)
         app.state.celery = celery
-        dispatcher, publisher, relay = wire(settings, queues, celery, store)
+        publisher, relay = wire(settings, queues, celery, store)
         batcher = None
-        if settings.submit_batching and publisher.confirming is not None:
+        if settings.submit_batching and publisher.batches:
             batcher = SubmitBatcher(
                 store,
                 publisher,
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             batcher.start()
         app.state.service = JobService(
-            store, queues, dispatcher, settings.max_payload_bytes, publisher, batcher
+            store, queues, publisher, settings.max_payload_bytes, batcher
         )
         app.state.relay = relay
         if settings.api_relay:

@@ -131,7 +131,7 @@ async def list_jobs(
             after = (datetime.fromisoformat(values[0]), UUID(values[1]))
         except (IndexError, TypeError, ValueError):
             raise errors.InvalidCursor("the cursor is malformed") from None
-    views = await service.store.list_jobs(query, after, size + 1)
+    views = await service.list_jobs(caller, query, after, size + 1)
     next_page = None
     if len(views) > size:
         views = views[:size]
@@ -160,7 +160,7 @@ async def list_events(
     scope = f"events:{job.id}"
     if cursor is not None:
         after_seq = cursors.decode_int(scope, cursor)
-    events = await service.store.events(job.id, after_seq, size + 1)
+    events = await service.events(job, after_seq, size + 1)
     next_page = None
     if len(events) > size:
         events = events[:size]

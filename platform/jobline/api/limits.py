@@ -50,7 +50,7 @@ class BodyLimit:
         if body is None:
             await self._refuse(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay_body(body, receive), send)
 
     async def _read_capped(self, receive: Receive) -> list[Message] | None:
         """The body's messages, or None once they pass the limit (the rest is never read)."""
@@ -75,7 +75,7 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay_body(messages: list[Message], receive: Receive) -> Receive:
     """A receive() that gives back the messages already read, then the real ones."""
     pending = list(messages)
 
@@ -141,7 +141,7 @@ class BodyGuard:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
-        await self.app(scope, _replay(messages, receive), send)
+        await self.app(scope, replay_body(messages, receive), send)
 
     def check_json(self, content_type: bytes, body: bytes) -> JSONResponse | None:
         """The answer refusing this JSON body, or None when it may go on to the route."""

@@ -27,8 +27,8 @@ from jobline.api.schemas import ErrorResponse
 from jobline.audit.store import prune as prune_audit
 from jobline.audit.writer import AuditRecord, AuditWriter
 from jobline.config import Settings
-from jobline.jobs.models import DispatchRow, JobRow
-from jobline.jobs.states import ACTIVE_STATES
+from jobline.jobs.counts import active_job_counts
+from jobline.jobs.outbox import Outbox
 from jobline.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
 
 log = logging.getLogger("jobline.api")
@@ -140,11 +140,9 @@ async def count_jobs() -> None:
     Both sets are small however big the jobs table grows: finished jobs are not counted,
     and an outbox row is deleted once its attempt is queued.
     """
-    counts = {}
-    for state in ACTIVE_STATES:
-        counts[state] = await JobRow.filter(state=state).count()
-    metrics.set_job_counts(counts)
-    metrics.set_outbox_backlog(await DispatchRow.filter(due_at__lte=datetime.now(UTC)).count())
+    counts = await active_job_counts()
+    metrics.set_job_counts({state.value: count for state, count in counts.items()})
+    metrics.set_outbox_backlog(await Outbox().due())
 
 
 async def _refresh_job_counts(interval: float) -> None:

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from jobline.api.errors import http_problem
 from jobline.jobs import payloads
-from jobline.queueing.spec import Queues
+from jobline.jobs.spec import Queues
 
 PROBLEM = {"$ref": "#/components/schemas/ErrorResponse"}
 # What FastAPI and fastapi-users document for their errors; every error has the one shape

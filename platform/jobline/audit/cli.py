@@ -19,7 +19,7 @@ def prune_command(
     ] = "30d",
 ) -> None:
     """Delete audit rows older than the given age."""
-    from jobline.cli import EXIT_CONFIG, fail, run, settings_or_exit
+    from jobline.commands import EXIT_CONFIG, fail, run, settings_or_exit
     from jobline.db import close_db, open_db
 
     try:

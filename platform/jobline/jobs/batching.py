@@ -22,6 +22,7 @@ from uuid import UUID
 
 from jobline.dialects import refused_data
 from jobline.jobs.outbox import Outbox, new_claim
+from jobline.jobs.ports import Publisher
 from jobline.jobs.projection import JobView
 from jobline.jobs.store import (
     AdmitHook,
@@ -31,7 +32,6 @@ from jobline.jobs.store import (
     NotAdmitted,
     utcnow,
 )
-from jobline.queueing.relay import Publisher
 
 log = logging.getLogger("jobline.jobs")
 
@@ -55,7 +55,7 @@ class SubmitBatcher:
     def __init__(
         self, store: JobStore, publisher: Publisher, *, max_batch: int, in_flight: int
     ) -> None:
-        assert publisher.confirming is not None, "batches are published on a confirming channel"
+        assert publisher.batches, "batches are published on a confirming channel"
         self.store = store
         self.publisher = publisher
         self.max_batch = max_batch
@@ -155,7 +155,7 @@ class SubmitBatcher:
                 _settle(waiting, view=view)
 
     async def _store_and_publish(self, batch: list[_Waiting]) -> dict[UUID, JobView]:
-        publish_now = self.publisher.health.ok
+        publish_now = self.publisher.healthy
         write_outbox, written = Outbox.writer_many(
             utcnow(), new_claim() if publish_now else None, self.publisher.lease
         )

@@ -249,9 +249,9 @@ class Outbox:
             .delete()
         )
 
-    async def waiting(self) -> int:
-        """How many rows wait to be published (claimed or not)."""
-        return await DispatchRow.all().using_db(self._db()).count()
+    async def due(self) -> int:
+        """How many attempts are due by now and not yet published (claimed or not): the backlog."""
+        return await DispatchRow.filter(due_at__lte=utcnow()).using_db(self._db()).count()
 
     def _db(self) -> Any:
         from tortoise import connections

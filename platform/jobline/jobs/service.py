@@ -6,12 +6,11 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import anyio
 from pydantic import ValidationError
 
 from jobline import metrics
@@ -29,13 +28,16 @@ from jobline.errors import (
 )
 from jobline.jobs import payloads
 from jobline.jobs.batching import SubmitAlone, SubmitBatcher
-from jobline.jobs.events import EventType
+from jobline.jobs.events import Event, EventType
 from jobline.jobs.outbox import Dispatch, Outbox, new_claim
+from jobline.jobs.ports import Publisher
 from jobline.jobs.projection import JobView
 from jobline.jobs.quotas import ActiveJobsCap, too_many
+from jobline.jobs.spec import Queues
 from jobline.jobs.states import JobState, may_cancel, may_retry
 from jobline.jobs.store import (
     DuplicateIdempotencyKey,
+    JobQuery,
     JobStore,
     NewJob,
     NotAdmitted,
@@ -43,8 +45,6 @@ from jobline.jobs.store import (
     utcnow,
 )
 from jobline.logging import current_request_id
-from jobline.queueing.relay import Dispatcher, Publisher
-from jobline.queueing.spec import Queues
 
 log = logging.getLogger("jobline.jobs")
 
@@ -69,20 +69,25 @@ class Submission:
 
 
 class JobService:
+    """Submits, cancels, retries, reads and lists jobs for a caller; the doors (API, CLI) call it.
+
+    It publishes through the `Publisher` port (jobs/ports.py), built by the one wiring
+    site, jobline.queueing.relay.wire().
+    """
+
     def __init__(
         self,
         store: JobStore,
         queues: Queues,
-        dispatcher: Dispatcher,
+        publisher: Publisher,
         max_payload_bytes: int,
-        publisher: Publisher | None = None,
         batcher: SubmitBatcher | None = None,
     ) -> None:
         self.store = store
         # Immediate submits go through it when set (the API process); see jobs/batching.py.
         self.batcher = batcher
         self.queues = queues
-        self.dispatcher = dispatcher
+        self.publisher = publisher
         self.max_payload_bytes = max_payload_bytes
         self.cap = ActiveJobsCap(
             get_settings().max_active_jobs_per_user, get_settings().active_jobs_recheck_seconds
@@ -90,11 +95,6 @@ class JobService:
         if batcher is not None:
             # Batched submits are admitted under the same cap, in their batch's transaction.
             batcher.admit = self.cap.admit
-        if publisher is None:
-            settings = get_settings()
-            outbox = Outbox()
-            publisher = Publisher(store, outbox, dispatcher, settings)
-        self.publisher = publisher
 
     async def submit(
         self, caller: Caller, submission: Submission, idempotency_key: str | None = None
@@ -151,7 +151,7 @@ class JobService:
         due_at = now + timedelta(seconds=submission.delay_seconds or 0)
         # The job, its `submitted` event and its outbox row commit together: once stored, it
         # is published, by this request right away or by a relay later.
-        publish_now = due_at <= now and self.publisher.health.ok
+        publish_now = due_at <= now and self.publisher.healthy
         write_outbox, written = Outbox.writer(
             1, due_at, new_claim() if publish_now else None, self.publisher.lease
         )
@@ -173,7 +173,7 @@ class JobService:
             return first, False
         metrics.JOBS_SUBMITTED.labels(job_type.name).inc()
         if publish_now:
-            view = await self._publish_now(written[0]) or view
+            view = await self._publish_now(written[0], view) or view
         return view, True
 
     async def cancel(self, caller: Caller, job_id: UUID) -> JobView:
@@ -202,12 +202,11 @@ class JobService:
             except (InvalidTransition, _StateChanged):
                 view = await self.store.get(job_id)
                 continue
-            if view.task_id is not None and self.publisher.health.ok:
+            if view.task_id is not None and self.publisher.healthy:
                 # Workers drop a revoked message unrun; one that misses the broadcast still
                 # skips it, because a worker never runs a finished job.
                 try:
-                    with anyio.fail_after(self.publisher.timeout):
-                        await self.dispatcher.revoke(view.task_id)
+                    await self.publisher.revoke(view.task_id)
                 except Exception as exc:
                     log.warning("revoking %s failed (%r); workers skip it anyway", job_id, exc)
             return done.view
@@ -221,7 +220,7 @@ class JobService:
                 f"job {job_id} is {view.state}; only failed or cancelled jobs retry"
             )
         attempt = view.attempt
-        publish_now = self.publisher.health.ok
+        publish_now = self.publisher.healthy
         write_outbox, written = Outbox.writer(
             attempt + 1,
             utcnow(),
@@ -249,16 +248,16 @@ class JobService:
         if done is None or done.event is None:
             raise JobNotRetryable(f"job {job_id} is already being retried")
         if publish_now and written:
-            return await self._publish_now(written[0]) or done.view
+            return await self._publish_now(written[0], done.view) or done.view
         return done.view
 
-    async def _publish_now(self, dispatch: Dispatch) -> JobView | None:
-        """Publish a job this request just stored; on any error the relay publishes it later.
+    async def _publish_now(self, dispatch: Dispatch, view: JobView) -> JobView | None:
+        """Publish a job this request just stored (`view`); on any error the relay publishes it later.
 
         The job is stored already: failing the request now would invite a second submit.
         """
         try:
-            return await self.publisher.publish(dispatch)
+            return await self.publisher.publish(dispatch, view)
         except Exception:
             log.exception("publishing job %s failed; the relay will", dispatch.job_id)
             return None
@@ -269,6 +268,22 @@ class JobService:
         if not caller.is_superuser and view.owner_id != caller.id:
             raise JobNotFound(job_id=str(job_id))
         return view
+
+    async def list_jobs(
+        self,
+        caller: Caller,
+        query: JobQuery,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[JobView]:
+        """A keyset page of the jobs the caller may see, newest first, after `after`."""
+        if not caller.is_superuser:
+            query = replace(query, owner_id=caller.id)
+        return await self.store.list_jobs(query, after, limit)
+
+    async def events(self, job: JobView, after_seq: int, limit: int) -> list[Event]:
+        """Events of a job the caller got from get() (so may see), after `after_seq`, oldest first."""
+        return await self.store.events(job.id, after_seq, limit)
 
     def _validated(self, model: Any, payload: dict[str, Any]) -> dict[str, Any]:
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)

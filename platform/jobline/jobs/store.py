@@ -382,7 +382,11 @@ class JobStore(JobReads):
     def after_commit(self, view: JobView, event: Event, row_id: int) -> None:
         """Count the transition and tell the listener of an event just committed (`view`:
         the job after it)."""
-        metrics.record_transition(view, event.type, event.at)
+        metrics.record_transition(view.type, event.type.value)
+        if view.state.is_final:
+            # A final event: the job ended with it (no event is recorded after one).
+            began = view.started_at or view.created_at
+            metrics.record_finished(view.type, view.state.value, (event.at - began).total_seconds())
         if self.listener is None:
             return
         try:

@@ -10,7 +10,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from jobline.config import EMBEDDED_BROKER, Settings
-from jobline.queueing.spec import DomainSpec, JobType, Queues
+from jobline.jobs.spec import DomainSpec, JobType, Queues
 
 # Priorities 0-9 from the API; RabbitMQ needs the maximum declared on the queue.
 MAX_PRIORITY = 9

@@ -21,20 +21,20 @@ from celery.exceptions import Retry
 from pydantic import ValidationError
 
 from jobline.errors import InvalidTransition
+from jobline.jobs.context import JobContext, JobFunction
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import JobType
 from jobline.jobs.states import JobState
 from jobline.jobs.store import TxHook, utcnow
 from jobline.queueing import outcome
 from jobline.queueing.cancel import CancelWatch
-from jobline.queueing.context import JobContext, JobFunction
 from jobline.queueing.delivery import begin_attempt
 from jobline.queueing.late_start import LateStart, begin_late
 from jobline.queueing.outcome import Outcome
 from jobline.queueing.progress import ProgressReporter, Wrote
 from jobline.queueing.runtime import WorkerRuntime
-from jobline.queueing.spec import JobType
 
 log = logging.getLogger("jobline.worker")
 

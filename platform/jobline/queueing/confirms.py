@@ -30,9 +30,9 @@ from kombu.serialization import dumps
 from jobline.compat.amqp import one_write
 from jobline.compat.celery import task_message
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import Queues
 from jobline.logging import REQUEST_ID_MESSAGE_HEADER
 from jobline.queueing.app import declare_queue
-from jobline.queueing.spec import Queues
 
 log = logging.getLogger("jobline.relay")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobline.config import PROJECT_ROOT
-from jobline.queueing.spec import Queues
+from jobline.jobs.spec import Queues
 
 CONF_PATH = Path("deploy") / "rabbitmq" / "rabbitmq.conf"
 # The checkout's own, which deploy/local/services gives the test and dev RabbitMQ.

@@ -17,10 +17,10 @@ from uuid import UUID
 from jobline.errors import InvalidTransition
 from jobline.jobs.events import Event, EventType, job_error
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import JobType
 from jobline.jobs.states import AWAITING_BROKER, JobState
 from jobline.jobs.store import utcnow
 from jobline.queueing.runtime import WorkerRuntime
-from jobline.queueing.spec import JobType
 
 log = logging.getLogger("jobline.worker")
 

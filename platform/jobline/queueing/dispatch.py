@@ -7,11 +7,11 @@ from typing import Any
 import anyio.to_thread
 from celery import Celery
 
+from jobline.jobs.context import JobFunction
 from jobline.jobs.outbox import task_id_for
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import JobType, Queues
 from jobline.logging import REQUEST_ID_MESSAGE_HEADER, current_request_id
-from jobline.queueing.context import JobFunction
-from jobline.queueing.spec import JobType, Queues
 
 
 class CeleryDispatcher:

@@ -39,9 +39,9 @@ from jobline.jobs.direct import SLOT_COLUMN
 from jobline.jobs.models import JobRow
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import JobType
 from jobline.jobs.states import JobState, may_start
 from jobline.jobs.store import utcnow
-from jobline.queueing.spec import JobType
 
 log = logging.getLogger("jobline.fairness")
 

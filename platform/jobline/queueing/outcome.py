@@ -16,10 +16,10 @@ from pydantic import ValidationError
 
 from jobline.config import Settings
 from jobline.errors import JobCancelled
+from jobline.jobs.context import INVALID_PAYLOAD
 from jobline.jobs.events import EventType, job_error
-from jobline.queueing.context import INVALID_PAYLOAD
+from jobline.jobs.spec import JobType
 from jobline.queueing.limits import error_of, storable_result
-from jobline.queueing.spec import JobType
 
 # What stops a job on a cancel request: its own raise_if_cancelled(), or its cancelled
 # coroutine (an async job's future, cancelled by the CancelWatch).

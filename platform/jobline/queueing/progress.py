@@ -34,7 +34,7 @@ WriteProgress = Callable[[int, str | None], Awaitable[Wrote]]
 class ProgressReporter:
     """Coalesces a job's progress: at most one write per interval, the latest value wins.
 
-    It is the worker's side of a JobContext (queueing/context.py's Reporter): progress goes
+    It is the worker's side of a JobContext (jobs/context.py's Reporter): progress goes
     out through it, and the cancellation flag that the attempt's CancelWatch (or a progress
     write) raises is read from it.
     """

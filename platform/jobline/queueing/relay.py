@@ -1,8 +1,12 @@
-"""Publishing the outbox: one claimed row at a time (Publisher), and the loop that drains it (Relay).
+"""The broker side of publishing: the domain's Publisher port over Celery/RabbitMQ and the outbox.
 
-The submitting request publishes its own job at once when the broker looks healthy; the
-relay, running inside every API process and as `jobline relay`, publishes whatever is left:
-jobs stored while RabbitMQ was down or slow, delayed jobs once due, rows whose publisher died.
+OutboxPublisher publishes claimed outbox rows (one, or a batch on a confirming channel) and
+keeps the broker's health; Relay is the loop that drains the outbox; wire() is the one
+place that builds them. The submitting request publishes its own job at once when the
+broker looks healthy; the relay, running inside every API process and as `jobline relay`,
+publishes whatever is left: jobs stored while RabbitMQ was down or slow, delayed jobs once
+due, rows whose publisher died. This module imports the domain (jobs/); the domain sees
+only `jobline.jobs.ports.Publisher`.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs.events import EventType
 from jobline.jobs.outbox import Dispatch, Outbox
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import Queues
 from jobline.jobs.states import AWAITING_BROKER, JobState
 from jobline.jobs.store import Appended, Change, JobStore
 from jobline.queueing.confirms import ConfirmingPublisher, JobMessage
-from jobline.queueing.spec import Queues
+from jobline.queueing.dispatch import CeleryDispatcher
 
 log = logging.getLogger("jobline.relay")
 
@@ -73,8 +78,11 @@ class BrokerHealth:
         self._suspect_until = 0.0
 
 
-class Publisher:
-    """Publishes one claimed outbox row and records `queued` with the row's deletion."""
+class OutboxPublisher:
+    """Publishes claimed outbox rows and records `queued` with the rows' deletion.
+
+    Implements jobline.jobs.ports.Publisher.
+    """
 
     def __init__(
         self,
@@ -95,14 +103,34 @@ class Publisher:
         self.retry_max = settings.relay_retry_max_seconds
         self.health = BrokerHealth(settings.broker_recheck_seconds)
 
-    async def publish(self, dispatch: Dispatch) -> JobView | None:
-        """Publish a claimed row; the job's view afterwards, or None when the broker failed."""
-        try:
-            view = await self.store.get(dispatch.job_id)
-        except JobNotFound:
-            await self.outbox.discard(dispatch)
-            return None
-        if view.attempt != dispatch.attempt or view.state not in AWAITING_PUBLISH:
+    @property
+    def healthy(self) -> bool:
+        """Whether publishing lately worked (BrokerHealth)."""
+        return self.health.ok
+
+    @property
+    def batches(self) -> bool:
+        """Whether publish_many is available: only on a confirming (AMQP) channel."""
+        return self.confirming is not None
+
+    async def revoke(self, task_id: str) -> None:
+        """Broadcast a revoke, waiting at most the publish timeout."""
+        with anyio.fail_after(self.timeout):
+            await self.dispatcher.revoke(task_id)
+
+    async def publish(self, dispatch: Dispatch, view: JobView | None = None) -> JobView | None:
+        """Publish a claimed row; the job's view afterwards, or None when the broker failed.
+
+        `view`, when the caller just stored the job, spares reading it again; a view of
+        another attempt or state is not trusted, the job is read then.
+        """
+        if view is None or not _awaits(view, dispatch):
+            try:
+                view = await self.store.get(dispatch.job_id)
+            except JobNotFound:
+                await self.outbox.discard(dispatch)
+                return None
+        if not _awaits(view, dispatch):
             # Cancelled, or delivered already (a worker records `queued` for a pending job,
             # then `started`; a second message in between is ignored by the worker).
             await self.outbox.discard(dispatch)
@@ -200,10 +228,15 @@ class Publisher:
         return result
 
 
+def _awaits(view: JobView, dispatch: Dispatch) -> bool:
+    """Whether the job still waits for this row's publish (not cancelled, not delivered)."""
+    return view.attempt == dispatch.attempt and view.state in AWAITING_PUBLISH
+
+
 class Relay:
     """Claims due outbox rows in batches and publishes them, until stopped."""
 
-    def __init__(self, publisher: Publisher, settings: Settings) -> None:
+    def __init__(self, publisher: OutboxPublisher, settings: Settings) -> None:
         self.publisher = publisher
         self.interval = settings.relay_interval_seconds
         self.batch = settings.relay_batch
@@ -264,10 +297,8 @@ class Relay:
 
 def wire(
     settings: Settings, queues: Queues, celery: Celery, store: JobStore
-) -> tuple[Dispatcher, Publisher, Relay]:
-    """The dispatcher, publisher and relay of one process, sharing one broker health."""
-    from jobline.queueing.dispatch import CeleryDispatcher
-
+) -> tuple[OutboxPublisher, Relay]:
+    """The publisher and relay of one process, sharing one broker health: the one wiring site."""
     dispatcher = CeleryDispatcher(celery, queues, settings.broker_publish_timeout_seconds)
     confirming = None
     if settings.broker_url.startswith("amqp"):
@@ -278,5 +309,5 @@ def wire(
             settings.broker_publish_timeout_seconds,
             settings.publish_idle_reconnect_seconds,
         )
-    publisher = Publisher(store, Outbox(), dispatcher, settings, confirming)
-    return dispatcher, publisher, Relay(publisher, settings)
+    publisher = OutboxPublisher(store, Outbox(), dispatcher, settings, confirming)
+    return publisher, Relay(publisher, settings)

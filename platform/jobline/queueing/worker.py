@@ -15,13 +15,13 @@ from uuid import UUID
 from celery import Celery, Task
 
 from jobline.config import Settings
+from jobline.jobs.context import TASK_REGISTRY, JobFunction
 from jobline.jobs.projection import JobView
+from jobline.jobs.spec import JobType, Queues
 from jobline.queueing import fairness, telemetry
 from jobline.queueing.app import create_celery, task_options
 from jobline.queueing.attempt import Attempt
-from jobline.queueing.context import TASK_REGISTRY, JobFunction
 from jobline.queueing.runtime import runtime
-from jobline.queueing.spec import JobType, Queues
 
 
 def run_job(

@@ -360,7 +360,7 @@ async def job_page(request: Request, job_id: str) -> Response:
     settings = request.app.state.settings
     page = settings.ui_timeline_page
     first_seq = max(0, view.last_seq - page)
-    events = await service.store.events(view.id, first_seq, page)
+    events = await service.events(view, first_seq, page)
     owner = None
     if user.is_superuser and view.owner_id is not None and view.owner_id != user.id:
         found = await User.get_or_none(id=view.owner_id)

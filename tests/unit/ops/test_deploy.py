@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from jobline.deploy import compose_yaml, supervisor_conf, worker_programs
-from jobline.queueing.spec import Queues, load_queues
+from jobline.jobs.spec import Queues, load_queues
 from tests.support import REPO
 
 DEPLOY = REPO / "deploy"

@@ -24,8 +24,8 @@ def test_a_worker_node_name_defaults_to_this_host_and_process() -> None:
 def test_workers_always_send_task_events() -> None:
     """deploy/README, Flower: 'Workers always run with task events on, so Flower shows tasks'."""
     from jobline.config import Settings
+    from jobline.jobs.spec import load_queues
     from jobline.queueing.app import create_celery
-    from jobline.queueing.spec import load_queues
     from tests.support import REPO
 
     app = create_celery(Settings(env="development"), load_queues(REPO / "queues.yaml"))

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from jobline.config import get_settings
+from jobline.jobs.spec import BUILTIN_POLICY, JobType, JobTypeSpec, ResolvedPolicy
 from jobline.queueing.attempt import Attempt
-from jobline.queueing.spec import BUILTIN_POLICY, JobType, JobTypeSpec, ResolvedPolicy
 
 JOB_TYPE = JobType(
     "demo.kind",

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from jobline.cli import app
+from jobline.jobs.spec import Queues, load_queues
 from jobline.queueing import consumer_timeout
-from jobline.queueing.spec import Queues, load_queues
 from tests.support import REPO
 
 CONF = """# comment

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ValidationError
 from jobline.config import get_settings
 from jobline.errors import JobCancelled, TransientError
 from jobline.jobs.events import EventType
+from jobline.jobs.spec import BUILTIN_POLICY, JobType, JobTypeSpec, ResolvedPolicy
 from jobline.queueing import outcome
-from jobline.queueing.spec import BUILTIN_POLICY, JobType, JobTypeSpec, ResolvedPolicy
 
 POLICY = ResolvedPolicy(**{**BUILTIN_POLICY, "max_retries": 2, "retry_backoff": 3.0})
 JOB_TYPE = JobType("demo.kind", "demo", "demo", JobTypeSpec(task_name="demo.kind"), POLICY)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import warnings
 
 from jobline.config import Settings
+from jobline.jobs.spec import load_queues
 from jobline.queueing.app import create_celery
 from jobline.queueing.dispatch import CeleryDispatcher
-from jobline.queueing.spec import load_queues
 from jobline.queueing.worker import worker_app
 from tests.support import REPO
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobline.errors import ConfigError
-from jobline.queueing.spec import load_queues
+from jobline.jobs.spec import load_queues
 from tests.support import REPO
 
 GOOD_TYPE = "{function: tasks.music:transcode}"
