@@ -8,10 +8,9 @@ the statements are jobs/sql.py's, and how the database spells them is its Dialec
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
@@ -21,6 +20,17 @@ from jobline import metrics
 from jobline.dialects import Dialect, dialect_of
 from jobline.errors import InvalidTransition, JobNotFound
 from jobline.jobs import reads, sql
+from jobline.jobs.changes import (
+    AdmitHook,
+    BatchTxHook,
+    Change,
+    CommitListener,
+    DuplicateIdempotencyKey,
+    NewJob,
+    NotAdmitted,
+    TxHook,
+    utcnow,
+)
 from jobline.jobs.decision import Appended, Step, admitted, decide, needs_lookup, per_owner, plan
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.models import JobRow
@@ -29,53 +39,6 @@ from jobline.jobs.reads import JobQuery, JobReads
 from jobline.jobs.sql import changed_fields
 
 log = logging.getLogger("jobline.jobs")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-# Extra writes that must commit with an append or a submit (the outbox row): (conn, view).
-TxHook = Callable[[Any, JobView], Awaitable[None]]
-# The same for a batch (submit_many, append_many): (conn, views), once per transaction.
-BatchTxHook = Callable[[Any, Sequence[JobView]], Awaitable[None]]
-# Admission of new jobs, first thing in a submit's transaction (jobs/quotas.py): (conn,
-# how many new jobs per owner) -> how many of them may be stored.
-AdmitHook = Callable[[Any, dict[UUID, int]], Awaitable[dict[UUID, int]]]
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """One job of a submit_many: what submit() takes for one job."""
-
-    job_id: UUID
-    data: dict[str, Any]
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One event of an append_many: what append() takes for one event."""
-
-    job_id: UUID
-    type: EventType
-    data: dict[str, Any] | None = None
-    attempt: int | None = None
-
-
-class CommitListener(Protocol):
-    """Told of each event after its transaction commits (the live streams' notices)."""
-
-    def committed(self, event: Event, owner_id: UUID | None, row_id: int) -> None: ...
-
-
-class NotAdmitted(Exception):
-    """The submit's admission hook (the active-jobs cap) refused the job."""
-
-
-class DuplicateIdempotencyKey(Exception):
-    """A job with this (owner, Idempotency-Key) already exists."""
 
 
 class _Moved(Exception):
@@ -397,11 +360,17 @@ class JobStore(JobReads):
 
 
 __all__: Sequence[str] = (
+    "AdmitHook",
     "Appended",
+    "BatchTxHook",
     "Change",
+    "CommitListener",
     "DuplicateIdempotencyKey",
     "JobQuery",
     "JobStore",
     "NewJob",
+    "NotAdmitted",
     "Step",
+    "TxHook",
+    "utcnow",
 )
