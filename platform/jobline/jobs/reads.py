@@ -41,6 +41,18 @@ class JobQuery:
     created_after: datetime | None = None
     created_before: datetime | None = None
 
+    def filters(self) -> dict[str, Any]:
+        """The listing's filters as Tortoise keyword filters on JobRow."""
+        found: dict[str, Any] = {}
+        for name in ("owner_id", "state", "type", "queue"):
+            if (value := getattr(self, name)) is not None:
+                found[name] = value
+        if self.created_after is not None:
+            found["created_at__gt"] = as_utc(self.created_after)
+        if self.created_before is not None:
+            found["created_at__lt"] = as_utc(self.created_before)
+        return found
+
 
 class JobReads:
     """The reads of the job store (JobStore adds the writes), on one Tortoise connection."""
@@ -83,19 +95,7 @@ class JobReads:
     ) -> list[JobView]:
         """A keyset page of jobs, newest first, strictly after the `(created_at, id)` key."""
         qs = JobRow.all().using_db(self._db())
-        filters: dict[str, Any] = {}
-        if query.owner_id is not None:
-            filters["owner_id"] = query.owner_id
-        if query.state is not None:
-            filters["state"] = query.state
-        if query.type is not None:
-            filters["type"] = query.type
-        if query.queue is not None:
-            filters["queue"] = query.queue
-        if query.created_after is not None:
-            filters["created_at__gt"] = as_utc(query.created_after)
-        if query.created_before is not None:
-            filters["created_at__lt"] = as_utc(query.created_before)
+        filters = query.filters()
         qs = qs.filter(**filters)
         if after is not None:
             created, job_id = as_utc(after[0]), after[1]

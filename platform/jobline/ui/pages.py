@@ -292,19 +292,7 @@ async def previous_cursor(
     than `first`, found by the same keyset read upwards, and named by the API's cursor of
     the job just above them.
     """
-    filters: dict[str, Any] = {}
-    if query.owner_id is not None:
-        filters["owner_id"] = query.owner_id
-    if query.state is not None:
-        filters["state"] = query.state
-    if query.type is not None:
-        filters["type"] = query.type
-    if query.queue is not None:
-        filters["queue"] = query.queue
-    if query.created_after is not None:
-        filters["created_at__gt"] = query.created_after
-    if query.created_before is not None:
-        filters["created_at__lt"] = query.created_before
+    filters = query.filters()
     created = first.created_at
     newer = (
         await JobRow.filter(**filters)
