@@ -331,8 +331,12 @@ async def test_every_api_request_is_audited_without_any_secret(
     assert (await user.client.get(f"/api/v1/jobs/{uuid.uuid4()}")).status_code == 404
     # A browser login: the cookie identifies the user in the audit row, and is not stored.
     email, cookie_user_id, _ = await register(client)
+    login_id = f"login-{uuid.uuid4().hex}"
+    client.cookies.clear()  # the module's client may hold an earlier test's session
     r = await client.post(
-        "/api/v1/auth/cookie/login", data={"username": email, "password": PASSWORD}
+        "/api/v1/auth/cookie/login",
+        data={"username": email, "password": PASSWORD},
+        headers={"X-Request-ID": login_id},
     )
     assert r.status_code == 204, r.text
     cookie = r.cookies["jobline_auth"]
@@ -359,8 +363,14 @@ async def test_every_api_request_is_audited_without_any_secret(
         lambda rows: any(x["route"] == "/api/v1/users/me" for x in rows),
         user_id=cookie_user_id,
     )
-    logins = await wait_audit(admin, lambda rows: len(rows) >= 1, route="/api/v1/auth/cookie/login")
-    assert all(x["user_id"] is None for x in logins)
+    # This test's own login (the audit log is the whole session's: other tests log in with
+    # a session cookie already sent, which names its user).
+    logins = await wait_audit(
+        admin,
+        lambda rows: any(x["request_id"] == login_id for x in rows),
+        route="/api/v1/auth/cookie/login",
+    )
+    assert [x["user_id"] for x in logins if x["request_id"] == login_id] == [None]
 
     # README: unauthenticated requests are recorded too; deploy/README: probes and scrapes
     # are not. The probes go first: once the 401's row is written, theirs would have been.
