@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobline.config import Settings
+from tests.chaos import ChaosStack
 from tests.integration.hardening import bearer
 from tests.support import FINAL, REPO, Proc, assert_history, start_server, start_worker, types_of
 
@@ -37,21 +37,25 @@ BOUND_SECONDS = 15.0
 
 
 @pytest.fixture(scope="module")
-def fair_stack(
-    migrated: Settings, stack_env: dict[str, str], logdir: Path
-) -> Iterator[tuple[str, list[Proc]]]:
-    env = {**stack_env, **ENV}
+def fair_stack(logdir: Path, var_dir: Path) -> Iterator[tuple[str, list[Proc]]]:
+    """Its own database and vhost: the session's other API processes run relays with the
+    shipped queues.yaml, which knows no `fair` domain; sharing the outbox with them, a
+    deferred job's row could be claimed by one of them and put off with its backoff."""
+    stack = ChaosStack("fair", logdir, var_dir)
+    stack.create()
+    env = {**stack.env, **ENV}
     server, base = start_server(env, logdir)
     workers: list[Proc] = []
     try:
         # Four prefork processes, each its own database connection: the cap holds across
-        # them as across hosts (a second worker on this host would clash on its name).
+        # them as across hosts.
         workers = [start_worker("fair", env, logdir, "--concurrency=4")]
         yield base, workers
     finally:
         for proc in workers:
             proc.stop()
         server.stop()
+        stack.destroy()
 
 
 def submit(client: httpx.Client, payload: dict[str, Any], priority: int = 0) -> str:
