@@ -469,9 +469,8 @@ async def job_stream(
     after: Annotated[int | None, Query(ge=0, le=stream_api.MAX_SEQ)] = None,
 ) -> Response:
     """`GET /api/v1/jobs/{id}/stream`, starting after `?after=` when no Last-Event-ID came."""
-    if not (last_event_id or "").strip() and after is not None:
-        last_event_id = str(after)
-    return await stream_api.stream_job(job, caller, request, feed, slot, last_event_id)
+    resume = _resume_from(last_event_id, after)
+    return await stream_api.stream_job(job, caller, request, feed, slot, resume)
 
 
 @router.get("/stream")
@@ -484,6 +483,13 @@ async def user_stream(
     after: Annotated[int | None, Query(ge=1, le=stream_api.MAX_ROW_ID)] = None,
 ) -> Response:
     """`GET /api/v1/stream`, starting after `?after=` when no Last-Event-ID came."""
+    resume = _resume_from(last_event_id, after)
+    return await stream_api.stream_mine(caller, request, feed, slot, resume)
+
+
+def _resume_from(last_event_id: str | None, after: int | None) -> str | None:
+    """The browser's Last-Event-ID (a reconnect) wins; else the page's `?after=` (an
+    EventSource cannot send the header on its first connection)."""
     if not (last_event_id or "").strip() and after is not None:
-        last_event_id = str(after)
-    return await stream_api.stream_mine(caller, request, feed, slot, last_event_id)
+        return str(after)
+    return last_event_id
