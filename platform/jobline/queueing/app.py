@@ -92,6 +92,10 @@ def create_celery(settings: Settings, queues: Queues) -> Celery:
         # No task_queue_max_priority: Celery would add x-max-priority to every queue, and a
         # quorum queue refuses it. declare_queue sets it on classic queues only.
         task_default_priority=0,
+        # Without Celery's native delayed delivery step (compat/celery.py): delays and
+        # retries wait in the outbox, and the step held every reconnect to a cluster with
+        # a node down for 17 s.
+        worker_consumer="jobline.compat.celery:Consumer",
     )
     return app
 

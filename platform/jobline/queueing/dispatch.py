@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import anyio.to_thread
+from amqp.exceptions import MessageNacked
 from celery import Celery
 
 from jobline.jobs.context import JobFunction
@@ -81,8 +83,18 @@ class CeleryDispatcher:
         request_id = current_request_id()
         if request_id is not None:
             options["headers"] = {REQUEST_ID_MESSAGE_HEADER: request_id}
-        if job_type.importable:
-            self.app.tasks[job_type.name].apply_async(**options)
-        else:
-            self.app.send_task(job_type.name, **options)
+        with self.app.producer_or_acquire() as producer:
+            options["producer"] = producer
+            try:
+                if job_type.importable:
+                    self.app.tasks[job_type.name].apply_async(**options)
+                else:
+                    self.app.send_task(job_type.name, **options)
+            except MessageNacked:
+                # The pooled connection's channel may nack every publish to a quorum queue
+                # from now on (see confirms.py, ConfirmingPublisher._publish_sync): closed,
+                # the pool opens a new one for the next publish.
+                with contextlib.suppress(Exception):
+                    producer.connection.close()
+                raise
         return task_id

@@ -39,3 +39,27 @@ def test_the_message_is_celerys_protocol_2() -> None:
     assert args == () and kwargs == {"job_id": "j"}
     assert set(embed) >= {"callbacks", "errbacks", "chain", "chord"}
     assert message.properties["correlation_id"] == "task-1"
+
+
+def test_the_worker_consumer_drops_only_celerys_delayed_delivery_step() -> None:
+    """Issue 16: on a cluster with a node dead, the step held every reconnect for 17 s."""
+    from celery.worker.consumer import Consumer as CeleryConsumer
+
+    from jobline.compat.celery import DELAYED_DELIVERY_STEP, Consumer
+
+    celerys = CeleryConsumer.Blueprint.default_steps
+    assert DELAYED_DELIVERY_STEP in celerys, "Celery renamed the step: the filter is stale"
+    assert Consumer.Blueprint.default_steps == [s for s in celerys if s != DELAYED_DELIVERY_STEP]
+
+
+def test_jobline_workers_use_that_consumer() -> None:
+    from celery.utils.imports import symbol_by_name
+
+    from jobline.compat.celery import Consumer
+    from jobline.config import Settings
+    from jobline.jobs.spec import load_queues
+    from jobline.queueing.app import create_celery
+    from tests.support import REPO
+
+    app = create_celery(Settings(env="development"), load_queues(REPO / "queues.yaml"))
+    assert symbol_by_name(app.conf.worker_consumer) is Consumer
