@@ -63,3 +63,64 @@ def test_jobline_workers_use_that_consumer() -> None:
 
     app = create_celery(Settings(env="development"), load_queues(REPO / "queues.yaml"))
     assert symbol_by_name(app.conf.worker_consumer) is Consumer
+
+
+class Requests:
+    """Stands in for the consumer's pool: what the bucket let through."""
+
+    def __init__(self) -> None:
+        self.moved: list[str] = []
+
+    def __call__(self, request: str) -> None:
+        self.moved.append(request)
+
+
+def held_consumer(cls: type) -> tuple[object, Requests]:
+    """A consumer of `cls` with only what the rate-limit path reads: a timer and a pool."""
+    from kombu.asynchronous.timer import Timer
+
+    consumer = cls.__new__(cls)
+    consumer.timer = Timer()
+    consumer._limit_order = 0
+    consumer.bucket_wakeups = {}
+    consumer.wakeup_order = 0
+    moved = Requests()
+    consumer._limit_move_to_pool = moved
+    return consumer, moved
+
+
+def backlog(consumer: object, n: int) -> object:
+    """A 10/s bucket, its token spent, and `n` requests arriving one by one."""
+    from kombu.utils.limits import TokenBucket
+
+    bucket = TokenBucket(10, capacity=1)
+    bucket.can_consume(1)
+    for i in range(n):
+        consumer._limit_task(f"request-{i}", bucket, 1)  # type: ignore[attr-defined]
+    return bucket
+
+
+def test_celerys_rate_limit_path_schedules_a_wakeup_per_arrival() -> None:
+    """The bug the consumer works around (issue 16): a backlog of 20 makes 20 timer entries,
+    all due at once; kombu's loop fires 10 per turn, then polls for a second."""
+    from celery.worker.consumer import Consumer as CeleryConsumer
+
+    consumer, moved = held_consumer(CeleryConsumer)
+    backlog(consumer, 20)
+    assert moved.moved == [] and len(consumer.timer.queue) == 20  # type: ignore[attr-defined]
+
+
+def test_jobline_keeps_one_wakeup_per_bucket_and_the_order() -> None:
+    import time
+
+    from jobline.compat.celery import Consumer
+
+    consumer, moved = held_consumer(Consumer)
+    bucket = backlog(consumer, 20)
+    timer = consumer.timer  # type: ignore[attr-defined]
+    assert moved.moved == [] and len(timer.queue) == 1
+    time.sleep(0.11)  # a token
+    _, due = next(iter(timer))  # as the event loop takes it: off the queue
+    due()
+    assert moved.moved == ["request-0"] and len(timer.queue) == 1
+    assert len(bucket.contents) == 19  # type: ignore[attr-defined]
