@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -287,8 +288,12 @@ async def test_a_killed_node_costs_no_job_and_no_speed(
         ),
         None,
     )
+    # The longest wait between two jobs ending, from just before the kill to 30 s after it.
+    around = [t for t in done if killed_at - 5 <= t <= killed_at + BACK_WITHIN]
+    longest_gap = max((b - a for a, b in pairwise(around)), default=None)
     figures.extra.update(
         {
+            "longest_gap_between_jobs_s": None if longest_gap is None else round(longest_gap, 2),
             "killed": cluster.node(leader),
             "killed_after_s": round(killed_at - start, 1),
             "total_s": round(max(done) - start, 1),

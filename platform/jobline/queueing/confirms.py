@@ -72,7 +72,8 @@ class ConfirmingPublisher:
         self.idle_seconds = idle_seconds
         self.origin = anon_nodename()
         self._limiter = anyio.CapacityLimiter(1)
-        self._connection: Any = None
+        self._broker: Any = None  # the kombu Connection, kept across reconnects
+        self._connection: Any = None  # the same while a channel is open, else None
         self._channel: Any = None
         self._last_used = 0.0
         self._tag = 0  # the delivery tag of the channel's last publish
@@ -138,13 +139,19 @@ class ConfirmingPublisher:
         if self._channel is not None and time.monotonic() - self._last_used > self.idle_seconds:
             self._reset()
         if self._channel is None:
-            connection = Connection(
-                self.broker_url,
-                connect_timeout=self.timeout,
-                transport_options={"read_timeout": self.timeout, "write_timeout": self.timeout},
-            )
+            if self._broker is None:
+                self._broker = Connection(
+                    self.broker_url,
+                    connect_timeout=self.timeout,
+                    transport_options={"read_timeout": self.timeout, "write_timeout": self.timeout},
+                )
+            # One object for the publisher's life, closed and opened again: kombu keeps its
+            # place in a failover list (`url1;url2;url3`), so a new channel starts from the
+            # node that last worked rather than the first URL, which may be a dead node whose
+            # connect takes the whole timeout. One try per node of the list.
+            connection = self._broker
             try:
-                connection.ensure_connection(max_retries=1)
+                connection.ensure_connection(max_retries=max(1, self.broker_url.count(";")))
                 channel = connection.channel()
                 for domain in self.queues.domains.values():
                     declare_queue(domain)(channel).declare()
@@ -152,7 +159,7 @@ class ConfirmingPublisher:
                 channel.events["basic_ack"].add(self._on_ack)
                 channel.events["basic_nack"].add(self._on_nack)
             except Exception:
-                connection.release()
+                self._close(connection)
                 raise
             self._connection, self._channel = connection, channel
             self._tag = 0
@@ -219,7 +226,11 @@ class ConfirmingPublisher:
         connection, self._connection, self._channel = self._connection, None, None
         self._unsettled.clear()
         if connection is not None:
-            try:
-                connection.release()
-            except Exception:
-                log.debug("closing the publishing connection failed", exc_info=True)
+            self._close(connection)
+
+    @staticmethod
+    def _close(connection: Any) -> None:
+        try:
+            connection.close()
+        except Exception:
+            log.debug("closing the publishing connection failed", exc_info=True)

@@ -85,7 +85,10 @@ class Notifier:
         self._thread = None
 
     def _run(self) -> None:
-        connection: Any = None
+        # One connection object for the thread's life, closed and opened again: kombu keeps
+        # its place in a failover list, so after a node dies the next connect starts from
+        # the node that worked last, not from the first URL (one try per node of the list).
+        connection: Any = Connection(self.broker_url, connect_timeout=self.connect_timeout)
         producer: Any = None
         down_until = 0.0
         while True:
@@ -103,10 +106,7 @@ class Notifier:
             elif notices:
                 try:
                     if producer is None:
-                        connection = Connection(
-                            self.broker_url, connect_timeout=self.connect_timeout
-                        )
-                        connection.ensure_connection(max_retries=1)
+                        connection.ensure_connection(max_retries=max(1, self.broker_url.count(";")))
                         producer = connection.default_channel
                         self.exchange(producer).declare()
                     # py-amqp's own publish, not kombu's Producer.publish: the same frames
@@ -132,7 +132,7 @@ class Notifier:
                     )
                     self.dropped += len(notices)
                     _close(connection)
-                    connection = producer = None
+                    producer = None
                     down_until = time.monotonic() + self.retry_seconds
             if stopping:
                 _close(connection)
@@ -254,8 +254,8 @@ class NoticeListener:
 
 
 def _close(connection: Any) -> None:
-    if connection is not None:
-        try:
-            connection.release()
-        except Exception:
-            log.debug("closing the notice connection failed", exc_info=True)
+    """Close a connection; the object may connect again (kombu reopens a closed one)."""
+    try:
+        connection.close()
+    except Exception:
+        log.debug("closing the notice connection failed", exc_info=True)

@@ -47,7 +47,7 @@ class FakeConnection:
             settle = self.publisher._on_nack if self.channel.poisoned else self.publisher._on_ack
             settle(self.settled, False)
 
-    def release(self) -> None:
+    def close(self) -> None:
         self.released = True
 
 
