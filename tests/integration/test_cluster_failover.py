@@ -9,9 +9,10 @@ process was connected to it: it is the first URL). Then:
 
 - every POST answered 202 (a job the broker did not take at once is `pending`, published
   later by the relay), every job ends once, no transition twice, `replay --verify` clean;
-- the worker's jobs/s over the 50 s after the kill against the 50 s before (the issue's
-  target: 80%; before the fix, Celery's delayed-delivery set-up held every reconnect for
-  17 s and the API's publishing channel nacked every batch after the election);
+- the worker's jobs/s over the 50 s after the kill at least 80% of the 50 s before (the
+  issue's target; before the fix, Celery's delayed-delivery set-up held every reconnect for
+  17 s, the backlog it left ran at 1 job/s (rate-limit timers), and the API's publishing
+  channel nacked every batch after the election);
 - the event notices flow again (the API's feed counts them) within 30 s of the kill;
 - the node comes back, rejoins its cluster and the queue, and jobs still run.
 
@@ -57,10 +58,10 @@ OFFERED = 18.0  # POSTs/s, on a fixed schedule: the worker always has a backlog
 KILL_AFTER = 60.0  # seconds after the first POST
 WINDOW = 50.0  # jobs/s compared over this long before and after the kill
 FULL_RATE = 0.8  # the target: the minute after the kill at 80% of the minute before
-# The assertion's bound, below the target: both windows run at the rate limit, which the
-# worker reaches with room to spare, so a loaded machine costs a few percent at most
-# (measured 0.96-1.0); without the fix the ratio was 0.6 (17 s with nothing consumed).
-RATIO_ASSERTED = 0.75
+# Asserted as it is. The margin is in the set-up: both windows run at the rate limit, which
+# the worker reaches with room to spare, so a loaded machine costs a few percent at most
+# (measured 0.99-0.997 in three runs while other suites ran). Before the fix, the 17 s with
+# nothing consumed alone would make it 0.66 (33 s of 50), and the backlog then ran at 1 job/s.
 BACK_WITHIN = 30.0  # seconds: the full rate again, and notices flowing, after the kill
 NOTICES_SETTLED = 2.0  # seconds after the kill: every connection to the dead node is gone
 WAIT = 600.0  # every bound on a wait: generous, CI machines are slower
@@ -314,7 +315,7 @@ async def test_a_killed_node_costs_no_job_and_no_speed(
     assert_clean(figures)
     assert figures.outcomes == {"succeeded": JOBS}
     assert before >= 0.8 * RATE_LIMIT, figures.line()  # the worker ran at its full rate
-    assert after >= RATIO_ASSERTED * before, figures.line()
+    assert after >= FULL_RATE * before, figures.line()
     assert back is not None and back <= BACK_WITHIN, figures.line()
     assert notices_after is not None and notices_after <= BACK_WITHIN, figures.line()
 
