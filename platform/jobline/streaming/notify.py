@@ -205,11 +205,14 @@ class NoticeListener:
             self._thread = None
 
     def _run(self) -> None:
+        # Kept across reconnects, as the Notifier's: after a node dies, consuming starts
+        # again from the node that worked last (one try per node of the failover list).
+        connection = Connection(self.broker_url, connect_timeout=self.connect_timeout)
         while not self._stop.is_set():
             if not self._wanted.wait(self.stop_check_seconds):
                 continue
             try:
-                self._consume()
+                self._consume(connection)
             except Exception as exc:
                 self.consuming.clear()
                 log.warning(
@@ -217,7 +220,7 @@ class NoticeListener:
                 )
                 self._stop.wait(self.retry_seconds)
 
-    def _consume(self) -> None:
+    def _consume(self, connection: Any) -> None:
         name = f"jobline.events.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         inbox = Queue(
             name,
@@ -229,8 +232,10 @@ class NoticeListener:
             # A backlog this long is worth one read anyway: older notices can go.
             queue_arguments={"x-max-length": self.max_pending},
         )
+        connection.ensure_connection(max_retries=max(1, self.broker_url.count(";")))
+        # Leaving the block closes the connection; the object connects again next time.
         with (
-            Connection(self.broker_url, connect_timeout=self.connect_timeout) as connection,
+            connection,
             connection.Consumer(inbox, callbacks=[self._on_message], accept=["json"], no_ack=True),
         ):
             self.consuming.set()
