@@ -163,6 +163,11 @@ async def open_loop(
         lag = time.perf_counter() - due
         async with slots:
             connection = idle.pop() if idle else None
+            # One the server closed while idle (uvicorn's keep-alive timeout, 5 s, runs out
+            # between rounds) would fail this request for the client's sake: not reused.
+            while connection is not None and (connection[0].at_eof() or connection[1].is_closing()):
+                connection[1].close()
+                connection = idle.pop() if idle else None
             if connection is None:
                 connection = await asyncio.open_connection(host, port)
                 opened.append(connection[1])

@@ -289,8 +289,8 @@ def start_baseline_worker(
             f"--pool={pool}",
             f"--concurrency={concurrency}",
             f"--prefetch-multiplier={prefetch}",
-            # The flags `jobline worker` passes, so both workers run the same way.
-            "--task-events",
+            # The flags `jobline worker` passes, so both workers run the same way: no
+            # --task-events (bench/queues.yaml leaves `task_events` off, Celery's default).
             "--without-gossip",
             "--without-mingle",
             "--loglevel=WARNING",

@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nresults: {out}")
+    if not args.quick:
+        print(f"figure: {draw(report, out.with_suffix('.png'))}")
     failed = [
         n for n, result in report["results"].items() if "error" in result or result.get("exit_code")
     ]
@@ -225,6 +227,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def draw(report: dict[str, Any], out: Path) -> str:
+    """The README's figure of this run (bench/plot.py), beside its JSON."""
+    try:
+        from bench import plot
+    except ImportError as exc:  # matplotlib comes with the dev extra
+        return f"not drawn ({exc}); pip install matplotlib"
+    return str(plot.plot(report, out))
 
 
 if __name__ == "__main__":

@@ -165,7 +165,8 @@ def worker(
             f"--concurrency={concurrency or spec.concurrency}",
             f"--prefetch-multiplier={spec.prefetch}",
             f"--loglevel={loglevel}",
-            "--task-events",
+            # queues.yaml's `task_events` (off by default); worker_app sets the same.
+            *(["--task-events"] if spec.task_events else []),
             "--without-gossip",
             "--without-mingle",
         ]

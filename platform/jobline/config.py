@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         ge=0,
         description="an API process consumes notices this long after its last follower left",
     )
+    feed_notices_probe_seconds: float = Field(
+        0.25,
+        ge=0,
+        description="no notices are sent this long after one found no follower (0: always sent)",
+    )
     feed_poll_seconds: float = Field(
         1.0, gt=0, description="safety-net read with notices, and the read interval when idle"
     )

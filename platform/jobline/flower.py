@@ -90,6 +90,10 @@ def flower_argv(settings: Settings, host: str | None = None, port: int | None = 
         "flower",
         f"--address={host or settings.flower_host}",
         f"--port={port or settings.flower_port}",
+        # Flower would otherwise switch every worker's task events on every few seconds,
+        # overriding queues.yaml's `task_events` (off by default: see queueing/app.py).
+        # Its worker view needs none: heartbeats and inspect replies.
+        "--enable_events=False",
     ]
     if settings.flower_purge_offline_seconds is not None:
         argv.append(f"--purge_offline_workers={settings.flower_purge_offline_seconds}")

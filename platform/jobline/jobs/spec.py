@@ -105,6 +105,10 @@ class DomainSpec(Policy, Fairness):
         1, ge=1, description="worker processes per host (supervisor numprocs, compose replicas)"
     )
     queue_type: Literal["classic", "quorum"] = "classic"
+    task_events: bool = Field(
+        False,
+        description="Celery task-* monitoring events (Flower's Tasks tab); off: the history is stored",
+    )
     imports: list[str] = Field(default_factory=list, description="modules only workers import")
     job_types: dict[str, JobTypeSpec] = Field(min_length=1)
 

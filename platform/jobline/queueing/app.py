@@ -84,7 +84,10 @@ def create_celery(settings: Settings, queues: Queues) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        worker_send_task_events=True,
+        # Per domain (queues.yaml `task_events`, set by worker_app): a worker's task-* events
+        # cost its main process a third of its CPU per job and nobody needs them to see a
+        # job, whose history is stored; Flower's worker view needs only heartbeats.
+        worker_send_task_events=False,
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,

@@ -82,6 +82,7 @@ def worker_app(settings: Settings, queues: Queues, domain: str) -> Celery:
     options = dict(app.conf.broker_transport_options or {})
     options.pop("confirm_publish", None)
     app.conf.broker_transport_options = options
+    app.conf.worker_send_task_events = queues.domains[domain].task_events
     register_tasks(app, queues, [domain])
     telemetry.install(settings)
     return app

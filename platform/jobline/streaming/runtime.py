@@ -25,6 +25,7 @@ def start_notifier(settings: Settings) -> Notifier | None:
         buffer=settings.feed_batch,
         retry_seconds=settings.feed_poll_seconds,
         connect_timeout=settings.broker_publish_timeout_seconds,
+        probe_seconds=settings.feed_notices_probe_seconds,
     )
     notifier.start()
     return notifier

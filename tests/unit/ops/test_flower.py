@@ -44,8 +44,9 @@ def test_flower_forgets_offline_workers_after_the_setting_and_never_sees_credent
         "flower",
         "--address=127.0.0.1",
         "--port=5600",
+        "--enable_events=False",
         "--purge_offline_workers=600",
     ]
     assert not any("pw" in arg for arg in argv)
     kept = flower_argv(Settings(**PROD, flower_purge_offline_seconds=None), "0.0.0.0", 80)
-    assert kept == ["flower", "--address=0.0.0.0", "--port=80"]
+    assert kept == ["flower", "--address=0.0.0.0", "--port=80", "--enable_events=False"]
