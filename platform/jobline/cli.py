@@ -119,7 +119,7 @@ def worker(
     """Run a Celery worker on one domain's queue, named DOMAIN@host:pid."""
     from celery import signals
 
-    from jobline.queueing import green, telemetry
+    from jobline.queueing import green, heartbeat, telemetry
     from jobline.queueing.app import worker_node_name
 
     settings = settings_or_exit()
@@ -154,6 +154,8 @@ def worker(
         exit_code.append(getattr(sender, "exitcode", None) or 0)
 
     signals.worker_shutdown.connect(remember_exit_code, weak=False)
+    # Its proof of life: a running job of a worker gone silent is recovered (jobs/workers.py).
+    heartbeat.install(settings, domain)
     celery.worker_main(
         [
             "worker",
@@ -296,7 +298,8 @@ def _shown_setting(name: str, value: Any) -> Any:
 
 @app.command()
 def relay() -> None:
-    """Publish the outbox: jobs stored while the broker was away, delayed jobs once due, retries."""
+    """Publish the outbox (jobs stored while the broker was away, delayed jobs once due,
+    retries) and recover the running jobs of workers that stopped beating."""
     from jobline.db import close_db, open_db
     from jobline.jobs.store import JobStore
     from jobline.queueing.app import create_celery
