@@ -56,10 +56,9 @@ class LostWorkers:
         now = time.monotonic()
         if self.watching_since is None:
             self.watching_since = now
-        trust_silence = now - self.watching_since >= self.bound
         db = self._db()
         found = await workers.gone(db, self.bound)
-        names = [g.name for g in found if g.stopped or trust_silence]
+        names = judged(found, now - self.watching_since, self.bound)
         if not names:
             return 0
         stopped = {g.name for g in found if g.stopped}
@@ -103,6 +102,13 @@ class LostWorkers:
                 self.watching_since = None
                 log.exception("looking for lost workers failed")
             await asyncio.sleep(self.interval)
+
+
+def judged(found: list[workers.Gone], watched_for: float, bound: float) -> list[str]:
+    """The workers whose jobs to recover now: those known stopped, and the silent ones once
+    the watch has read the database without failure for `watched_for` >= `bound` seconds
+    (after an outage every last beat is old: the living need a beat's time to show)."""
+    return [g.name for g in found if g.stopped or watched_for >= bound]
 
 
 def _cancelled() -> bool:
