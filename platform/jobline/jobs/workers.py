@@ -19,6 +19,7 @@ thread's own. Times are the database's clock (Dialect.now_ms), in milliseconds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +39,6 @@ from jobline.jobs.store import JobStore, utcnow
 # What a `worker_lost` found by the heartbeat says happened (its data's `reason`).
 STOPPED = "its worker stopped"
 SILENT = "its worker stopped beating"
-# What orphans() reads of a job (columns, two of which share a name with event types).
-ORPHAN_COLUMNS = "id type attempt worker cancel_requested progress message".split()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +162,9 @@ async def orphans(db: Any, names: Sequence[str]) -> list[Orphan]:
     if not names:
         return []
     q, m = dialect_of(db).ident, dialect_of(db).mark
-    columns = ", ".join(q(c) for c in ORPHAN_COLUMNS)
+    # The Orphan's fields are the jobs' columns of the same names (its job_id is `id`).
+    names_read = ["id", *(f.name for f in dataclasses.fields(Orphan) if f.name != "job_id")]
+    columns = ", ".join(q(c) for c in names_read)
     _, rows = await db.execute_query(
         f"SELECT {columns} FROM {q('jobs')}"
         f" WHERE {q('state')} = {m} AND {q('worker')} IN ({_marks(db, len(names))})",
