@@ -1,10 +1,11 @@
 """Workers' heartbeats (issue 16, 1b): a running job whose worker is gone recovers.
 
 `workers`: one row per worker process, beaten by it every few seconds (jobs/workers.py).
-`jobs.worker`: the node name of the worker that started the job's current attempt, from
-its `started` event, so the running jobs of a worker gone silent are found through the
-jobs' state index. Jobs started before this migration name none (NULL) until their next
-attempt. A nullable column added at the end is instant on MariaDB 10.3+, whatever the size
+`jobs.worker`: the node name of the worker running the job (from its `started` event,
+cleared when it stops running), so the running jobs of a worker gone silent are found
+through the jobs' state index. Nothing to fill in: a job that is not running names no
+worker, and one running now, started by a worker of the previous version, names none until
+its next attempt (the previous version's recovery, a redelivery, still covers it). A nullable column added at the end is instant on MariaDB 10.3+, whatever the size
 of `jobs`.
 
 No MODELS_STATE: aerich then records the models as they are when this runs.

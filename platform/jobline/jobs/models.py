@@ -42,8 +42,8 @@ class JobRow(Model):
     last_seq = fields.IntField(default=0)
     cancel_requested = fields.BooleanField(default=False)
     task_id = fields.CharField(max_length=64, null=True)
-    # The node name of the worker that started the current (or last) attempt: a running job
-    # whose worker stopped beating is found by it (jobs/workers.py).
+    # The node name of the worker running the job (from its `started`), while it runs: the
+    # running jobs of a worker that stopped beating are found by it (jobs/workers.py).
     worker = fields.CharField(max_length=255, null=True)
     idempotency_key = fields.CharField(max_length=255, null=True)
     request_hash = fields.CharField(max_length=64, null=True)

@@ -37,7 +37,7 @@ class JobView:
     finished_at: datetime | None = None
     cancel_requested: bool = False
     task_id: str | None = None
-    # The node name of the worker that started the current (or last) attempt.
+    # The node name of the worker running the job (from its `started`), while it runs.
     worker: str | None = None
 
 
@@ -93,6 +93,10 @@ def apply(view: JobView, event: Event) -> JobView:
             changes |= {"task_id": data.get("task_id", view.task_id)}
     if event.type in ATTEMPT_ENDING:
         changes["attempt"] = event.attempt + 1
+    if state is not JobState.RUNNING:
+        # Only a running job has a worker: rows of jobs that ended before workers were
+        # named (before migration 9) then replay as stored.
+        changes["worker"] = None
     return dataclasses.replace(view, **changes)
 
 

@@ -252,11 +252,10 @@ async def recover(
     write_next, _ = Outbox.writer(orphan.attempt + 1, utcnow(), None, lease_seconds, only_if=same)
 
     def check(index: int, done: Appended) -> None:
-        # The first step ends the attempt found on the worker found, or nothing is written.
+        # The first step ends the attempt found, or nothing is written. Within an attempt the
+        # worker is the one found: only `started` names it, once per attempt.
         first = done.event
-        if index == 0 and (
-            first is None or first.attempt != orphan.attempt or done.view.worker != orphan.worker
-        ):
+        if index == 0 and (first is None or first.attempt != orphan.attempt):
             raise _Moved()
 
     try:

@@ -143,6 +143,7 @@ def test_started_names_its_worker_and_a_worker_lost_by_silence_names_the_next_me
     # Found by the heartbeat: the next attempt goes out as a new message, named here.
     lost = project([*events, Event(JOB, 4, E.WORKER_LOST, 1, at(3), {"task_id": f"{JOB}.2"})])
     assert (lost.state, lost.attempt, lost.task_id) == (JobState.QUEUED, 2, f"{JOB}.2")
+    assert lost.worker is None  # only a running job has a worker
     # Found by a redelivery: the same message runs the next attempt, its task id stays.
     redelivered = project([*events, Event(JOB, 4, E.WORKER_LOST, 1, at(3), {"worker": "b"})])
     assert redelivered.task_id == str(JOB)
@@ -154,6 +155,8 @@ def test_started_names_its_worker_and_a_worker_lost_by_silence_names_the_next_me
         ]
     )
     assert again.worker == "music@b:2"
+    done = project([*events, Event(JOB, 4, E.SUCCEEDED, 1, at(3), {"result": 1})])
+    assert done.worker is None
 
 
 def test_cancel_request_then_cancelled() -> None:
