@@ -11,7 +11,9 @@ message again (task_reject_on_worker_lost), and that delivery records `worker_lo
 
 The beat has its own event loop and connection (jobline.db.own_connection): it goes on
 while the pool's jobs hold the task threads, and it is not the Tortoise of the process,
-which a prefork child opens for itself after the fork (queueing/runtime.py).
+which a prefork child opens for itself after the fork (queueing/runtime.py). Under a green
+pool (one OS thread, one running event loop) it is a greenlet that beats on the worker
+runtime's loop instead: a job blocking in C code there stops the beats with everything else.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from celery import signals
-from tortoise import BaseDBAsyncClient
+from tortoise import BaseDBAsyncClient, connections
 
 from jobline.backoff import backoff
 from jobline.config import Settings
@@ -34,6 +37,8 @@ from jobline.db import own_connection
 from jobline.dialects import DATABASE_ERRORS
 from jobline.jobs import workers
 from jobline.jobs.workers import WorkerIdentity
+from jobline.queueing import green
+from jobline.queueing.runtime import runtime
 
 log = logging.getLogger("jobline.worker")
 
@@ -49,13 +54,25 @@ class Heartbeat:
     def __init__(self, settings: Settings, me: WorkerIdentity) -> None:
         self.me = me
         self.interval = settings.worker_heartbeat_seconds
-        self._loop = asyncio.new_event_loop()
-        self._db: BaseDBAsyncClient = own_connection(settings, "jobline-heartbeat")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._own: tuple[asyncio.AbstractEventLoop, BaseDBAsyncClient] | None = None
+        self._call: Callable[[Coroutine[Any, Any, None]], None]
+        if green.patched():
+            # One OS thread, its "threads" greenlets: asyncio allows it one running loop,
+            # the worker runtime's (there is no fork: the runtime is this process's).
+            rt = runtime()
+            self._call = rt.call
+            self._db: Callable[[], BaseDBAsyncClient] = lambda: connections.get("default")
+        else:
+            loop = asyncio.new_event_loop()
+            db = own_connection(settings, "jobline-heartbeat")
+            self._own = (loop, db)
+            self._call = loop.run_until_complete
+            self._db = lambda: db
 
     def _beat(self) -> None:
-        self._loop.run_until_complete(workers.beat(self._db, self.me))
+        self._call(workers.beat(self._db(), self.me))
 
     def first(self) -> None:
         """Beat once, before the worker takes a message: retried until it is stored."""
@@ -90,15 +107,17 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(self.interval * 2)
         try:
-            self._loop.run_until_complete(workers.mark_stopped(self._db, self.me.name))
+            self._call(workers.mark_stopped(self._db(), self.me.name))
         except DATABASE_ERRORS as exc:
             # Then its row goes silent instead: its jobs, if any, are found after the bound.
             log.warning("recording the stop of %s failed (%r)", self.me.name, exc)
-        try:
-            self._loop.run_until_complete(self._db.close())
-        except DATABASE_ERRORS:
-            log.debug("closing the heartbeat's connection failed", exc_info=True)
-        self._loop.close()
+        if self._own is not None:
+            loop, db = self._own
+            try:
+                loop.run_until_complete(db.close())
+            except DATABASE_ERRORS:
+                log.debug("closing the heartbeat's connection failed", exc_info=True)
+            loop.close()
 
 
 def install(settings: Settings, domain: str) -> None:
