@@ -266,3 +266,15 @@ async def test_dev_marks_the_workers_it_killed_and_finds_their_jobs(backend: Bac
     assert names == [me.name]
     assert [o.job_id for o in await workers.orphans(db(), names)] == [job.id]
     assert await workers.is_gone(db(), me.name, BOUND)
+
+
+async def test_a_watch_leaves_the_jobs_of_types_its_queues_do_not_declare(backend: Backend) -> None:
+    # Their retry policy and the publish of their next attempt belong to a relay that knows
+    # them (relays claim only the outbox rows of their own types).
+    me = identity()
+    await workers.beat(db(), me)
+    job = await running_on(backend.store, me.name, "elsewhere.thing")
+    await workers.mark_stopped(db(), me.name)
+    await watch(backend).run_once()  # (it may recover jobs other tests left behind)
+    assert (await backend.store.get(job.id)).state is JobState.RUNNING
+    assert await WorkerRow.filter(name=me.name).exists()

@@ -65,7 +65,12 @@ class LostWorkers:
         recovered = 0
         for orphan in await workers.orphans(db, names):
             job_type = self.queues.job_types.get(orphan.type)
-            max_losses = job_type.policy.max_worker_losses if job_type else 1
+            if job_type is None:
+                # Not this process's queues.yaml: its retry policy, and the publish of its
+                # next attempt, belong to a relay that knows the type (the worker's row
+                # stays while the job names it).
+                continue
+            max_losses = job_type.policy.max_worker_losses
             reason = workers.STOPPED if orphan.worker in stopped else workers.SILENT
             view = await workers.recover(self.store, orphan, max_losses, self.lease, reason)
             if view is None:
