@@ -332,5 +332,8 @@ def wire(
             settings.broker_publish_timeout_seconds,
             settings.publish_idle_reconnect_seconds,
         )
-    publisher = OutboxPublisher(store, Outbox(), dispatcher, settings, confirming)
+    # The relay claims only rows of the types this process's queues.yaml can publish; its
+    # watch over workers recovers only jobs of those types too.
+    outbox = Outbox(types=queues.job_types)
+    publisher = OutboxPublisher(store, outbox, dispatcher, settings, confirming)
     return publisher, Relay(publisher, settings, LostWorkers(store, queues, settings))
