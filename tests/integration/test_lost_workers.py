@@ -94,10 +94,19 @@ class HoldingProxy:
         self.loop.call_soon_threadsafe(abort)
 
     def close(self) -> None:
-        self.release()
-        if self.server is not None:
-            self.loop.call_soon_threadsafe(self.server.close)
+        async def shutdown() -> None:
+            if self.server is not None:
+                self.server.close()
+            for held in self.held:
+                held.transport.abort()
+            pipes = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for pipe in pipes:
+                pipe.cancel()
+            await asyncio.gather(*pipes, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
