@@ -278,3 +278,20 @@ async def test_a_watch_leaves_the_jobs_of_types_its_queues_do_not_declare(backen
     await watch(backend).run_once()  # (it may recover jobs other tests left behind)
     assert (await backend.store.get(job.id)).state is JobState.RUNNING
     assert await WorkerRow.filter(name=me.name).exists()
+
+
+async def test_a_watch_that_paused_longer_than_the_bound_watches_a_whole_bound_again(
+    backend: Backend,
+) -> None:
+    # A database outage may have stopped every beat while this process was not looking.
+    me = identity()
+    await workers.beat(db(), me)
+    job = await running_on(backend.store, me.name)
+    await silence(me.name, BOUND + 5)
+    paused = watch(backend)
+    paused.last_look = time.monotonic() - BOUND - 1
+    await paused.run_once()
+    assert (await backend.store.get(job.id)).state is JobState.RUNNING
+    paused.watching_since = time.monotonic() - BOUND - 1
+    await paused.run_once()
+    assert (await backend.store.get(job.id)).state is JobState.QUEUED

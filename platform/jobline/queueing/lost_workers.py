@@ -8,9 +8,10 @@ there are some does it read their running jobs (the jobs' state index) and end e
 attempt (jobs/workers.py, `recover`), one locked transaction per job, so several watches
 at once record each loss once.
 
-Silence is judged only by a watch that has itself read the database without a failure for
-the whole bound: after an outage of the database every worker's last beat is old, and the
-workers need a beat's time to be seen again. A worker known stopped (its own shutdown, or
+Silence is judged only by a watch that has itself read the database without a failure, and
+without a pause longer than the bound, for the whole bound: after an outage of the
+database every worker's last beat is old, and the workers need a beat's time to be seen
+again. A worker known stopped (its own shutdown, or
 `jobline dev` after killing it) needs no such wait.
 """
 
@@ -46,6 +47,8 @@ class LostWorkers:
         self.connection = connection
         # Since when this watch has read the database without a failure (monotonic).
         self.watching_since: float | None = None
+        # When it last read the database (monotonic).
+        self.last_look: float | None = None
         self.recovered = 0
 
     def _db(self) -> Any:
@@ -54,10 +57,15 @@ class LostWorkers:
     async def run_once(self) -> int:
         """One look: the jobs of workers gone recovered now; how many."""
         now = time.monotonic()
-        if self.watching_since is None:
+        if self.watching_since is None or (
+            self.last_look is not None and now - self.last_look > self.bound
+        ):
+            # Not watching, or not continuously (this process stalled): an outage of the
+            # database may have gone unseen meanwhile.
             self.watching_since = now
         db = self._db()
         found = await workers.gone(db, self.bound)
+        self.last_look = now
         names = judged(found, now - self.watching_since, self.bound)
         if not names:
             return 0
