@@ -1,9 +1,10 @@
 """Whether a delivered message may run its job: the full path of an attempt's start.
 
 A delivery for a finished job, a second copy of a message whose attempt is already
-running, or a message of an attempt the job has left behind (stale()) does nothing. A redelivered message of a running attempt means its worker died,
-or, past the soft time limit, that Celery killed it at the hard one: the attempt is
-recorded lost (and the job failed once it lost too many) or failed at its time limit.
+running, or a message of an attempt the job has left behind (stale()) does nothing. A
+redelivered message of a running attempt means its worker died, or, past the soft time
+limit, that Celery killed it at the hard one: the attempt is recorded lost (and the job
+failed once it lost too many) or failed at its time limit.
 The common case, a first delivery of a queued job, takes the late start instead
 (queueing/late_start.py).
 """
