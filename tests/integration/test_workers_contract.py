@@ -295,3 +295,19 @@ async def test_a_watch_that_paused_longer_than_the_bound_watches_a_whole_bound_a
     paused.watching_since = time.monotonic() - BOUND - 1
     await paused.run_once()
     assert (await backend.store.get(job.id)).state is JobState.QUEUED
+
+
+async def test_a_process_reusing_a_name_has_its_predecessors_jobs_recovered_first(
+    backend: Backend,
+) -> None:
+    # A fixed --name, or a container restarted with the same host name and pid: the jobs the
+    # dead predecessor left name the newcomer too, whose beats would keep them running.
+    me = identity()
+    await workers.beat(db(), me)
+    job = await running_on(backend.store, me.name)
+    assert await workers.take_over(db(), me)  # before the newcomer's first beat
+    await watch(backend, trusted=False).run_once()  # recorded stopped: no wait needed
+    assert (await backend.store.get(job.id)).state is JobState.QUEUED
+    assert not await workers.take_over(db(), me)
+    await workers.beat(db(), me)
+    assert not await workers.is_gone(db(), me.name, BOUND)

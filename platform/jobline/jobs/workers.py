@@ -109,6 +109,21 @@ async def mark_stopped(db: Any, name: str) -> None:
     )
 
 
+async def take_over(db: Any, me: WorkerIdentity) -> bool:
+    """Before a process's first beat: a row of its name is a predecessor's (a name reused
+    across restarts: a fixed `--name`, a container restarted with the same host name and
+    pid), which is gone now. It is recorded stopped, so the relays recover the jobs it left
+    (which name the same worker); whether there are any."""
+    d = dialect_of(db)
+    q, m = d.ident, d.mark
+    await db.execute_query(
+        f"UPDATE {q('workers')} SET {q('stopped_ms')} = {d.now_ms}"
+        f" WHERE {q('name')} = {m} AND {q('stopped_ms')} IS NULL",
+        [me.name],
+    )
+    return bool(await orphans(db, [me.name]))
+
+
 async def mark_killed(db: Any, host: str, pids: Sequence[int]) -> list[str]:
     """Record that the worker processes `pids` of `host` are gone (killed by whoever started
     them: `jobline dev`); the names of their rows."""

@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import signals
 from tortoise import BaseDBAsyncClient, connections
@@ -41,6 +41,7 @@ from jobline.queueing import green
 from jobline.queueing.runtime import runtime
 
 log = logging.getLogger("jobline.worker")
+T = TypeVar("T")
 
 # The first beat, before the worker consumes, is retried at these waits (doubling, capped)
 # until the database answers: a job must never run on a worker without a row.
@@ -57,7 +58,8 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._own: tuple[asyncio.AbstractEventLoop, BaseDBAsyncClient] | None = None
-        self._call: Callable[[Coroutine[Any, Any, None]], None]
+        self.bound = settings.worker_lost_seconds
+        self._call: Callable[[Coroutine[Any, Any, Any]], Any]
         if green.patched():
             # One OS thread, its "threads" greenlets: asyncio allows it one running loop,
             # the worker runtime's (there is no fork: the runtime is this process's).
@@ -75,15 +77,38 @@ class Heartbeat:
         self._call(workers.beat(self._db(), self.me))
 
     def first(self) -> None:
-        """Beat once, before the worker takes a message: retried until it is stored."""
+        """Beat once, before the worker takes a message: retried until it is stored.
+
+        A predecessor of the same name is first recorded stopped, and its jobs are given up
+        to the bound to be recovered by the relays: they name this worker too, and its
+        beats would otherwise keep them `running` for ever.
+        """
+        left = self._until_stored(
+            lambda: self._call(workers.take_over(self._db(), self.me)), "taking over"
+        )
+        if left:
+            deadline = time.monotonic() + self.bound
+            log.warning(
+                "%s: a previous process of this name left running jobs; waiting for the"
+                " relays to recover them",
+                self.me.name,
+            )
+            while time.monotonic() < deadline and self._until_stored(
+                lambda: bool(self._call(workers.orphans(self._db(), [self.me.name]))),
+                "looking for its predecessor's jobs",
+            ):
+                time.sleep(self.interval)
+        self._until_stored(self._beat, "first heartbeat")
+
+    def _until_stored(self, run: Callable[[], T], what: str) -> T:
         for retries in itertools.count():
             try:
-                self._beat()
-                return
+                return run()
             except DATABASE_ERRORS as exc:
                 delay = backoff(FIRST_BEAT_RETRY_FIRST, FIRST_BEAT_RETRY_MAX, retries)
-                log.warning("first heartbeat of %s failed (%r); retrying", self.me.name, exc)
+                log.warning("%s of %s failed (%r); retrying", what, self.me.name, exc)
                 time.sleep(delay)
+        raise AssertionError("unreachable: the backoff never ends")
 
     def start(self) -> None:
         """Beat every interval from a thread, until stop()."""
