@@ -119,12 +119,13 @@ def worker(
     """Run a Celery worker on one domain's queue, named DOMAIN@host:pid."""
     from celery import signals
 
-    from jobline.queueing import green, heartbeat, telemetry
+    from jobline.queueing import green, telemetry
     from jobline.queueing.app import worker_node_name
 
     settings = settings_or_exit()
     # Before any import creates a metric: the prefork children inherit the directory.
     telemetry.prepare_metrics_dir(settings, domain)
+    from jobline.queueing import heartbeat
     from jobline.queueing.worker import worker_app
 
     queues = load_queues_or_exit(settings)
