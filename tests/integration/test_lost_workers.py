@@ -213,3 +213,54 @@ async def test_a_killed_worker_the_broker_did_not_notice_loses_its_job_within_th
     assert_clean(figures)
     # Recovered long before RabbitMQ's own heartbeat (60 s) could have noticed.
     assert lost_after < 60, lost_after
+
+
+@pytest.fixture(scope="module")
+def quiet_stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
+    """A stack whose API runs no relay: nothing recovers a lost worker's job by itself."""
+    chaos = ChaosStack("lostcancel", logdir, var_dir)
+    chaos.env.update(ENV)
+    chaos.create()
+    try:
+        chaos.start_server(JOBLINE_API_RELAY="false")
+        yield chaos
+    finally:
+        chaos.destroy()
+
+
+async def test_cancel_of_a_job_whose_worker_is_gone_completes_at_once_then_retry_runs_it(
+    quiet_stack: ChaosStack,
+) -> None:
+    stack = quiet_stack
+    client = await stack.client()
+    try:
+        doomed = stack.start_worker("chaos", "--concurrency=1")
+        r = await client.post("/api/v1/jobs", json={"type": "chaos.steady", "payload": LONG})
+        job_id = r.json()["id"]
+        # No relay: the API published it itself (the broker was healthy).
+        wait_for_event(stack, job_id, "progress", attempt=1)
+        doomed.stop(signal.SIGKILL)
+        await asyncio.sleep(LOST_SECONDS + 2)  # silent past the bound; nobody recovers it
+        assert stack.states([job_id])[job_id] == "running"
+
+        r = await client.post(f"/api/v1/jobs/{job_id}/cancel")
+        assert r.status_code == 202, r.text
+        assert r.json()["state"] == "cancelled"  # at once: not cancel_requested
+        r = await client.post(f"/api/v1/jobs/{job_id}/retry")
+        assert r.status_code == 202, r.text
+        assert r.json()["attempt"] == 2
+
+        # A live worker runs attempt 2, once: the dead worker's message, which RabbitMQ
+        # requeued when the kill closed its connection, is dropped as stale once the retry's
+        # message is recorded queued (or, delivered first, runs attempt 2 itself and the
+        # retry's message is then a duplicate).
+        stack.start_worker("chaos")
+        assert stack.wait_final([job_id], WAIT) == []
+    finally:
+        await client.aclose()
+    names = [event[1] for event in stack.events(job_id)]
+    assert names.count("cancelled") == 1 and "cancel_requested" not in names, names
+    assert names[-1] == "succeeded" and names.count("started") == 2, names
+    figures = stack.figures("cancel-lost-worker", [job_id], faults=1, within=WAIT)
+    print(figures.line())
+    assert_clean(figures)
