@@ -165,7 +165,6 @@ async def test_a_killed_worker_the_broker_did_not_notice_loses_its_job_within_th
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
         wait_for_event(stack, job_id, "progress", attempt=1)
-        live = stack.start_worker("chaos")  # direct to RabbitMQ: takes the next attempt
 
         killed_at = time.monotonic()
         doomed.stop(signal.SIGKILL)  # the whole process group: main process and pool
@@ -176,6 +175,7 @@ async def test_a_killed_worker_the_broker_did_not_notice_loses_its_job_within_th
             if held:
                 break
         assert held >= 1, "RabbitMQ closed the dead worker's connections (was it restarted?)"
+        live = stack.start_worker("chaos")  # direct to RabbitMQ: takes the next attempt
 
         lost = wait_for_event(stack, job_id, "worker_lost")
         lost_after = time.monotonic() - killed_at
