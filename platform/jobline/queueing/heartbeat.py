@@ -133,14 +133,14 @@ class Heartbeat:
             self._thread.join(self.interval * 2)
         try:
             self._call(workers.mark_stopped(self._db(), self.me.name))
-        except DATABASE_ERRORS as exc:
+        except Exception as exc:  # the database away, or a beat stuck on the loop: at exit
             # Then its row goes silent instead: its jobs, if any, are found after the bound.
             log.warning("recording the stop of %s failed (%r)", self.me.name, exc)
-        if self._own is not None:
+        if self._own is not None and not self._own[0].is_running():
             loop, db = self._own
             try:
                 loop.run_until_complete(db.close())
-            except DATABASE_ERRORS:
+            except Exception:
                 log.debug("closing the heartbeat's connection failed", exc_info=True)
             loop.close()
 
