@@ -125,6 +125,7 @@ def worker(
     settings = settings_or_exit()
     # Before any import creates a metric: the prefork children inherit the directory.
     telemetry.prepare_metrics_dir(settings, domain)
+    from jobline.queueing import heartbeat
     from jobline.queueing.worker import worker_app
 
     queues = load_queues_or_exit(settings)
@@ -154,6 +155,8 @@ def worker(
         exit_code.append(getattr(sender, "exitcode", None) or 0)
 
     signals.worker_shutdown.connect(remember_exit_code, weak=False)
+    # Its proof of life: a running job of a worker gone silent is recovered (jobs/workers.py).
+    heartbeat.install(settings, domain)
     celery.worker_main(
         [
             "worker",
@@ -297,7 +300,8 @@ def _shown_setting(name: str, value: Any) -> Any:
 
 @app.command()
 def relay() -> None:
-    """Publish the outbox: jobs stored while the broker was away, delayed jobs once due, retries."""
+    """Publish the outbox (jobs stored while the broker was away, delayed jobs once due,
+    retries) and recover the running jobs of workers that stopped beating."""
     from jobline.db import close_db, open_db
     from jobline.jobs.store import JobStore
     from jobline.queueing.app import create_celery

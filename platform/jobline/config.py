@@ -62,6 +62,7 @@ USER_SETTINGS = frozenset(
         "audit_enabled",
         "worker_metrics_host",
         "worker_metrics_port",
+        "worker_lost_seconds",
         "flower_host",
         "flower_port",
         "flower_broker_api",
@@ -205,6 +206,20 @@ class Settings(BaseSettings):
     fair_share_backlog_per_slot: int = Field(
         20, ge=1, description="an owner's jobs waiting beyond this many per slot come back later"
     )
+    # Workers' heartbeats (queueing/heartbeat.py) and the watch over them beside the relay
+    # (queueing/lost_workers.py): a running job of a worker silent this long is recovered.
+    worker_lost_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="a running job whose worker has not beaten for this long is recorded"
+        " worker_lost and retried (or failed) by its policy",
+    )
+    worker_heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="how often a worker process proves it is alive (one UPDATE), and how often"
+        " relays look for lost ones",
+    )
     cancel_poll_seconds: float = Field(
         1.0, gt=0, description="how often a worker checks whether its running job was cancelled"
     )
@@ -340,6 +355,16 @@ class Settings(BaseSettings):
     uvicorn_limit_concurrency: int | None = Field(
         None, ge=1, description="connections+tasks per API process beyond which it answers 503"
     )
+
+    @model_validator(mode="after")
+    def _beats_fit_the_bound(self) -> Settings:
+        # Two missed beats must not pass for a lost worker: a beat may wait on a busy database.
+        if self.worker_heartbeat_seconds * 2 > self.worker_lost_seconds:
+            raise ValueError(
+                "JOBLINE_WORKER_HEARTBEAT_SECONDS must be at most half of"
+                f" JOBLINE_WORKER_LOST_SECONDS ({self.worker_lost_seconds:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

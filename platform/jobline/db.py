@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tortoise import Tortoise
+import importlib
+from typing import Any
+
+from tortoise import BaseDBAsyncClient, Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 
 from jobline.config import Settings, tortoise_config
 
@@ -17,6 +21,26 @@ async def open_db(settings: Settings) -> None:
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+
+
+def own_connection(settings: Settings, name: str) -> BaseDBAsyncClient:
+    """A connection of the configured database outside Tortoise's registry (one at most),
+    for a thread with an event loop of its own: a worker's heartbeat.
+
+    Made by the engine Tortoise itself would pick for the URL, so its options hold; it
+    connects on first use and again after a failure.
+    """
+    config = settings.database.tortoise_connection(
+        settings.database_url, pool_max=1, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
+    info: dict[str, Any] = expand_db_url(config) if isinstance(config, str) else config
+    engine = importlib.import_module(info["engine"])
+    if hasattr(engine, "get_client_class"):
+        client_class = engine.get_client_class(info)
+    else:
+        client_class = engine.client_class
+    client: BaseDBAsyncClient = client_class(connection_name=name, **info["credentials"])
+    return client
 
 
 async def apply_migrations(settings: Settings) -> list[str]:

@@ -4,7 +4,9 @@ It migrates the database, makes sure a demo account exists, starts every process
 until the API answers /readyz and each worker says it is ready, then prints where to go.
 Each child runs in a process group of its own, so a terminal's Ctrl-C reaches only this
 supervisor: it asks every child to stop (SIGTERM to the group leader, which lets a Celery
-worker stop its pool), waits, then kills whatever is left of each group.
+worker stop its pool), waits, then kills whatever is left of each group. It then names the
+jobs that were still running on a killed worker and records those workers stopped: the
+next start's relay recovers them (jobs/workers.py).
 """
 
 from __future__ import annotations
@@ -432,6 +434,39 @@ class DevServer:
                     await asyncio.wait_for(child.pump, READY_POLL_SECONDS * 4)
         if self.children:
             self.say("dev: every process stopped")
+            await self._name_interrupted()
+
+    async def _name_interrupted(self) -> None:
+        """Say which jobs the stop interrupted (their workers were killed mid-job), and
+        record those workers stopped, so the next start recovers the jobs at once."""
+        from tortoise import connections
+
+        from jobline.db import close_db, open_db
+        from jobline.jobs import workers
+
+        pids = [c.pid for c in self.children if c.name in self.queues.domains and c.pid]
+        if not pids:
+            return
+        try:
+            await open_db(self.settings)
+            try:
+                db = connections.get("default")
+                names = await workers.mark_killed(db, socket.gethostname(), pids)
+                interrupted = await workers.orphans(db, names)
+            finally:
+                await close_db()
+        except Exception as exc:
+            self.say(f"dev: could not look for interrupted jobs ({exc!r})")
+            return
+        if not interrupted:
+            return
+        self.say(
+            f"dev: {len(interrupted)} job(s) interrupted; the next start runs them again"
+            " (worker_lost, then retried by their retry policy):"
+        )
+        for job in interrupted:
+            where = f"{job.progress}%" + (f" {job.message}" if job.message else "")
+            self.say(f"  {job.job_id}  {job.type}  attempt {job.attempt}, {where}")
 
     def _kill_groups(self, sig: int) -> None:
         for pgid in self._groups():

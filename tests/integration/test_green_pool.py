@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pymysql
 import pytest
 
 from jobline.queueing.green import GREEN_POOLS
+from tests.conftest import _mysql_parts
 from tests.integration.stream_helpers import events_of, live_superuser, read_stream
 from tests.integration.test_worker_runtime import descendants
 from tests.support import (
@@ -196,6 +198,49 @@ async def test_a_job_ignoring_its_cancellation_is_cancelled_and_its_greenlet_sto
     green_stack.worker.wait_for(f"job {job['id']} ignored its cancellation; interrupting")
     green_stack.worker.wait_for(f"Task green.stubborn[{job['id']}] succeeded")
     assert f"job {job['id']} attempt 1 succeeded" not in green_stack.worker.output()
+
+
+async def test_the_worker_beats_while_its_greenlets_run_jobs(
+    green_stack: GreenStack, green_user: User
+) -> None:
+    """The heartbeat (queueing/heartbeat.py) is a greenlet too under a green pool: it must
+    go on beating while jobs run, or the relays would take them for lost."""
+    submitted = await green_user.submit(
+        "green.transcode", {"source": "beat.wav", "chunks": 400, "step_seconds": 0.05}
+    )
+    await wait_running(green_user, submitted["id"])
+    parts = _mysql_parts(green_stack.env["JOBLINE_DATABASE_URL"])
+
+    def last_beat() -> int:
+        with (
+            pymysql.connect(
+                host=str(parts["host"]),
+                port=int(str(parts["port"])),
+                user=str(parts["user"]),
+                password=str(parts["password"]),
+                database=str(parts["db"]),
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(
+                "SELECT beat_ms FROM workers WHERE domain = 'green' AND pid = %s",
+                (green_stack.worker.popen.pid,),
+            )
+            rows = cur.fetchall()
+            assert len(rows) == 1, green_stack.worker.output()[-3000:]
+            return int(rows[0][0])
+
+    first = last_beat()
+    for _ in range(600):  # up to 60 s; a beat is due every 5
+        await asyncio.sleep(0.1)
+        if last_beat() > first:
+            break
+    else:
+        raise AssertionError("the green worker did not beat while its job ran")
+    r = await green_user.client.get(f"/api/v1/jobs/{submitted['id']}")
+    assert r.json()["state"] == "running", r.json()
+    await green_user.client.post(f"/api/v1/jobs/{submitted['id']}/cancel")
+    assert (await green_user.wait_final(submitted["id"]))["state"] == "cancelled"
 
 
 async def wait_running(user: User, job_id: str) -> None:

@@ -124,3 +124,12 @@ def test_production_refuses_worker_metrics_on_a_public_address() -> None:
         worker_metrics_port=9100, worker_metrics_host="0.0.0.0", metrics_public=True
     )
     assert allowed.metrics_public
+
+
+def test_a_worker_is_lost_only_after_at_least_two_missed_beats() -> None:
+    settings = Settings(_env_file=None, worker_lost_seconds=5, worker_heartbeat_seconds=1)  # type: ignore[call-arg]
+    assert (settings.worker_lost_seconds, settings.worker_heartbeat_seconds) == (5, 1)
+    with pytest.raises(
+        ValidationError, match="JOBLINE_WORKER_HEARTBEAT_SECONDS must be at most half"
+    ):
+        Settings(_env_file=None, worker_lost_seconds=8)  # type: ignore[call-arg]

@@ -53,6 +53,7 @@ OPERATOR_FIELDS: dict[EventType, frozenset[str]] = {
     EventType.STARTED: frozenset({"worker"}),
     EventType.QUEUED: frozenset({"by"}),  # a worker that found the job still pending
     EventType.WORKER_LOST: frozenset({"worker"}),
+    EventType.CANCELLED: frozenset({"worker"}),  # a cancel that found the worker lost
 }
 
 

@@ -46,6 +46,10 @@ class Dialect:
     data_errors: ClassVar[tuple[type[Exception], ...]] = ()
     # Named locks of the server (fair-share slots: queueing/fairness.py).
     supports_named_locks: ClassVar[bool] = False
+    # An expression for the database server's clock, in milliseconds since the epoch:
+    # workers' heartbeats are written and judged by it (jobs/workers.py), so the hosts'
+    # own clocks never enter the comparison.
+    now_ms: ClassVar[str]
 
     def ident(self, name: str) -> str:
         """A table or column name, quoted."""

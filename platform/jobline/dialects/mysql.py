@@ -57,6 +57,7 @@ class MySQL(Dialect):
         pymysql.err.IntegrityError,
     )
     supports_named_locks: ClassVar[bool] = True
+    now_ms: ClassVar[str] = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000 AS SIGNED)"
 
     def insert_if_absent_sql(self, table: str, columns: Sequence[str], touch: str) -> str:
         """ON DUPLICATE KEY UPDATE `touch` = `touch`: a no-op that locks the present row."""

@@ -24,6 +24,8 @@ class SQLite(Dialect):
     supports_skip_locked: ClassVar[bool] = False
     force_index: ClassVar[bool] = False
     data_errors: ClassVar[tuple[type[Exception], ...]] = (sqlite3.DataError, sqlite3.IntegrityError)
+    # julianday() of the Unix epoch is 2440587.5; 'now' has millisecond precision.
+    now_ms: ClassVar[str] = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
     def tortoise_connection(
         self, database_url: str, *, pool_max: int, busy_timeout_ms: int

@@ -1,4 +1,5 @@
-"""Tortoise models: `job_events` (append-only, the truth), `jobs` (its projection), `job_dispatch` (the outbox)."""
+"""Tortoise models: `job_events` (append-only, the truth), `jobs` (its projection),
+`job_dispatch` (the outbox), `workers` (the worker processes' heartbeats)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ class JobRow(Model):
     last_seq = fields.IntField(default=0)
     cancel_requested = fields.BooleanField(default=False)
     task_id = fields.CharField(max_length=64, null=True)
+    # The node name of the worker running the job (from its `started`), while it runs: the
+    # running jobs of a worker that stopped beating are found by it (jobs/workers.py).
+    worker = fields.CharField(max_length=255, null=True)
     idempotency_key = fields.CharField(max_length=255, null=True)
     request_hash = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField()
@@ -126,3 +130,25 @@ class ActiveJobsBound(Model):
 
     class Meta:
         table = "active_jobs_bounds"
+
+
+class WorkerRow(Model):
+    """One worker process (a Celery node, `DOMAIN@host:pid`) and when it last proved alive.
+
+    The process's main thread beats: one UPDATE of `beat_ms` every
+    JOBLINE_WORKER_HEARTBEAT_SECONDS, whatever it runs (a prefork pool's children die with
+    it: Celery sets their parent-death signal). Times are the database's clock in epoch
+    milliseconds, so hosts' clocks never enter the comparison. `stopped_ms` is set when the
+    process is known to be gone: its own shutdown, or `jobline dev` after killing it.
+    """
+
+    name = fields.CharField(max_length=255, primary_key=True)
+    domain = fields.CharField(max_length=100)
+    host = fields.CharField(max_length=255)
+    pid = fields.IntField()
+    started_ms = fields.BigIntField()
+    beat_ms = fields.BigIntField()
+    stopped_ms = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "workers"

@@ -40,6 +40,12 @@ def task_id_for(job_id: UUID, attempt: int) -> str:
     return str(job_id) if attempt == 1 else f"{job_id}.{attempt}"
 
 
+def attempt_of_task(task_id: str) -> int:
+    """The attempt a task id of task_id_for() publishes (1 for an id without a suffix)."""
+    _, dot, suffix = task_id.rpartition(".")
+    return int(suffix) if dot and suffix.isdigit() else 1
+
+
 def new_claim() -> str:
     return uuid.uuid4().hex
 

@@ -37,6 +37,8 @@ class JobView:
     finished_at: datetime | None = None
     cancel_requested: bool = False
     task_id: str | None = None
+    # The node name of the worker running the job (from its `started`), while it runs.
+    worker: str | None = None
 
 
 def start(event: Event) -> JobView:
@@ -70,6 +72,7 @@ def apply(view: JobView, event: Event) -> JobView:
             changes |= {"task_id": data.get("task_id", view.task_id)}
         case EventType.STARTED:
             changes |= {"started_at": event.at, "finished_at": None, "cancel_requested": False}
+            changes |= {"worker": data.get("worker")}
             changes |= {"progress": 0, "message": None, "error": None, "result": None}
         case EventType.PROGRESS:
             changes |= {"progress": data.get("progress", view.progress)}
@@ -84,8 +87,16 @@ def apply(view: JobView, event: Event) -> JobView:
             changes |= {"cancel_requested": True}
         case EventType.RETRYING:
             changes |= {"error": data.get("error"), "finished_at": None}
+        case EventType.WORKER_LOST:
+            # Found by its silence (jobs/workers.py), the next attempt is a new message, whose
+            # task id the event names: a late redelivery of the old one is then dropped.
+            changes |= {"task_id": data.get("task_id", view.task_id)}
     if event.type in ATTEMPT_ENDING:
         changes["attempt"] = event.attempt + 1
+    if state is not JobState.RUNNING:
+        # Only a running job has a worker: rows of jobs that ended before workers were
+        # named (before migration 9) then replay as stored.
+        changes["worker"] = None
     return dataclasses.replace(view, **changes)
 
 

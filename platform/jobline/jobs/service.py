@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
+from tortoise import connections
 
 from jobline import metrics
 from jobline.config import get_settings
@@ -26,7 +27,7 @@ from jobline.errors import (
     PriorityNotAllowed,
     UnknownJobType,
 )
-from jobline.jobs import payloads
+from jobline.jobs import payloads, workers
 from jobline.jobs.batching import SubmitAlone, SubmitBatcher
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.outbox import Dispatch, Outbox, new_claim
@@ -180,16 +181,31 @@ class JobService:
         """Cancel a job: at once unless it runs; a running job is asked to stop (cancel_requested).
 
         The worker running it stops at its next `raise_if_cancelled()`, or terminates it after
-        the domain's cancel_grace_seconds. A finished job raises JobFinished.
+        the domain's cancel_grace_seconds. A running job whose worker is gone (stopped, or
+        silent for JOBLINE_WORKER_LOST_SECONDS: jobs/workers.py) is cancelled at once. A
+        finished job raises JobFinished.
         """
         view = await self.get(caller, job_id)
         for _ in range(CANCEL_TRIES):
             if not may_cancel(view.state):
                 raise JobFinished(f"job {job_id} is already {view.state}")
             try:
-                if view.state is JobState.RUNNING:
+                if view.state is JobState.RUNNING and not await self._worker_gone(view):
                     done = await self.store.append(
                         job_id, EventType.CANCEL_REQUESTED, {}, attempt=view.attempt
+                    )
+                    return done.view
+                if view.state is JobState.RUNNING:
+                    # Its worker is gone: nobody would stop it, so it is cancelled now.
+                    done = await self.store.append(
+                        job_id,
+                        EventType.CANCELLED,
+                        {
+                            "reason": "cancelled by request; its worker was lost",
+                            "worker": view.worker,
+                        },
+                        attempt=view.attempt,
+                        also=_refuse_unless_run_by(view.worker),
                     )
                     return done.view
                 done = await self.store.append(
@@ -211,6 +227,14 @@ class JobService:
                     log.warning("revoking %s failed (%r); workers skip it anyway", job_id, exc)
             return done.view
         raise JobFinished(f"job {job_id} changed state while being cancelled; try again")
+
+    async def _worker_gone(self, view: JobView) -> bool:
+        """Whether the worker running the job is gone (a job started before workers beat
+        names none: it is asked to stop, as before)."""
+        if view.worker is None:
+            return False
+        db = connections.get(self.store.connection)
+        return await workers.is_gone(db, view.worker, get_settings().worker_lost_seconds)
 
     async def retry(self, caller: Caller, job_id: UUID) -> JobView:
         """Run a failed or cancelled job again as its next attempt; anything else: JobNotRetryable."""
@@ -325,6 +349,16 @@ def _refuse_if(state: JobState, then: TxHook) -> TxHook:
         if locked.state is state:
             raise _StateChanged(str(locked.state))
         await then(conn, locked)
+
+    return check
+
+
+def _refuse_unless_run_by(worker: str | None) -> TxHook:
+    """A hook that aborts the append unless the locked job still runs on `worker`."""
+
+    async def check(conn: Any, locked: JobView) -> None:
+        if locked.state is not JobState.RUNNING or locked.worker != worker:
+            raise _StateChanged(str(locked.state))
 
     return check
 

@@ -73,10 +73,12 @@ class Attempt:
         worker: str,
         redelivered: bool,
         read: JobView | None = None,
+        task_id: str | None = None,
     ) -> Attempt | None:
         """Start an attempt for a delivery; None when the delivery must not run the job.
 
         `read`: the job as already read on delivery (queueing/fairness.py), if it was.
+        `task_id`: the message's (a stale one is dropped: delivery.stale()).
         """
         delivery = uuid.uuid4().hex
         late: LateStart | None = None
@@ -84,12 +86,12 @@ class Attempt:
         if defer > 0 and not redelivered:
             # A read, no lock, no commit: the job's `started` is written late (LateStart).
             started = {"worker": worker, "delivery": delivery}
-            view, late = begin_late(rt, job_id, started, defer, read)
+            view, late = begin_late(rt, job_id, started, defer, read, task_id)
             if view.state.is_final:
                 log.info("job %s is already %s; delivery ignored", job_id, view.state)
                 return None
         if late is None:
-            found = begin_attempt(rt, job_type, job_id, worker, redelivered, delivery)
+            found = begin_attempt(rt, job_type, job_id, worker, redelivered, delivery, task_id)
             if found is None:
                 return None
             view = found

@@ -1,9 +1,10 @@
 """Whether a delivered message may run its job: the full path of an attempt's start.
 
-A delivery for a finished job, or a second copy of a message whose attempt is already
-running, does nothing. A redelivered message of a running attempt means its worker died,
-or, past the soft time limit, that Celery killed it at the hard one: the attempt is
-recorded lost (and the job failed once it lost too many) or failed at its time limit.
+A delivery for a finished job, a second copy of a message whose attempt is already
+running, or a message of an attempt the job has left behind (stale()) does nothing. A
+redelivered message of a running attempt means its worker died, or, past the soft time
+limit, that Celery killed it at the hard one: the attempt is recorded lost (and the job
+failed once it lost too many) or failed at its time limit.
 The common case, a first delivery of a queued job, takes the late start instead
 (queueing/late_start.py).
 """
@@ -16,6 +17,7 @@ from uuid import UUID
 
 from jobline.errors import InvalidTransition
 from jobline.jobs.events import Event, EventType, job_error
+from jobline.jobs.outbox import attempt_of_task
 from jobline.jobs.projection import JobView
 from jobline.jobs.spec import JobType
 from jobline.jobs.states import AWAITING_BROKER, JobState
@@ -32,20 +34,30 @@ def begin_attempt(
     worker: str,
     redelivered: bool,
     delivery: str = "",
+    task_id: str | None = None,
 ) -> JobView | None:
     """Record `started`, or None when this delivery must not run the job.
 
     `delivery` marks this delivery's `started`, so a write that committed before a lost
-    connection is recognised as ours when repeated.
+    connection is recognised as ours when repeated. `task_id` is the message's: one of an
+    attempt the job has left behind is dropped (stale()).
     """
     started_data = {"worker": worker, "delivery": delivery}
+
+    async def only_if_queued_or_running(_: Any, locked: JobView) -> None:
+        # Running too: a `started` of our own, written before a lost connection, is then found.
+        if locked.state is not JobState.QUEUED and locked.state is not JobState.RUNNING:
+            raise _NotQueued(str(locked.state))
+        if stale(locked, task_id):
+            raise _NotQueued("a stale message")
+
     # The common case, a queued job starting, in one transaction: no read first. A running
     # one goes through too, for a `started` of our own written before a lost connection to
     # be found; any other state is sorted out below.
     try:
         first = rt.retrying(
             lambda: rt.store.append(
-                job_id, EventType.STARTED, started_data, also=_only_if_queued_or_running
+                job_id, EventType.STARTED, started_data, also=only_if_queued_or_running
             ),
             f"recording started of {job_id}",
         )
@@ -56,6 +68,15 @@ def begin_attempt(
     view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
     if view.state.is_final:
         log.info("job %s is already %s; delivery ignored", job_id, view.state)
+        return None
+    if stale(view, task_id):
+        log.info(
+            "job %s: message %s is of an attempt it left behind (now %s, attempt %d); dropped",
+            job_id,
+            task_id,
+            view.state,
+            view.attempt,
+        )
         return None
     try:
         if view.state in AWAITING_BROKER:
@@ -103,10 +124,20 @@ class _NotQueued(Exception):
     """The job is not queued (or running): the delivery takes begin_attempt's full path."""
 
 
-async def _only_if_queued_or_running(_: Any, locked: JobView) -> None:
-    # Running too: a `started` of our own, written before a lost connection, is then found.
-    if locked.state is not JobState.QUEUED and locked.state is not JobState.RUNNING:
-        raise _NotQueued(str(locked.state))
+def stale(view: JobView, task_id: str | None) -> bool:
+    """Whether a message (its task id) is of an attempt the job has left behind.
+
+    Each attempt published through the outbox has a task id of its own (task_id_for), and
+    the job's `task_id` is its latest message's: set by the publisher's `queued`, or by a
+    `worker_lost` whose next attempt went out as a new message (jobs/workers.py). A message
+    of an earlier attempt - the lost worker's, redelivered once the broker noticed - must
+    not start the current one: it would run beside the new message's delivery, or take it
+    for its own lost worker. A redelivery that the broker itself made of the current
+    attempt's message keeps its id, and runs.
+    """
+    if not task_id or view.task_id is None:
+        return False
+    return attempt_of_task(task_id) < attempt_of_task(view.task_id)
 
 
 def ours(earlier: Event | None, delivery: str) -> bool:

@@ -24,7 +24,7 @@ from jobline.jobs.events import EventType
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState, may_start
 from jobline.jobs.store import Appended, Step, TxHook, utcnow
-from jobline.queueing.delivery import ours
+from jobline.queueing.delivery import ours, stale
 from jobline.queueing.runtime import WorkerRuntime
 
 log = logging.getLogger("jobline.worker")
@@ -155,32 +155,35 @@ def begin_late(
     started: dict[str, Any],
     defer: float,
     read: JobView | None = None,
+    task_id: str | None = None,
 ) -> tuple[JobView, LateStart | None]:
     """Read a delivered job (unless `read` already); a LateStart, its window running, when
-    it is queued or pending."""
+    it is queued or pending and the message (`task_id`) is not stale."""
     if read is not None:
-        late = _late_for(rt, read, started, defer)
+        late = _late_for(rt, read, started, defer, task_id)
         if late is not None:
             rt.loop.call_soon_threadsafe(late.arm)
         return read, late
     direct = rt.direct
     if direct is None:
-        return rt.retrying(lambda: _late_start(rt, job_id, started, defer), f"reading {job_id}")
+        return rt.retrying(
+            lambda: _late_start(rt, job_id, started, defer, task_id), f"reading {job_id}"
+        )
     found = rt.retrying_here(lambda: direct.get(job_id), f"reading job {job_id}")
     if found is None:
         raise JobNotFound(job_id=str(job_id))
-    late = _late_for(rt, found, started, defer)
+    late = _late_for(rt, found, started, defer, task_id)
     if late is not None:
         rt.loop.call_soon_threadsafe(late.arm)
     return found, late
 
 
 def _late_for(
-    rt: WorkerRuntime, view: JobView, started: dict[str, Any], defer: float
+    rt: WorkerRuntime, view: JobView, started: dict[str, Any], defer: float, task_id: str | None
 ) -> LateStart | None:
     # The late start serves the common case, a queued or pending job; a retry's next
-    # attempt (`retrying`) takes the full path.
-    if not may_start(view.state) or view.state is JobState.RETRYING:
+    # attempt (`retrying`) and a stale message take the full path.
+    if not may_start(view.state) or view.state is JobState.RETRYING or stale(view, task_id):
         return None
     # Pending: the broker delivered it, so it accepted it; the publisher's `queued` may
     # still be on its way and is then written here, with `started`.
@@ -189,11 +192,11 @@ def _late_for(
 
 
 async def _late_start(
-    rt: WorkerRuntime, job_id: UUID, started: dict[str, Any], defer: float
+    rt: WorkerRuntime, job_id: UUID, started: dict[str, Any], defer: float, task_id: str | None
 ) -> tuple[JobView, LateStart | None]:
     """begin_late() on the loop: read and armed in one visit to it (each wakes it)."""
     view = await rt.store.get(job_id)
-    late = _late_for(rt, view, started, defer)
+    late = _late_for(rt, view, started, defer, task_id)
     if late is not None:
         late.arm()
     return view, late

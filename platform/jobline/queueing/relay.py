@@ -36,6 +36,7 @@ from jobline.jobs.states import AWAITING_BROKER, JobState
 from jobline.jobs.store import Appended, Change, JobStore
 from jobline.queueing.confirms import ConfirmingPublisher, JobMessage
 from jobline.queueing.dispatch import CeleryDispatcher
+from jobline.queueing.lost_workers import LostWorkers
 
 log = logging.getLogger("jobline.relay")
 
@@ -234,10 +235,17 @@ def _awaits(view: JobView, dispatch: Dispatch) -> bool:
 
 
 class Relay:
-    """Claims due outbox rows in batches and publishes them, until stopped."""
+    """Claims due outbox rows in batches and publishes them, until stopped.
 
-    def __init__(self, publisher: OutboxPublisher, settings: Settings) -> None:
+    Beside it runs the watch over workers (`watch`, queueing/lost_workers.py): the jobs it
+    recovers from a lost worker have their next attempt in the outbox, published here.
+    """
+
+    def __init__(
+        self, publisher: OutboxPublisher, settings: Settings, watch: LostWorkers | None = None
+    ) -> None:
         self.publisher = publisher
+        self.watch = watch
         self.interval = settings.relay_interval_seconds
         self.batch = settings.relay_batch
         self.lease = settings.relay_lease_seconds
@@ -264,6 +272,20 @@ class Relay:
     async def run(self) -> None:
         """Relay until cancelled; database and broker errors are logged and outlived."""
         log.info("relay %s started", self.name)
+        watch = None
+        if self.watch is not None:
+            watch = asyncio.get_running_loop().create_task(
+                self.watch.run(), name="jobline-lost-workers"
+            )
+        try:
+            await self._relay()
+        finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *DATABASE_ERRORS):
+                    await watch
+
+    async def _relay(self) -> None:
         while not self._stopping:
             try:
                 claimed = await self.run_once()
@@ -298,7 +320,8 @@ class Relay:
 def wire(
     settings: Settings, queues: Queues, celery: Celery, store: JobStore
 ) -> tuple[OutboxPublisher, Relay]:
-    """The publisher and relay of one process, sharing one broker health: the one wiring site."""
+    """The publisher and relay of one process, sharing one broker health, and the watch over
+    workers the relay runs: the one wiring site."""
     dispatcher = CeleryDispatcher(celery, queues, settings.broker_publish_timeout_seconds)
     confirming = None
     if settings.broker_url.startswith("amqp"):
@@ -309,7 +332,8 @@ def wire(
             settings.broker_publish_timeout_seconds,
             settings.publish_idle_reconnect_seconds,
         )
-    # The relay claims only rows of the types this process's queues.yaml can publish.
+    # The relay claims only rows of the types this process's queues.yaml can publish; its
+    # watch over workers recovers only jobs of those types too.
     outbox = Outbox(types=queues.job_types)
     publisher = OutboxPublisher(store, outbox, dispatcher, settings, confirming)
-    return publisher, Relay(publisher, settings)
+    return publisher, Relay(publisher, settings, LostWorkers(store, queues, settings))

@@ -41,7 +41,7 @@ def run_job(
     try:
         redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
         worker = task.request.hostname or "worker"
-        attempt = Attempt.begin(rt, job_type, jid, worker, redelivered, read)
+        attempt = Attempt.begin(rt, job_type, jid, worker, redelivered, read, task.request.id)
         if attempt is not None:
             attempt.run(function, payload)
     finally:

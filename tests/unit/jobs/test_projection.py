@@ -133,6 +133,32 @@ def test_worker_lost_requeues_the_job_for_a_new_attempt() -> None:
     assert (again.state, again.attempt, again.progress) == (JobState.RUNNING, 2, 0)
 
 
+def test_started_names_its_worker_and_a_worker_lost_by_silence_names_the_next_message() -> None:
+    events = history(
+        (E.QUEUED, 1, {"task_id": str(JOB)}),
+        (E.STARTED, 1, {"worker": "music@a:1"}),
+    )
+    running = project(events)
+    assert (running.worker, running.task_id) == ("music@a:1", str(JOB))
+    # Found by the heartbeat: the next attempt goes out as a new message, named here.
+    lost = project([*events, Event(JOB, 4, E.WORKER_LOST, 1, at(3), {"task_id": f"{JOB}.2"})])
+    assert (lost.state, lost.attempt, lost.task_id) == (JobState.QUEUED, 2, f"{JOB}.2")
+    assert lost.worker is None  # only a running job has a worker
+    # Found by a redelivery: the same message runs the next attempt, its task id stays.
+    redelivered = project([*events, Event(JOB, 4, E.WORKER_LOST, 1, at(3), {"worker": "b"})])
+    assert redelivered.task_id == str(JOB)
+    again = project(
+        [
+            *events,
+            Event(JOB, 4, E.WORKER_LOST, 1, at(3), {}),
+            Event(JOB, 5, E.STARTED, 2, at(4), {"worker": "music@b:2"}),
+        ]
+    )
+    assert again.worker == "music@b:2"
+    done = project([*events, Event(JOB, 4, E.SUCCEEDED, 1, at(3), {"result": 1})])
+    assert done.worker is None
+
+
 def test_cancel_request_then_cancelled() -> None:
     events = history((E.QUEUED, 1, {}), (E.STARTED, 1, {}), (E.CANCEL_REQUESTED, 1, {}))
     asked = project(events)
