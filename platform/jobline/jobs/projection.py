@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from jobline.errors import InvalidTransition
-from jobline.jobs.events import ATTEMPT_ENDING, Event, EventType
+from jobline.jobs.events import ATTEMPT_ENDING, FIRST_GENERATION, Event, EventType
 from jobline.jobs.states import JobState, next_state
 
 
@@ -37,6 +37,8 @@ class JobView:
     finished_at: datetime | None = None
     cancel_requested: bool = False
     task_id: str | None = None
+    # Which publish of the job is current (jobs/events.py, REQUEUED): older messages are dropped.
+    generation: int = FIRST_GENERATION
 
 
 def start(event: Event) -> JobView:
@@ -84,6 +86,8 @@ def apply(view: JobView, event: Event) -> JobView:
             changes |= {"cancel_requested": True}
         case EventType.RETRYING:
             changes |= {"error": data.get("error"), "finished_at": None}
+        case EventType.REQUEUED:
+            changes |= {"generation": data.get("generation", view.generation + 1)}
     if event.type in ATTEMPT_ENDING:
         changes["attempt"] = event.attempt + 1
     return dataclasses.replace(view, **changes)

@@ -36,6 +36,7 @@ from jobline.jobs.states import AWAITING_BROKER, JobState
 from jobline.jobs.store import Appended, Change, JobStore
 from jobline.queueing.confirms import ConfirmingPublisher, JobMessage
 from jobline.queueing.dispatch import CeleryDispatcher
+from jobline.queueing.reconcile import BrokerCounts, ReconcileLoop, Reconciler, reconcilable
 
 log = logging.getLogger("jobline.relay")
 
@@ -236,8 +237,15 @@ def _awaits(view: JobView, dispatch: Dispatch) -> bool:
 class Relay:
     """Claims due outbox rows in batches and publishes them, until stopped."""
 
-    def __init__(self, publisher: OutboxPublisher, settings: Settings) -> None:
+    def __init__(
+        self,
+        publisher: OutboxPublisher,
+        settings: Settings,
+        reconcile: ReconcileLoop | None = None,
+    ) -> None:
         self.publisher = publisher
+        # Lost messages published again (queueing/reconcile.py), beside the relay's rounds.
+        self.reconcile = reconcile
         self.interval = settings.relay_interval_seconds
         self.batch = settings.relay_batch
         self.lease = settings.relay_lease_seconds
@@ -264,6 +272,21 @@ class Relay:
     async def run(self) -> None:
         """Relay until cancelled; database and broker errors are logged and outlived."""
         log.info("relay %s started", self.name)
+        reconciling = None
+        if self.reconcile is not None:
+            reconciling = asyncio.get_running_loop().create_task(
+                self.reconcile.run(), name="jobline-reconcile"
+            )
+        try:
+            await self._relay()
+        finally:
+            if reconciling is not None and self.reconcile is not None:
+                self.reconcile.stopping = True
+                reconciling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reconciling
+
+    async def _relay(self) -> None:
         while not self._stopping:
             try:
                 claimed = await self.run_once()
@@ -310,4 +333,8 @@ def wire(
             settings.publish_idle_reconnect_seconds,
         )
     publisher = OutboxPublisher(store, Outbox(), dispatcher, settings, confirming)
-    return publisher, Relay(publisher, settings)
+    reconcile = None
+    if settings.reconcile_interval_seconds > 0 and reconcilable(settings) is None:
+        reconciler = Reconciler(store, queues, settings, BrokerCounts(settings))
+        reconcile = ReconcileLoop(reconciler, settings.reconcile_interval_seconds)
+    return publisher, Relay(publisher, settings, reconcile)
