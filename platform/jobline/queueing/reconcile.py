@@ -64,7 +64,6 @@ from jobline.compat.tortoise import meta
 from jobline.config import EMBEDDED_BROKER, Settings, redact_url
 from jobline.dialects import DATABASE_ERRORS, dialect_of
 from jobline.errors import BrokerUnavailable, InvalidTransition, JobNotFound, reason
-from jobline.flower import broker_api
 from jobline.jobs.events import EventType
 from jobline.jobs.models import DispatchRow, JobRow
 from jobline.jobs.outbox import Outbox
@@ -79,6 +78,26 @@ log = logging.getLogger("jobline.reconcile")
 # The named lock one reconciler holds for its round (with the database's name in it).
 LOCK_NAME = "jobline:reconcile:"
 REASON_LOST = "lost by the broker"
+RABBITMQ_MANAGEMENT_PORT = 15672
+
+
+def management_api(settings: Settings) -> str | None:
+    """RabbitMQ's management API: JOBLINE_FLOWER_BROKER_API, or the broker URL's host on
+    the management port with its credentials (as jobline.flower derives it for Flower,
+    which imports queueing/ and so cannot be imported here)."""
+    if settings.flower_broker_api:
+        return settings.flower_broker_api
+    first = settings.broker_url.split(";")[0].strip()
+    url = urlsplit(first)
+    if not url.scheme.startswith("amqp"):
+        return None
+    creds = ""
+    if url.username:
+        creds = quote(unquote(url.username), safe="")
+        if url.password:
+            creds += ":" + quote(unquote(url.password), safe="")
+        creds += "@"
+    return f"http://{creds}{url.hostname or 'localhost'}:{RABBITMQ_MANAGEMENT_PORT}/api/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,14 +233,15 @@ class BrokerCounts:
 
     def _sample(self) -> dict[str, tuple[int, int]]:
         """Per queue of the vhost: (ready, unacked) from the management API, or nothing."""
-        api = broker_api(self.settings)
+        api = management_api(self.settings)
         if api is None:
             return {}
         parts = urlsplit(api)
         auth = (unquote(parts.username or ""), unquote(parts.password or ""))
         netloc = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
         base = parts._replace(netloc=netloc).geturl().rstrip("/")
-        vhost = unquote(urlsplit(self.settings.broker_url).path.lstrip("/")) or "/"
+        first = self.settings.broker_url.split(";")[0].strip()
+        vhost = unquote(urlsplit(first).path.lstrip("/")) or "/"
         url = f"{base}/queues/{quote(vhost, safe='')}"
         try:
             answer = httpx.get(
