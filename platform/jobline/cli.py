@@ -371,7 +371,10 @@ def reconcile(
     if dry_run:
         typer.echo(f"would publish {lost} job(s) again (dry run: nothing changed)")
     else:
-        typer.echo(f"published {done.republished} of {lost} lost job(s) again")
+        typer.echo(
+            f"requeued {done.republished} of {lost} lost job(s): the relays publish them "
+            "from the outbox"
+        )
 
 
 @app.command()
