@@ -141,3 +141,31 @@ async def test_queued_deletes_the_row_and_a_retry_writes_the_next_attempt(
     )
     assert again.event is None and written_again == []
     assert await DispatchRow.filter(job_id=view.id).count() == 1
+
+
+async def test_a_relay_claims_only_the_types_it_can_publish(
+    outbox: tuple[JobStore, Outbox],
+) -> None:
+    """A relay whose queues.yaml lacks a type leaves its rows to the relays that know it.
+
+    It used to claim them, fail to publish and put them off with its backoff, so the
+    relay that could publish them found them unavailable (jobs queued past a minute).
+    """
+    store, box = outbox
+    await drain(box)
+    write, _ = Outbox.writer(1, utcnow(), None, LEASE)
+    other = await store.submit(
+        job_id=uuid.uuid4(), data=job_data(uuid.uuid4(), "elsewhere.only"), also=write
+    )
+    write, _ = Outbox.writer(1, utcnow(), None, LEASE)
+    mine = await store.submit(job_id=uuid.uuid4(), data=job_data(uuid.uuid4()), also=write)
+    deferred = uuid.uuid4()
+    await Outbox.put_back(deferred, 1, "elsewhere.only", utcnow())
+
+    knows_music = Outbox(box.connection, types={"music.transcode"})
+    assert [d.job_id for d in await knows_music.claim(10, LEASE)] == [mine.id]
+    knows_other = Outbox(box.connection, types={"elsewhere.only", "music.transcode"})
+    assert {d.job_id for d in await knows_other.claim(10, LEASE)} == {other.id, deferred}
+    rows = await DispatchRow.filter(job_id__in=[other.id, deferred]).values_list("type", flat=True)
+    assert rows == ["elsewhere.only", "elsewhere.only"]
+    await DispatchRow.filter(job_id__in=[mine.id, other.id, deferred]).delete()

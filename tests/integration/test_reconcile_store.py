@@ -141,7 +141,9 @@ async def test_a_deferred_job_waiting_in_the_outbox_is_not_lost(
     store, broker = JobStore(), Broker()
     queues, queue = one_domain(tmp_path)
     (view,) = await queued_jobs(store, queue, 1)
-    await Outbox.put_back(view.id, view.attempt, utcnow())  # what a fair-share deferral does
+    await Outbox.put_back(
+        view.id, view.attempt, view.type, utcnow()
+    )  # what a fair-share deferral does
     await asyncio.sleep(GRACE * 2)
     assert (await reconciler(store, queues, settings, broker).run_once()).republished == 0
 

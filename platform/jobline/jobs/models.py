@@ -97,6 +97,9 @@ class DispatchRow(Model):
     job_id = fields.UUIDField()
     attempt = fields.IntField()
     task_id = fields.CharField(max_length=64)
+    # The job's type, so a relay claims only rows it can publish: in a rolling deploy, or
+    # beside an API with another queues.yaml, a relay that does not know a type leaves it.
+    type = fields.CharField(max_length=100, default="")
     # Not published before this: a delayed job waits here, not as an ETA message in the broker.
     due_at = fields.DatetimeField()
     # The row may be claimed once this is past (the claim's lease, or the next try after a failure).

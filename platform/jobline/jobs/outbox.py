@@ -12,7 +12,7 @@ relays split a backlog instead of queueing behind each other's locks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,10 +57,12 @@ class Dispatch:
 
 
 class Outbox:
-    """The `job_dispatch` table."""
+    """The `job_dispatch` table, as seen by a publisher that knows `types` (None: every type)."""
 
-    def __init__(self, connection: str = "default") -> None:
+    def __init__(self, connection: str = "default", types: Iterable[str] | None = None) -> None:
         self.connection = connection
+        # Sorted: the claim query's IN list comes out the same each round.
+        self.types = None if types is None else sorted(types)
 
     @staticmethod
     def writer(
@@ -91,6 +93,7 @@ class Outbox:
                 job_id=view.id,
                 attempt=attempt,
                 task_id=task_id,
+                type=view.type,
                 due_at=due_at,
                 available_at=available,
                 claim=claim,
@@ -125,12 +128,13 @@ class Outbox:
                     "job_id": d.job_id,
                     "attempt": d.attempt,
                     "task_id": d.task_id,
+                    "type": view.type,
                     "due_at": due_at,
                     "available_at": available,
                     "claim": claim,
                     "created_at": now,
                 }
-                for d in batch
+                for d, view in zip(batch, views, strict=True)
             ]
             await insert_rows(conn, DispatchRow, rows)
             written.extend(batch)
@@ -175,7 +179,7 @@ class Outbox:
         return remove
 
     @staticmethod
-    async def put_back(job_id: UUID, attempt: int, due_at: datetime) -> None:
+    async def put_back(job_id: UUID, attempt: int, type: str, due_at: datetime) -> None:
         """Have an attempt published (again) from `due_at` on, recording nothing.
 
         The row is written, or, when one is there (its publisher has not yet recorded
@@ -187,6 +191,7 @@ class Outbox:
                     job_id=job_id,
                     attempt=attempt,
                     task_id=task_id_for(job_id, attempt),
+                    type=type,
                     due_at=due_at,
                     available_at=due_at,
                     created_at=utcnow(),
@@ -206,6 +211,8 @@ class Outbox:
         token = new_claim()
         async with in_transaction(self.connection) as conn:
             candidates = DispatchRow.filter(available_at__lte=now, due_at__lte=now)
+            if self.types is not None:
+                candidates = candidates.filter(type__in=self.types)
             candidates = candidates.order_by("available_at", "id").limit(limit)
             # Without row locks (SQLite: one writer at a time) the conditional UPDATE suffices.
             if dialect_of(conn).supports_skip_locked:

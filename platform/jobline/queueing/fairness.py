@@ -138,7 +138,9 @@ def defer(rt: Any, job_type: JobType, view: JobView) -> None:
     delay = deferral_seconds(settings, cap, backlog, random.uniform(*JITTER))
     due = utcnow() + timedelta(seconds=delay)
     # IntegrityError would be retried as an outage by rt.retrying: put_back handles it.
-    rt.retrying(lambda: Outbox.put_back(view.id, view.attempt, due), f"deferring {view.id}")
+    rt.retrying(
+        lambda: Outbox.put_back(view.id, view.attempt, view.type, due), f"deferring {view.id}"
+    )
     metrics.JOBS_DEFERRED.labels(job_type.domain).inc()
     log.info(
         "job %s deferred %.1fs: its owner %s has %d job(s) running in %s (the cap)",

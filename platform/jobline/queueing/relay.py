@@ -332,7 +332,9 @@ def wire(
             settings.broker_publish_timeout_seconds,
             settings.publish_idle_reconnect_seconds,
         )
-    publisher = OutboxPublisher(store, Outbox(), dispatcher, settings, confirming)
+    # The relay claims only rows of the types this process's queues.yaml can publish.
+    outbox = Outbox(types=queues.job_types)
+    publisher = OutboxPublisher(store, outbox, dispatcher, settings, confirming)
     reconcile = None
     if settings.reconcile_interval_seconds > 0 and reconcilable(settings) is None:
         reconciler = Reconciler(store, queues, settings, BrokerCounts(settings))
