@@ -174,10 +174,11 @@ class Settings(BaseSettings):
     )
     relay_retry_max_seconds: float = Field(30.0, gt=0, description="cap of a row's retry delay")
     # Reconciliation (queueing/reconcile.py), run by every relay: a queued job whose message
-    # the broker lost is published again. Interval + grace + a relay round bound how long
-    # a loss goes unnoticed: 15 + 20 + 1 s, within a minute.
+    # the broker lost is published again once two rounds found it lost. The grace, two
+    # intervals, one more for the management API's lag and the relay's second bound how
+    # long a loss goes unnoticed: 20 + 2 x 10 + 10 + 1 s, within a minute.
     reconcile_interval_seconds: float = Field(
-        15.0,
+        10.0,
         ge=0,
         description="how often queued jobs are checked against the broker's queues, "
         "and lost ones published again (0: never; RabbitMQ only)",

@@ -112,6 +112,23 @@ async def test_the_oldest_surplus_over_what_the_broker_holds_is_published_again(
     assert again.republished == 0
 
 
+async def test_a_relay_publishes_a_job_once_two_rounds_found_it_lost_unmoved(
+    settings: Settings, tmp_path: Path
+) -> None:
+    store, broker = JobStore(), Broker()
+    queues, queue = one_domain(tmp_path)
+    views = await queued_jobs(store, queue, 3)
+    await asyncio.sleep(GRACE * 2)
+    ours = reconciler(store, queues, settings, broker)
+    first = await ours.run_once(confirm=True)
+    assert (first.republished, first.domains[0].waiting) == (0, 3)
+    # Meanwhile a worker started one: its message was not lost after all.
+    await store.append(views[0].id, E.STARTED, {"worker": "w@h"})
+    second = await ours.run_once(confirm=True)
+    assert (second.republished, second.domains[0].waiting) == (2, 0)
+    assert [(await store.get(v.id)).generation for v in views] == [1, 2, 2]
+
+
 async def test_a_backlog_the_broker_holds_is_no_loss(settings: Settings, tmp_path: Path) -> None:
     store, broker = JobStore(), Broker()
     queues, queue = one_domain(tmp_path)

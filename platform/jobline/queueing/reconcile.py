@@ -23,6 +23,11 @@ queue holds. So a round compares counts, per domain:
    node) takes the oldest messages with it, so the oldest surplus jobs are the ones
    published again. A long backlog is no loss: it is in the ready count.
 
+A round of a relay publishes a job again only when its previous round found it lost too,
+unmoved (same generation, same queued time): a count wrong for a moment (a message
+published or taken between the two counts) costs nothing, and a job whose old message a
+worker was about to start has by then recorded `started`.
+
 Each chosen job is published again in its own transaction: its row locked, still
 `queued` at the generation it was counted at and still without an outbox row, it records
 `requeued` (the generation + 1 and the reason) and writes an outbox row, which the relay
@@ -146,6 +151,7 @@ class DomainRound:
     queued: int = 0  # queued jobs counted (at most held + the round's maximum)
     chosen: list[Candidate] = field(default_factory=list)
     republished: int = 0
+    waiting: int = 0  # found lost for the first time: published if the next round agrees
 
     def describe(self) -> str:
         lost = len(self.chosen)
@@ -281,12 +287,26 @@ class Reconciler:
         self.max_per_round = settings.reconcile_max_per_round
         self.lease = settings.relay_lease_seconds
         self.lock_wait = settings.reconcile_lock_wait_seconds
+        # The jobs this reconciler found lost in its last round, as they were then
+        # (generation, queued at): with `confirm`, a job is published again only when found
+        # lost twice, unmoved.
+        self._suspects: dict[UUID, tuple[int, datetime]] = {}
 
     async def run_once(
-        self, domains: Sequence[str] | None = None, *, dry_run: bool = False, wait: bool = False
+        self,
+        domains: Sequence[str] | None = None,
+        *,
+        dry_run: bool = False,
+        wait: bool = False,
+        confirm: bool = False,
     ) -> Round:
         """One round over `domains` (all by default); with `dry_run`, only counted.
 
+        With `confirm` (the relays' rounds), a job found lost is published again only if
+        the previous round found it lost too, at the same generation and queued time: a
+        count that was wrong for a moment (a message published or taken between the
+        broker's count and the database's) does not republish a job whose message a
+        worker may be starting. `jobline reconcile`, an operator's order, acts at once.
         Skipped when another reconciler holds the round's lock (`wait`: for up to
         JOBLINE_RECONCILE_LOCK_WAIT_SECONDS first).
         """
@@ -298,7 +318,7 @@ class Reconciler:
         db = connections.get("default")
         dialect = dialect_of(db)
         if not dialect.supports_named_locks:
-            return await self._round(specs, dry_run)  # one writer at a time (SQLite)
+            return await self._round(specs, dry_run, confirm)  # one writer at a time (SQLite)
         # The lock is its connection's: one of the pool's, held for the round, outside any
         # transaction (the round's own statements take other connections).
         async with db.acquire_connection() as holder, holder.cursor() as cursor:
@@ -309,15 +329,18 @@ class Reconciler:
             if got != 1:
                 return Round(skipped="another reconciler is running a round")
             try:
-                return await self._round(specs, dry_run)
+                return await self._round(specs, dry_run, confirm)
             finally:
                 await cursor.execute(dialect.database_unlock_sql(), [LOCK_NAME])
 
-    async def _round(self, specs: list[tuple[str, DomainSpec]], dry_run: bool) -> Round:
+    async def _round(
+        self, specs: list[tuple[str, DomainSpec]], dry_run: bool, confirm: bool
+    ) -> Round:
         # The broker first: a job counted in the database was published before it.
         counts = await self.broker.count([spec for _, spec in specs])
         cutoff = utcnow() - timedelta(seconds=self.grace)
         result = Round()
+        suspects, self._suspects = self._suspects, {}
         for name, spec in specs:
             count = counts[spec.queue]
             held = count.held(spec.concurrency * spec.prefetch)
@@ -337,7 +360,11 @@ class Reconciler:
                 f"the queue holds at most {held}"
             )
             for candidate in part.chosen:
-                if await self.requeue(candidate, reason):
+                seen = (candidate.generation, candidate.queued_at)
+                if confirm and suspects.get(candidate.job_id) != seen:
+                    self._suspects[candidate.job_id] = seen  # published next round, if still lost
+                    part.waiting += 1
+                elif await self.requeue(candidate, reason):
                     part.republished += 1
         return result
 
@@ -435,7 +462,7 @@ class ReconcileLoop:
         while not self.stopping:
             await asyncio.sleep(self.interval)
             try:
-                await self.reconciler.run_once()
+                await self.reconciler.run_once(confirm=True)
             except DATABASE_ERRORS as exc:
                 log.warning("reconciliation round failed (%r)", exc)
             except asyncio.CancelledError:
