@@ -91,3 +91,17 @@ def test_the_dashboard_knows_every_event_type() -> None:
     assert set(re.findall(r'"(\w+)"', listed.group(1))) == {t.value for t in EventType}
     after = re.search(r"const STATE_AFTER = \{(.*?)\};", script, re.S)
     assert after is not None and 'requeued: "queued"' in after.group(1)
+
+
+def test_the_defaults_publish_a_loss_again_within_a_minute() -> None:
+    # A job counts once queued longer than the grace; the first round after that finds it,
+    # the next confirms it; one more interval for the management API's statistics (a
+    # sample up to 5 s old can still show the lost messages); the relay's next round
+    # publishes the outbox row.
+    defaults = settings()
+    worst = (
+        defaults.reconcile_grace_seconds
+        + 3 * defaults.reconcile_interval_seconds
+        + defaults.relay_interval_seconds
+    )
+    assert worst <= 60
