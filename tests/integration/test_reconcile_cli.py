@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -110,3 +111,21 @@ def test_the_embedded_broker_is_not_reconciled(stack: ChaosStack, tmp_path: Path
     )
     assert out.returncode == 2
     assert "reconciliation needs RabbitMQ" in out.stderr
+
+
+def test_an_unreachable_broker_is_one_line_and_exit_3(stack: ChaosStack) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = closed.getsockname()[1]
+    env = {**os.environ, **stack.env}
+    env["JOBLINE_BROKER_URL"] = f"amqp://jobline:secret@127.0.0.1:{port}/nowhere"
+    env["JOBLINE_FLOWER_BROKER_API"] = f"http://127.0.0.1:{port}/api/"
+    try:
+        out = subprocess.run(
+            [JOBLINE, "reconcile"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        closed.close()
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "is unreachable" in out.stderr and "secret" not in out.stderr
+    assert "Traceback" not in out.stderr
