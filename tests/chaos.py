@@ -258,13 +258,14 @@ class ChaosStack:
             time.sleep(0.5)
 
     def duplicate_transitions(self, ids: Sequence[str]) -> list[tuple[Any, ...]]:
-        """(job, attempt, type, count) recorded more than once; progress may repeat."""
+        """(job, attempt, type, count) recorded more than once; progress may repeat, and so
+        may requeued (a job lost twice in one attempt: each is a new generation)."""
         rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(ids, 500):
             marks = ",".join(["%s"] * len(chunk))
             rows += self.query(
                 "SELECT job_id, attempt, type, COUNT(*) FROM job_events "
-                f"WHERE job_id IN ({marks}) AND type <> 'progress' "
+                f"WHERE job_id IN ({marks}) AND type NOT IN ('progress', 'requeued') "
                 "GROUP BY job_id, attempt, type HAVING COUNT(*) > 1",
                 chunk,
             )

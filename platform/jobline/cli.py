@@ -13,6 +13,7 @@ from jobline import client_cli, commands
 from jobline.audit.cli import audit_app
 from jobline.commands import (
     EXIT_CONFIG,
+    EXIT_FAILED,
     fail,
     load_queues_or_exit,
     run,
@@ -323,6 +324,62 @@ def relay() -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         run(serve())
+
+
+@app.command()
+def reconcile(
+    domain: Annotated[
+        list[str] | None, typer.Option("--domain", help="only this domain (repeatable)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only count and print what would be published")
+    ] = False,
+) -> None:
+    """Publish again the queued jobs whose message the broker lost (what the relays do
+    every JOBLINE_RECONCILE_INTERVAL_SECONDS), printing the counts per domain and why."""
+    from jobline.db import close_db, open_db
+    from jobline.jobs.store import JobStore
+    from jobline.queueing.reconcile import BrokerCounts, Reconciler, Round, reconcilable
+
+    settings = settings_or_exit()
+    queues = load_queues_or_exit(settings)
+    unknown = sorted(set(domain or ()) - set(queues.domains))
+    if unknown:
+        fail(
+            f"no domain {', '.join(unknown)} in {settings.queues_file} "
+            f"(domains: {', '.join(queues.domains)})",
+            EXIT_CONFIG,
+        )
+    why_not = reconcilable(settings)
+    if why_not is not None:
+        fail(why_not, EXIT_CONFIG)
+
+    async def go() -> Round:
+        await open_db(settings)
+        try:
+            reconciler = Reconciler(JobStore(), queues, settings, BrokerCounts(settings))
+            return await reconciler.run_once(domain, dry_run=dry_run, wait=True)
+        finally:
+            await close_db()
+
+    done = run(go())
+    if done.skipped is not None:
+        fail(done.skipped, EXIT_FAILED)
+    for part in done.domains:
+        typer.echo(part.describe())
+        for candidate in part.chosen:
+            typer.echo(
+                f"  {candidate.job_id} queued since {candidate.queued_at.isoformat()} "
+                f"(attempt {candidate.attempt}, generation {candidate.generation})"
+            )
+    lost = sum(len(part.chosen) for part in done.domains)
+    if dry_run:
+        typer.echo(f"would publish {lost} job(s) again (dry run: nothing changed)")
+    else:
+        typer.echo(
+            f"requeued {done.republished} of {lost} lost job(s): the relays publish them "
+            "from the outbox"
+        )
 
 
 @app.command()

@@ -80,6 +80,7 @@ USER_SETTINGS = frozenset(
         "max_progress_message_chars",
         "max_result_bytes",
         "max_error_message_chars",
+        "reconcile_interval_seconds",
     }
 )
 
@@ -178,6 +179,28 @@ class Settings(BaseSettings):
         60.0, gt=0, description="a claimed row is not published by anyone else for this long"
     )
     relay_retry_max_seconds: float = Field(30.0, gt=0, description="cap of a row's retry delay")
+    # Reconciliation (queueing/reconcile.py), run by every relay: a queued job whose message
+    # the broker lost is published again once two rounds found it lost. The grace, two
+    # intervals, one more for the management API's lag and the relay's second bound how
+    # long a loss goes unnoticed: 20 + 2 x 10 + 10 + 1 s, within a minute.
+    reconcile_interval_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="how often queued jobs are checked against the broker's queues, "
+        "and lost ones published again (0: never; RabbitMQ only)",
+    )
+    reconcile_grace_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="a job queued more recently is not counted against the broker "
+        "(longer than the management API's statistics lag)",
+    )
+    reconcile_max_per_round: int = Field(
+        500, ge=1, description="jobs published again per domain in one reconciliation round"
+    )
+    reconcile_lock_wait_seconds: float = Field(
+        30.0, ge=0, description="`jobline reconcile` waits this long for a round running elsewhere"
+    )
     broker_recheck_seconds: float = Field(
         5.0, gt=0, description="after a failed publish, requests leave publishing to the relay"
     )

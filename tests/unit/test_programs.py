@@ -476,7 +476,8 @@ def shell_commands(text: str, where: str) -> Iterator[Program]:
     # Heredoc bodies are data, comments prose; `pattern)` of a case is no command.
     text = re.sub(r"<<-?\s*'?(\w+)'?([^\n]*)\n.*?\n\1\n", r"\2\n", text, flags=re.S)
     text = re.sub(r"(^|[ \t])#[^\n]*", r"\1", text, flags=re.M)
-    text = re.sub(r"^(\s*)[\w*|.-]+\)", r"\1", text, flags=re.M)
+    # (alternatives may be spaced: `-h | --help)`).
+    text = re.sub(r"^(\s*)[\w*.-]+(\s*\|\s*[\w*.-]+)*\)", r"\1", text, flags=re.M)
     text = re.sub(r"\(\((.*?)\)\)", "true", text)  # arithmetic: ((SECONDS >= deadline))
     for line, chunk in logical_lines(text):
         for word in command_words(chunk):

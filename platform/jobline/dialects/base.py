@@ -98,6 +98,15 @@ class Dialect:
         """The statement releasing a named lock (one parameter: its name)."""
         raise NotImplementedError(f"{self.label} has no named locks")
 
+    def database_lock_sql(self) -> str:
+        """A SELECT taking a named lock of this database (parameters: the lock's name, the
+        seconds to wait): one value, 1 when taken."""
+        raise NotImplementedError(f"{self.label} has no named locks")
+
+    def database_unlock_sql(self) -> str:
+        """The statement releasing database_lock_sql()'s lock (one parameter: its name)."""
+        raise NotImplementedError(f"{self.label} has no named locks")
+
     def ids_are_consecutive(self, value: Any) -> bool:
         """Whether the value `consecutive_ids_query` returned promises consecutive ids."""
         return False

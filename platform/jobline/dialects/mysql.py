@@ -95,6 +95,17 @@ class MySQL(Dialect):
         """DO RELEASE_LOCK(name)."""
         return f"DO RELEASE_LOCK({self.mark})"
 
+    # Names are server-wide: the database's name goes in, hashed to stay within 64 characters.
+    _DATABASE_LOCK = "CONCAT({mark}, SHA1(DATABASE()))"
+
+    def database_lock_sql(self) -> str:
+        """GET_LOCK(name + SHA1(DATABASE()), timeout)."""
+        return f"SELECT GET_LOCK({self._DATABASE_LOCK.format(mark=self.mark)}, {self.mark}) AS got"
+
+    def database_unlock_sql(self) -> str:
+        """DO RELEASE_LOCK(name + SHA1(DATABASE()))."""
+        return f"DO RELEASE_LOCK({self._DATABASE_LOCK.format(mark=self.mark)})"
+
     def ids_are_consecutive(self, value: Any) -> bool:
         """innodb_autoinc_lock_mode 0 or 1: a multi-row INSERT's ids are consecutive."""
         return int(value) <= 1

@@ -22,12 +22,19 @@ class EventType(StrEnum):
     CANCEL_REQUESTED = "cancel_requested"  # running -> running: the job is asked to stop
     CANCELLED = "cancelled"  # any non-final -> cancelled
     WORKER_LOST = "worker_lost"  # running -> queued: the worker died, the message comes back
+    # queued -> queued: the broker lost the message; published again as a new dispatch
+    # generation (data: generation, reason), so a worker drops any older message of the job
+    REQUEUED = "requeued"
 
 
 # An attempt ends with these; the next event of the job belongs to attempt + 1.
 ATTEMPT_ENDING = frozenset({EventType.RETRYING, EventType.WORKER_LOST})
 # Recorded any number of times per attempt; every other type at most once per attempt.
-REPEATABLE = frozenset({EventType.PROGRESS})
+# A `requeued` is one per generation, and an attempt may need several.
+REPEATABLE = frozenset({EventType.PROGRESS, EventType.REQUEUED})
+# The dispatch generation of a job never republished, and of a message that names none
+# (published before generations existed): the migration gave every stored job this one.
+FIRST_GENERATION = 1
 
 
 def job_error(type: str, message: str, code: str | None = None) -> dict[str, Any]:

@@ -20,6 +20,8 @@ IDX_STATE = "idx_jobs_state"
 # every job of the owner between two of its own (20 ms at 5% of 1M jobs).
 IDX_OWNER_TYPE = "idx_jobs_owner_type"
 IDX_TYPE = "idx_jobs_type"
+# The reconciler counts each domain's queued jobs (queueing/reconcile.py) from this alone.
+IDX_QUEUE_STATE = "idx_jobs_queue_state"
 IDX_EVENTS_OWNER = "idx_events_owner"
 IDX_DISPATCH_AVAILABLE = "idx_dispatch_available"
 
@@ -45,6 +47,8 @@ class JobRow(Model):
     # The node name of the worker running the job (from its `started`), while it runs: the
     # running jobs of a worker that stopped beating are found by it (jobs/workers.py).
     worker = fields.CharField(max_length=255, null=True)
+    # The dispatch generation (jobs/events.py, REQUEUED): bumped when the job is published again.
+    generation = fields.IntField(default=1)
     idempotency_key = fields.CharField(max_length=255, null=True)
     request_hash = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField()
@@ -62,6 +66,7 @@ class JobRow(Model):
             Index(fields=("state", "created_at", "id"), name=IDX_STATE),
             Index(fields=("owner_id", "type", "created_at", "id"), name=IDX_OWNER_TYPE),
             Index(fields=("type", "created_at", "id"), name=IDX_TYPE),
+            Index(fields=("queue", "state"), name=IDX_QUEUE_STATE),
         )
 
 

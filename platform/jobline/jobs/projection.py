@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from jobline.errors import InvalidTransition
-from jobline.jobs.events import ATTEMPT_ENDING, Event, EventType
+from jobline.jobs.events import ATTEMPT_ENDING, FIRST_GENERATION, Event, EventType
 from jobline.jobs.states import JobState, next_state
 
 
@@ -39,6 +39,8 @@ class JobView:
     task_id: str | None = None
     # The node name of the worker running the job (from its `started`), while it runs.
     worker: str | None = None
+    # Which publish of the job is current (jobs/events.py, REQUEUED): older messages are dropped.
+    generation: int = FIRST_GENERATION
 
 
 def start(event: Event) -> JobView:
@@ -91,6 +93,8 @@ def apply(view: JobView, event: Event) -> JobView:
             # Found by its silence (jobs/workers.py), the next attempt is a new message, whose
             # task id the event names: a late redelivery of the old one is then dropped.
             changes |= {"task_id": data.get("task_id", view.task_id)}
+        case EventType.REQUEUED:
+            changes |= {"generation": data.get("generation", view.generation + 1)}
     if event.type in ATTEMPT_ENDING:
         changes["attempt"] = event.attempt + 1
     if state is not JobState.RUNNING:

@@ -58,6 +58,7 @@ TRANSITIONS: dict[EventType, tuple[frozenset[JobState], JobState]] = {
     EventType.CANCEL_REQUESTED: (frozenset({JobState.RUNNING}), JobState.RUNNING),
     EventType.CANCELLED: (NON_FINAL, JobState.CANCELLED),
     EventType.WORKER_LOST: (frozenset({JobState.RUNNING}), JobState.QUEUED),
+    EventType.REQUEUED: (frozenset({JobState.QUEUED}), JobState.QUEUED),
 }
 
 # The events that end a job (its stream closes after one; a later retry opens a new one).

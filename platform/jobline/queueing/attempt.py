@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from jobline.errors import InvalidTransition
 from jobline.jobs.context import JobContext, JobFunction
-from jobline.jobs.events import EventType
+from jobline.jobs.events import FIRST_GENERATION, EventType
 from jobline.jobs.outbox import Outbox
 from jobline.jobs.projection import JobView
 from jobline.jobs.spec import JobType
@@ -30,7 +30,7 @@ from jobline.jobs.states import JobState
 from jobline.jobs.store import TxHook, utcnow
 from jobline.queueing import outcome
 from jobline.queueing.cancel import CancelWatch
-from jobline.queueing.delivery import begin_attempt
+from jobline.queueing.delivery import begin_attempt, stale, started_data
 from jobline.queueing.late_start import LateStart, begin_late
 from jobline.queueing.outcome import Outcome
 from jobline.queueing.progress import ProgressReporter, Wrote
@@ -74,24 +74,37 @@ class Attempt:
         redelivered: bool,
         read: JobView | None = None,
         task_id: str | None = None,
+        generation: int = FIRST_GENERATION,
     ) -> Attempt | None:
         """Start an attempt for a delivery; None when the delivery must not run the job.
 
         `read`: the job as already read on delivery (queueing/fairness.py), if it was.
-        `task_id`: the message's (a stale one is dropped: delivery.stale()).
+        `task_id`: the message's (one of an attempt left behind is dropped:
+        delivery.left_behind()). `generation`: the message's dispatch generation; an older
+        one than the job's is dropped, recording nothing.
         """
         delivery = uuid.uuid4().hex
         late: LateStart | None = None
         defer = rt.settings.started_defer_ms / 1000
         if defer > 0 and not redelivered:
             # A read, no lock, no commit: the job's `started` is written late (LateStart).
-            started = {"worker": worker, "delivery": delivery}
-            view, late = begin_late(rt, job_id, started, defer, read, task_id)
+            started = started_data(worker, delivery, generation)
+            view, late = begin_late(rt, job_id, started, defer, read, task_id, generation)
+            if stale(view, generation):
+                log.info(
+                    "job %s: a message of generation %d, the job is at %d; dropped",
+                    job_id,
+                    generation,
+                    view.generation,
+                )
+                return None
             if view.state.is_final:
                 log.info("job %s is already %s; delivery ignored", job_id, view.state)
                 return None
         if late is None:
-            found = begin_attempt(rt, job_type, job_id, worker, redelivered, delivery, task_id)
+            found = begin_attempt(
+                rt, job_type, job_id, worker, redelivered, delivery, task_id, generation
+            )
             if found is None:
                 return None
             view = found

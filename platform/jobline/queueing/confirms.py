@@ -33,6 +33,7 @@ from jobline.jobs.projection import JobView
 from jobline.jobs.spec import Queues
 from jobline.logging import REQUEST_ID_MESSAGE_HEADER
 from jobline.queueing.app import declare_queue
+from jobline.queueing.dispatch import message_kwargs
 
 log = logging.getLogger("jobline.relay")
 
@@ -170,7 +171,7 @@ class ConfirmingPublisher:
         """Publish as apply_async would (Celery protocol 2), but without waiting."""
         view = message.view
         job_type = self.queues.job_types[view.type]
-        kwargs = {"job_id": str(view.id), "payload": view.payload}
+        kwargs = message_kwargs(view)
         task = task_message(
             self.app,
             message.task_id,

@@ -1,12 +1,17 @@
 """Whether a delivered message may run its job: the full path of an attempt's start.
 
 A delivery for a finished job, a second copy of a message whose attempt is already
-running, or a message of an attempt the job has left behind (stale()) does nothing. A
+running, or a message of an attempt the job has left behind (left_behind()) does nothing. A
 redelivered message of a running attempt means its worker died, or, past the soft time
 limit, that Celery killed it at the hard one: the attempt is recorded lost (and the job
 failed once it lost too many) or failed at its time limit.
 The common case, a first delivery of a queued job, takes the late start instead
 (queueing/late_start.py).
+
+A message of an older dispatch generation than the job's (the reconciler published the job
+again: queueing/reconcile.py) is acked and dropped, recording nothing; `started` refuses it
+in the transaction that locks the job's row, so a republish and a start of the old message
+are serialized by that lock and exactly one of them wins.
 """
 
 from __future__ import annotations
@@ -16,15 +21,43 @@ from typing import Any
 from uuid import UUID
 
 from jobline.errors import InvalidTransition
-from jobline.jobs.events import Event, EventType, job_error
+from jobline.jobs.events import FIRST_GENERATION, Event, EventType, job_error
 from jobline.jobs.outbox import attempt_of_task
 from jobline.jobs.projection import JobView
 from jobline.jobs.spec import JobType
 from jobline.jobs.states import AWAITING_BROKER, JobState
-from jobline.jobs.store import utcnow
+from jobline.jobs.store import TxHook, utcnow
 from jobline.queueing.runtime import WorkerRuntime
 
 log = logging.getLogger("jobline.worker")
+
+
+def stale(view: JobView, generation: int) -> bool:
+    """Whether a message of dispatch `generation` is older than the job's current one."""
+    return generation < view.generation
+
+
+class StaleMessage(InvalidTransition):
+    """The message is of an older dispatch generation than the job's: it must not run."""
+
+
+def generation_guard(generation: int) -> TxHook:
+    """A hook refusing (StaleMessage) an append once the locked job is past `generation`."""
+
+    async def guard(_: Any, locked: JobView) -> None:
+        if stale(locked, generation):
+            raise StaleMessage(f"generation {generation}, the job is at {locked.generation}")
+
+    return guard
+
+
+def started_data(worker: str, delivery: str, generation: int) -> dict[str, Any]:
+    """The data of a `started` event: the worker, the delivery, and the generation once
+    the job was published again (the first is not spelled out)."""
+    data: dict[str, Any] = {"worker": worker, "delivery": delivery}
+    if generation > FIRST_GENERATION:
+        data["generation"] = generation
+    return data
 
 
 def begin_attempt(
@@ -35,41 +68,52 @@ def begin_attempt(
     redelivered: bool,
     delivery: str = "",
     task_id: str | None = None,
+    generation: int = FIRST_GENERATION,
 ) -> JobView | None:
     """Record `started`, or None when this delivery must not run the job.
 
     `delivery` marks this delivery's `started`, so a write that committed before a lost
     connection is recognised as ours when repeated. `task_id` is the message's: one of an
-    attempt the job has left behind is dropped (stale()).
+    attempt the job has left behind is dropped (left_behind()); so is a message of an older
+    `generation` than the job's, recording nothing.
     """
-    started_data = {"worker": worker, "delivery": delivery}
+    data = started_data(worker, delivery, generation)
+    guard = generation_guard(generation)
 
-    async def only_if_queued_or_running(_: Any, locked: JobView) -> None:
-        # Running too: a `started` of our own, written before a lost connection, is then found.
-        if locked.state is not JobState.QUEUED and locked.state is not JobState.RUNNING:
-            raise _NotQueued(str(locked.state))
-        if stale(locked, task_id):
-            raise _NotQueued("a stale message")
+    async def only_if_current(conn: Any, locked: JobView) -> None:
+        await guard(conn, locked)
+        await _only_if_queued_or_running(conn, locked)
+        if left_behind(locked, task_id):
+            raise _NotQueued("a message of an attempt left behind")
 
     # The common case, a queued job starting, in one transaction: no read first. A running
     # one goes through too, for a `started` of our own written before a lost connection to
     # be found; any other state is sorted out below.
     try:
         first = rt.retrying(
-            lambda: rt.store.append(
-                job_id, EventType.STARTED, started_data, also=only_if_queued_or_running
-            ),
+            lambda: rt.store.append(job_id, EventType.STARTED, data, also=only_if_current),
             f"recording started of {job_id}",
         )
+    except StaleMessage as exc:
+        log.info("job %s: a message of an older dispatch (%s); dropped", job_id, exc)
+        return None
     except (InvalidTransition, _NotQueued):
         first = None
     if first is not None and (first.event is not None or ours(first.existing, delivery)):
         return first.view
     view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
+    if stale(view, generation):
+        log.info(
+            "job %s: a message of generation %d, the job is at %d; dropped",
+            job_id,
+            generation,
+            view.generation,
+        )
+        return None
     if view.state.is_final:
         log.info("job %s is already %s; delivery ignored", job_id, view.state)
         return None
-    if stale(view, task_id):
+    if left_behind(view, task_id):
         log.info(
             "job %s: message %s is of an attempt it left behind (now %s, attempt %d); dropped",
             job_id,
@@ -110,7 +154,7 @@ def begin_attempt(
             if requeued is None:
                 return None
             view = requeued
-        started = rt.record(job_id, EventType.STARTED, started_data, attempt=view.attempt)
+        started = rt.record(job_id, EventType.STARTED, data, attempt=view.attempt, also=guard)
     except InvalidTransition as exc:
         # Cancelled (or moved on) between our read and our write.
         log.info("job %s changed while starting (%s); delivery ignored", job_id, exc)
@@ -124,7 +168,13 @@ class _NotQueued(Exception):
     """The job is not queued (or running): the delivery takes begin_attempt's full path."""
 
 
-def stale(view: JobView, task_id: str | None) -> bool:
+async def _only_if_queued_or_running(_: Any, locked: JobView) -> None:
+    # Running too: a `started` of our own, written before a lost connection, is then found.
+    if locked.state is not JobState.QUEUED and locked.state is not JobState.RUNNING:
+        raise _NotQueued(str(locked.state))
+
+
+def left_behind(view: JobView, task_id: str | None) -> bool:
     """Whether a message (its task id) is of an attempt the job has left behind.
 
     Each attempt published through the outbox has a task id of its own (task_id_for), and

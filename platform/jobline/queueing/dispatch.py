@@ -16,6 +16,12 @@ from jobline.jobs.spec import JobType, Queues
 from jobline.logging import REQUEST_ID_MESSAGE_HEADER, current_request_id
 
 
+def message_kwargs(view: JobView) -> dict[str, Any]:
+    """The keyword arguments of a job's task message: which job, its payload, and the
+    dispatch generation it was published as (a worker drops an older one's message)."""
+    return {"job_id": str(view.id), "payload": view.payload, "generation": view.generation}
+
+
 class CeleryDispatcher:
     """Publishes a job's message; the kombu producer blocks, so it runs off the event loop."""
 
@@ -67,7 +73,7 @@ class CeleryDispatcher:
         job_type = self.queues.job_types[view.type]
         task_id = task_id or self.task_id(view)
         options: dict[str, Any] = {
-            "kwargs": {"job_id": str(view.id), "payload": view.payload},
+            "kwargs": message_kwargs(view),
             "task_id": task_id,
             "queue": job_type.queue,
             "routing_key": job_type.queue,

@@ -67,7 +67,9 @@ class Deferred(Exception):
     """The job's owner is at the domain's cap: the job was put back for later."""
 
 
-def admit(rt: Any, job_type: JobType, job_id: UUID) -> tuple[JobView, str | None]:
+def admit(
+    rt: Any, job_type: JobType, job_id: UUID, generation: int | None = None
+) -> tuple[JobView, str | None]:
     """Read a delivered job and take a slot of its owner: (the job, the slot's lock name).
 
     Raises Deferred when the owner is at the cap (the job comes back later), JobNotFound
@@ -94,6 +96,10 @@ def admit(rt: Any, job_type: JobType, job_id: UUID) -> tuple[JobView, str | None
             )
             >= cap
         )
+    if generation is not None and generation < view.generation:
+        # A message of an older dispatch: the delivery drops it (queueing/delivery.py);
+        # deferring it would publish the job once more.
+        return view, slot
     if not may_start(view.state):
         if slot is not None and view.state.is_final:
             release(rt, slot)  # nothing runs: the delivery is ignored

@@ -8,6 +8,13 @@ time the job began. Only a first delivery of a job found queued (or still pendin
 this way. A worker dying inside the window leaves no `started`: the message comes back
 redelivered, and a redelivery takes the full path (queueing/delivery.py), so a job that
 keeps killing its worker is still counted (worker_lost) and stopped.
+
+The late `started` is where a message of an older dispatch generation is refused (the
+reconciler published the job again meanwhile: queueing/reconcile.py): its check runs in
+the transaction that writes it, on the locked row (or the compare-and-set on last_seq,
+which a `requeued` moves on). The job's body has then run for up to `defer` seconds, or
+to its first progress report, unrecorded: the one window in which a republished job runs
+twice (docs/architecture.md, "Lost messages").
 """
 
 from __future__ import annotations
@@ -20,11 +27,11 @@ from typing import Any
 from uuid import UUID
 
 from jobline.errors import InvalidTransition, JobNotFound
-from jobline.jobs.events import EventType
+from jobline.jobs.events import FIRST_GENERATION, EventType
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState, may_start
 from jobline.jobs.store import Appended, Step, TxHook, utcnow
-from jobline.queueing.delivery import ours, stale
+from jobline.queueing.delivery import StaleMessage, left_behind, ours, stale
 from jobline.queueing.runtime import WorkerRuntime
 
 log = logging.getLogger("jobline.worker")
@@ -45,9 +52,12 @@ class LateStart:
         defer: float,
         *,
         queued: dict[str, Any] | None = None,
+        generation: int = FIRST_GENERATION,
     ) -> None:
         self.rt, self.data, self.defer = rt, data, defer
         self.job_id, self.attempt = view.id, view.attempt
+        # The message's dispatch generation: `started` is refused once the job is past it.
+        self.generation = generation
         # The job as last read or written here: the store writes on it without reading it
         # again while the row has not moved on (append_chain's `expect`).
         self.view = view
@@ -117,6 +127,10 @@ class LateStart:
     def _check_started(self, index: int, done: Appended) -> None:
         # A `queued` found recorded is the publisher's, as expected; a `started` found
         # recorded must be this delivery's own (written before a lost connection).
+        if stale(done.view, self.generation):
+            raise StaleMessage(
+                f"generation {self.generation}, the job is at {done.view.generation}"
+            )
         is_started = index == (0 if self.queued is None else 1)
         if is_started and done.event is None and not ours(done.existing, self.data["delivery"]):
             raise InvalidTransition("another delivery of this attempt started it")
@@ -156,47 +170,66 @@ def begin_late(
     defer: float,
     read: JobView | None = None,
     task_id: str | None = None,
+    generation: int = FIRST_GENERATION,
 ) -> tuple[JobView, LateStart | None]:
     """Read a delivered job (unless `read` already); a LateStart, its window running, when
-    it is queued or pending and the message (`task_id`) is not stale."""
+    it is queued or pending and the message is its current one: of its current attempt
+    (`task_id`) and dispatch generation."""
     if read is not None:
-        late = _late_for(rt, read, started, defer, task_id)
+        late = _late_for(rt, read, started, defer, task_id, generation)
         if late is not None:
             rt.loop.call_soon_threadsafe(late.arm)
         return read, late
     direct = rt.direct
     if direct is None:
         return rt.retrying(
-            lambda: _late_start(rt, job_id, started, defer, task_id), f"reading {job_id}"
+            lambda: _late_start(rt, job_id, started, defer, task_id, generation),
+            f"reading {job_id}",
         )
     found = rt.retrying_here(lambda: direct.get(job_id), f"reading job {job_id}")
     if found is None:
         raise JobNotFound(job_id=str(job_id))
-    late = _late_for(rt, found, started, defer, task_id)
+    late = _late_for(rt, found, started, defer, task_id, generation)
     if late is not None:
         rt.loop.call_soon_threadsafe(late.arm)
     return found, late
 
 
 def _late_for(
-    rt: WorkerRuntime, view: JobView, started: dict[str, Any], defer: float, task_id: str | None
+    rt: WorkerRuntime,
+    view: JobView,
+    started: dict[str, Any],
+    defer: float,
+    task_id: str | None,
+    generation: int,
 ) -> LateStart | None:
     # The late start serves the common case, a queued or pending job; a retry's next
-    # attempt (`retrying`) and a stale message take the full path.
-    if not may_start(view.state) or view.state is JobState.RETRYING or stale(view, task_id):
+    # attempt (`retrying`) and a message of an attempt left behind take the full path. A
+    # message of an older generation starts nothing.
+    if (
+        not may_start(view.state)
+        or view.state is JobState.RETRYING
+        or left_behind(view, task_id)
+        or stale(view, generation)
+    ):
         return None
     # Pending: the broker delivered it, so it accepted it; the publisher's `queued` may
     # still be on its way and is then written here, with `started`.
     queued = {"by": started["worker"]} if view.state is JobState.PENDING else None
-    return LateStart(rt, view, started, defer, queued=queued)
+    return LateStart(rt, view, started, defer, queued=queued, generation=generation)
 
 
 async def _late_start(
-    rt: WorkerRuntime, job_id: UUID, started: dict[str, Any], defer: float, task_id: str | None
+    rt: WorkerRuntime,
+    job_id: UUID,
+    started: dict[str, Any],
+    defer: float,
+    task_id: str | None,
+    generation: int,
 ) -> tuple[JobView, LateStart | None]:
     """begin_late() on the loop: read and armed in one visit to it (each wakes it)."""
     view = await rt.store.get(job_id)
-    late = _late_for(rt, view, started, defer, task_id)
+    late = _late_for(rt, view, started, defer, task_id, generation)
     if late is not None:
         late.arm()
     return view, late

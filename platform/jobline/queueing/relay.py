@@ -37,6 +37,7 @@ from jobline.jobs.store import Appended, Change, JobStore
 from jobline.queueing.confirms import ConfirmingPublisher, JobMessage
 from jobline.queueing.dispatch import CeleryDispatcher
 from jobline.queueing.lost_workers import LostWorkers
+from jobline.queueing.reconcile import BrokerCounts, ReconcileLoop, Reconciler, reconcilable
 
 log = logging.getLogger("jobline.relay")
 
@@ -237,15 +238,21 @@ def _awaits(view: JobView, dispatch: Dispatch) -> bool:
 class Relay:
     """Claims due outbox rows in batches and publishes them, until stopped.
 
-    Beside it runs the watch over workers (`watch`, queueing/lost_workers.py): the jobs it
-    recovers from a lost worker have their next attempt in the outbox, published here.
+    Beside it run the watch over workers (`watch`, queueing/lost_workers.py): the jobs it
+    recovers from a lost worker have their next attempt in the outbox, published here; and
+    the reconciliation of lost messages (`reconcile`, queueing/reconcile.py).
     """
 
     def __init__(
-        self, publisher: OutboxPublisher, settings: Settings, watch: LostWorkers | None = None
+        self,
+        publisher: OutboxPublisher,
+        settings: Settings,
+        watch: LostWorkers | None = None,
+        reconcile: ReconcileLoop | None = None,
     ) -> None:
         self.publisher = publisher
         self.watch = watch
+        self.reconcile = reconcile
         self.interval = settings.relay_interval_seconds
         self.batch = settings.relay_batch
         self.lease = settings.relay_lease_seconds
@@ -277,6 +284,11 @@ class Relay:
             watch = asyncio.get_running_loop().create_task(
                 self.watch.run(), name="jobline-lost-workers"
             )
+        reconciling = None
+        if self.reconcile is not None:
+            reconciling = asyncio.get_running_loop().create_task(
+                self.reconcile.run(), name="jobline-reconcile"
+            )
         try:
             await self._relay()
         finally:
@@ -284,6 +296,11 @@ class Relay:
                 watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError, *DATABASE_ERRORS):
                     await watch
+            if reconciling is not None and self.reconcile is not None:
+                self.reconcile.stopping = True
+                reconciling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reconciling
 
     async def _relay(self) -> None:
         while not self._stopping:
@@ -336,4 +353,9 @@ def wire(
     # watch over workers recovers only jobs of those types too.
     outbox = Outbox(types=queues.job_types)
     publisher = OutboxPublisher(store, outbox, dispatcher, settings, confirming)
-    return publisher, Relay(publisher, settings, LostWorkers(store, queues, settings))
+    reconcile = None
+    if settings.reconcile_interval_seconds > 0 and reconcilable(settings) is None:
+        reconciler = Reconciler(store, queues, settings, BrokerCounts(settings))
+        reconcile = ReconcileLoop(reconciler, settings.reconcile_interval_seconds)
+    watch = LostWorkers(store, queues, settings)
+    return publisher, Relay(publisher, settings, watch, reconcile)

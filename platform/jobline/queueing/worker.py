@@ -16,6 +16,7 @@ from celery import Celery, Task
 
 from jobline.config import Settings
 from jobline.jobs.context import TASK_REGISTRY, JobFunction
+from jobline.jobs.events import FIRST_GENERATION
 from jobline.jobs.projection import JobView
 from jobline.jobs.spec import JobType, Queues
 from jobline.queueing import fairness, telemetry
@@ -25,9 +26,18 @@ from jobline.queueing.runtime import runtime
 
 
 def run_job(
-    task: Task, job_type: JobType, function: JobFunction, job_id: str, payload: dict[str, Any]
+    task: Task,
+    job_type: JobType,
+    function: JobFunction,
+    job_id: str,
+    payload: dict[str, Any],
+    generation: int = FIRST_GENERATION,
 ) -> None:
-    """The body of every jobline Celery task."""
+    """The body of every jobline Celery task.
+
+    `generation`: the dispatch generation the message was published as; a message
+    published before generations existed names none and is the first.
+    """
     rt = runtime()
     jid = UUID(job_id)
     read: JobView | None = None
@@ -35,13 +45,15 @@ def run_job(
     if job_type.max_running_per_user:
         # The owner's share of the domain (queueing/fairness.py): read with a slot taken.
         try:
-            read, slot = fairness.admit(rt, job_type, jid)
+            read, slot = fairness.admit(rt, job_type, jid, generation)
         except fairness.Deferred:
             return
     try:
         redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
         worker = task.request.hostname or "worker"
-        attempt = Attempt.begin(rt, job_type, jid, worker, redelivered, read, task.request.id)
+        attempt = Attempt.begin(
+            rt, job_type, jid, worker, redelivered, read, task.request.id, generation
+        )
         if attempt is not None:
             attempt.run(function, payload)
     finally:
@@ -64,8 +76,10 @@ def register_tasks(app: Celery, queues: Queues, domains: list[str] | None = None
 
 
 def _register(app: Celery, job_type: JobType, function: JobFunction) -> None:
-    def body(task: Task, job_id: str, payload: dict[str, Any]) -> None:
-        run_job(task, job_type, function, job_id, payload)
+    def body(
+        task: Task, job_id: str, payload: dict[str, Any], generation: int = FIRST_GENERATION
+    ) -> None:
+        run_job(task, job_type, function, job_id, payload, generation)
 
     body.__name__ = job_type.name.replace(".", "_")
     # Not shared: each app runs its own registration, never another app's (see dispatch.py).

@@ -113,3 +113,22 @@ def test_a_plan_gives_way_whenever_the_locked_path_must_decide(
     steps: list[Step], attempt: int | None
 ) -> None:
     assert plan(job(E.QUEUED), steps, attempt, clock) is None
+
+
+def test_a_second_requeued_in_one_attempt_is_recorded_not_taken_for_a_duplicate() -> None:
+    # A job may be lost and published again more than once in one attempt: each requeued
+    # is a new generation, never a redelivery of the one before.
+    queued = job(E.QUEUED, E.REQUEUED)
+    assert not needs_lookup(queued, E.REQUEUED, 1)
+    earlier = Event(JOB, 3, E.REQUEUED, 1, at(2), {"generation": 2})
+    done = decide(queued, E.REQUEUED, {"generation": 3}, 1, at(9), earlier)
+    assert done.event is not None and done.view.generation == 3
+
+
+def test_a_queued_published_again_after_a_requeue_is_a_duplicate() -> None:
+    # The relay publishes the requeued job's outbox row and records `queued`: the job is
+    # queued already, so it looks for the attempt's `queued`, finds it and writes nothing.
+    requeued = job(E.QUEUED, E.REQUEUED)
+    assert needs_lookup(requeued, E.QUEUED, 1)
+    earlier = Event(JOB, 2, E.QUEUED, 1, at(1))
+    assert decide(requeued, E.QUEUED, {}, 1, at(9), earlier).event is None

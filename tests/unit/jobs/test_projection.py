@@ -185,3 +185,25 @@ def test_a_history_must_start_with_submitted() -> None:
         start(Event(JOB, 1, E.QUEUED, 1, T0, {}))
     with pytest.raises(InvalidTransition):
         project(history((E.STARTED, 1, {})))
+
+
+def test_requeued_keeps_the_job_queued_at_its_next_generation() -> None:
+    view = project(
+        history(
+            (E.QUEUED, 1, {"task_id": str(JOB)}),
+            (E.REQUEUED, 1, {"generation": 2, "reason": "lost by the broker"}),
+            (E.REQUEUED, 1, {"generation": 3, "reason": "lost by the broker"}),
+        )
+    )
+    assert (view.state, view.attempt, view.generation, view.last_seq) == (JobState.QUEUED, 1, 3, 4)
+    assert view.task_id == str(JOB)  # the same message, published again
+
+
+def test_a_job_never_published_again_is_at_the_first_generation() -> None:
+    assert project(history((E.QUEUED, 1, {}))).generation == 1
+
+
+def test_requeued_applies_only_to_a_queued_job() -> None:
+    for before in ([], [(E.QUEUED, 1, {}), (E.STARTED, 1, {})]):
+        with pytest.raises(InvalidTransition):
+            project(history(*before, (E.REQUEUED, 1, {"generation": 2})))

@@ -46,6 +46,8 @@ LEGAL: dict[tuple[JobState, EventType], JobState] = {
     (S.FAILED, E.RETRYING): S.RETRYING,
     (S.CANCELLED, E.RETRYING): S.RETRYING,
     (S.RUNNING, E.WORKER_LOST): S.QUEUED,
+    # the broker lost the message: published again, still queued (a new generation)
+    (S.QUEUED, E.REQUEUED): S.QUEUED,
     **{(s, E.FAILED): S.FAILED for s in (S.PENDING, S.QUEUED, S.RUNNING, S.RETRYING)},
     **{(s, E.CANCELLED): S.CANCELLED for s in (S.PENDING, S.QUEUED, S.RUNNING, S.RETRYING)},
 }

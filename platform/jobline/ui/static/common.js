@@ -6,12 +6,12 @@
   const STATE_AFTER = {
     submitted: "pending", queued: "queued", started: "running", progress: "running",
     retrying: "retrying", succeeded: "succeeded", failed: "failed", cancelled: "cancelled",
-    worker_lost: "queued",
+    worker_lost: "queued", requeued: "queued",
   };
   const ATTEMPT_ENDING = new Set(["retrying", "worker_lost"]);
   const EVENT_TYPES = [
     "submitted", "queued", "started", "progress", "retrying", "succeeded", "failed",
-    "cancel_requested", "cancelled", "worker_lost",
+    "cancel_requested", "cancelled", "worker_lost", "requeued",
   ];
 
   const pad = (n, w = 2) => String(n).padStart(w, "0");
