@@ -120,8 +120,10 @@ class Notifier:
                     break
             stopping = None in batch
             notices = [n for n in batch if n is not None]
-            if connection is not None and notices:
-                # Returns of earlier notices (no queue bound) are read here, never waited for.
+            if producer is not None and notices:
+                # Returns of earlier notices (no queue bound) are read here, never waited for;
+                # only on an open channel: reading would (re)connect a closed connection
+                # outside the failover order and the retry delay of the publish below.
                 self._read_returns(connection)
             if notices and time.monotonic() < down_until:
                 self.dropped += len(notices)
