@@ -17,10 +17,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pymysql
@@ -352,17 +352,29 @@ class ChaosStack:
         return info
 
 
+S = TypeVar("S", bound=ChaosStack)
+
+
 @contextmanager
-def running_stack(name: str, logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
-    """A created stack serving the API with one `chaos` worker; destroyed afterwards."""
-    stack = ChaosStack(name, logdir, var_dir)
+def serving(stack: S, *workers: str) -> Iterator[S]:
+    """`stack` created and serving the API, with a worker per domain named; destroyed afterwards."""
     stack.create()
     try:
         stack.start_server()
-        stack.start_worker("chaos")
+        for domain in workers:
+            stack.start_worker(domain)
         yield stack
     finally:
         stack.destroy()
+
+
+def running_stack(
+    name: str, logdir: Path, var_dir: Path, **env: str
+) -> AbstractContextManager[ChaosStack]:
+    """A stack of its own (`env` on top of the chaos settings) with one `chaos` worker."""
+    stack = ChaosStack(name, logdir, var_dir)
+    stack.env.update(env)
+    return serving(stack, "chaos")
 
 
 def assert_clean(figures: Figures) -> None:

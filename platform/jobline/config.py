@@ -6,6 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -497,6 +498,28 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+RABBITMQ_MANAGEMENT_PORT = 15672
+
+
+def management_api(settings: Settings) -> str | None:
+    """RabbitMQ's management API (Flower's broker tab, the reconciler's counts, the
+    dashboard): JOBLINE_FLOWER_BROKER_API, or the first broker URL's host on the management
+    port with its credentials; None for a broker that is not RabbitMQ."""
+    if settings.flower_broker_api:
+        return settings.flower_broker_api
+    first = settings.broker_url.split(";")[0].strip()
+    url = urlsplit(first)
+    if not url.scheme.startswith("amqp"):
+        return None
+    creds = ""
+    if url.username:
+        creds = quote(unquote(url.username), safe="")
+        if url.password:
+            creds += ":" + quote(unquote(url.password), safe="")
+        creds += "@"
+    return f"http://{creds}{url.hostname or 'localhost'}:{RABBITMQ_MANAGEMENT_PORT}/api/"
 
 
 def redact_url(url: str) -> str:

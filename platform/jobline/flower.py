@@ -9,31 +9,16 @@ Credentials reach Flower through its environment, never its command line (`ps` s
 from __future__ import annotations
 
 import os
-from urllib.parse import quote, unquote, urlsplit
 
-from jobline.config import EMBEDDED_BROKER, Settings
+from jobline.config import Settings, management_api
 from jobline.errors import ConfigError
 
-RABBITMQ_MANAGEMENT_PORT = 15672
 DEFAULT_VHOST = "/"
 
 
 def broker_api(settings: Settings) -> str | None:
     """RabbitMQ's management API for Flower's broker tab: configured, or from the broker URL."""
-    if settings.flower_broker_api:
-        return settings.flower_broker_api
-    if settings.broker_url.startswith(EMBEDDED_BROKER):
-        return None
-    url = urlsplit(settings.broker_url)
-    if not url.scheme.startswith("amqp"):
-        return None
-    creds = ""
-    if url.username:
-        creds = quote(unquote(url.username), safe="")
-        if url.password:
-            creds += ":" + quote(unquote(url.password), safe="")
-        creds += "@"
-    return f"http://{creds}{url.hostname or 'localhost'}:{RABBITMQ_MANAGEMENT_PORT}/api/"
+    return management_api(settings)
 
 
 def check_auth(settings: Settings) -> str | None:

@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from jobline.jobs import workers
-from tests.chaos import AMQP_ADMIN_URL, ChaosStack, _url_parts, assert_clean
+from tests.chaos import AMQP_ADMIN_URL, ChaosStack, _url_parts, assert_clean, serving
 from tests.support import RABBIT_API, start_worker
 
 pytestmark = pytest.mark.integration
@@ -113,14 +113,10 @@ class HoldingProxy:
 
 @pytest.fixture(scope="module")
 def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
-    chaos = ChaosStack("lost", logdir, var_dir)
-    chaos.env.update(ENV)
-    chaos.create()
-    try:
-        chaos.start_server()
+    stack = ChaosStack("lost", logdir, var_dir)
+    stack.env.update(ENV)
+    with serving(stack) as chaos:
         yield chaos
-    finally:
-        chaos.destroy()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from kombu import Connection
 
-from tests.chaos import ChaosStack, Figures, assert_clean
+from tests.chaos import ChaosStack, Figures, assert_clean, serving
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +35,10 @@ RECONCILE_ENV = {
 
 @pytest.fixture(scope="module")
 def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
-    chaos = ChaosStack("reconcile", logdir, var_dir)
-    chaos.env.update(RECONCILE_ENV)
-    chaos.create()
-    try:
-        chaos.start_server()
+    stack = ChaosStack("reconcile", logdir, var_dir)
+    stack.env.update(RECONCILE_ENV)
+    with serving(stack) as chaos:
         yield chaos
-    finally:
-        chaos.destroy()
 
 
 @pytest.fixture(scope="module")

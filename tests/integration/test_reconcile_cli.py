@@ -19,7 +19,7 @@ import httpx
 import pytest
 from kombu import Connection
 
-from tests.chaos import ChaosStack, assert_clean
+from tests.chaos import ChaosStack, assert_clean, serving
 from tests.support import JOBLINE, REPO
 
 pytestmark = pytest.mark.integration
@@ -31,14 +31,10 @@ GRACE = {"JOBLINE_RECONCILE_GRACE_SECONDS": "1"}
 
 @pytest.fixture(scope="module")
 def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
-    chaos = ChaosStack("reconcilecli", logdir, var_dir)
-    chaos.env["JOBLINE_RECONCILE_INTERVAL_SECONDS"] = "0"
-    chaos.create()
-    try:
-        chaos.start_server()
+    stack = ChaosStack("reconcilecli", logdir, var_dir)
+    stack.env["JOBLINE_RECONCILE_INTERVAL_SECONDS"] = "0"
+    with serving(stack) as chaos:
         yield chaos
-    finally:
-        chaos.destroy()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.chaos import ChaosStack, assert_clean, wait_for_mariadb
+from tests.chaos import ChaosStack, assert_clean, serving, wait_for_mariadb
 from tests.support import REPO
 
 pytestmark = pytest.mark.integration
@@ -111,12 +111,6 @@ class NodeStack(ChaosStack):
         with self.admin() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
 
-    def message_count(self, queue: str) -> int:
-        from kombu import Connection
-
-        with Connection(self.env["JOBLINE_BROKER_URL"]) as conn:
-            return int(conn.default_channel.queue_declare(queue, passive=True).message_count)
-
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[Node]:
@@ -134,13 +128,8 @@ def node() -> Iterator[Node]:
 
 @pytest.fixture(scope="module")
 def stack(node: Node, logdir: Path, var_dir: Path) -> Iterator[NodeStack]:
-    chaos = NodeStack(node, logdir, var_dir)
-    chaos.create()
-    try:
-        chaos.start_server()
+    with serving(NodeStack(node, logdir, var_dir)) as chaos:
         yield chaos
-    finally:
-        chaos.destroy()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from jobline.jobs.states import JobState
 from jobline.jobs.store import TxHook, utcnow
 from jobline.queueing import outcome
 from jobline.queueing.cancel import CancelWatch
-from jobline.queueing.delivery import begin_attempt, stale, started_data
+from jobline.queueing.delivery import begin_attempt, dropped_as_stale, started_data
 from jobline.queueing.late_start import LateStart, begin_late
 from jobline.queueing.outcome import Outcome
 from jobline.queueing.progress import ProgressReporter, Wrote
@@ -90,13 +90,7 @@ class Attempt:
             # A read, no lock, no commit: the job's `started` is written late (LateStart).
             started = started_data(worker, delivery, generation)
             view, late = begin_late(rt, job_id, started, defer, read, task_id, generation)
-            if stale(view, generation):
-                log.info(
-                    "job %s: a message of generation %d, the job is at %d; dropped",
-                    job_id,
-                    generation,
-                    view.generation,
-                )
+            if dropped_as_stale(job_id, view, generation):
                 return None
             if view.state.is_final:
                 log.info("job %s is already %s; delivery ignored", job_id, view.state)

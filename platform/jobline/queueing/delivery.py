@@ -37,6 +37,19 @@ def stale(view: JobView, generation: int) -> bool:
     return generation < view.generation
 
 
+def dropped_as_stale(job_id: UUID, view: JobView, generation: int) -> bool:
+    """stale(), logged: whether a delivery of a message of `generation` is dropped."""
+    if not stale(view, generation):
+        return False
+    log.info(
+        "job %s: a message of generation %d, the job is at %d; dropped",
+        job_id,
+        generation,
+        view.generation,
+    )
+    return True
+
+
 class StaleMessage(InvalidTransition):
     """The message is of an older dispatch generation than the job's: it must not run."""
 
@@ -102,13 +115,7 @@ def begin_attempt(
     if first is not None and (first.event is not None or ours(first.existing, delivery)):
         return first.view
     view = rt.retrying(lambda: rt.store.get(job_id), f"reading job {job_id}")
-    if stale(view, generation):
-        log.info(
-            "job %s: a message of generation %d, the job is at %d; dropped",
-            job_id,
-            generation,
-            view.generation,
-        )
+    if dropped_as_stale(job_id, view, generation):
         return None
     if view.state.is_final:
         log.info("job %s is already %s; delivery ignored", job_id, view.state)

@@ -66,7 +66,7 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
 from jobline.compat.tortoise import meta
-from jobline.config import EMBEDDED_BROKER, Settings, redact_url
+from jobline.config import EMBEDDED_BROKER, Settings, management_api, redact_url
 from jobline.dialects import DATABASE_ERRORS, dialect_of
 from jobline.errors import BrokerUnavailable, InvalidTransition, JobNotFound, reason
 from jobline.jobs.events import EventType
@@ -83,26 +83,6 @@ log = logging.getLogger("jobline.reconcile")
 # The named lock one reconciler holds for its round (with the database's name in it).
 LOCK_NAME = "jobline:reconcile:"
 REASON_LOST = "lost by the broker"
-RABBITMQ_MANAGEMENT_PORT = 15672
-
-
-def management_api(settings: Settings) -> str | None:
-    """RabbitMQ's management API: JOBLINE_FLOWER_BROKER_API, or the broker URL's host on
-    the management port with its credentials (as jobline.flower derives it for Flower,
-    which imports queueing/ and so cannot be imported here)."""
-    if settings.flower_broker_api:
-        return settings.flower_broker_api
-    first = settings.broker_url.split(";")[0].strip()
-    url = urlsplit(first)
-    if not url.scheme.startswith("amqp"):
-        return None
-    creds = ""
-    if url.username:
-        creds = quote(unquote(url.username), safe="")
-        if url.password:
-            creds += ":" + quote(unquote(url.password), safe="")
-        creds += "@"
-    return f"http://{creds}{url.hostname or 'localhost'}:{RABBITMQ_MANAGEMENT_PORT}/api/"
 
 
 @dataclass(frozen=True, slots=True)
