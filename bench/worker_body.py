@@ -58,7 +58,10 @@ def run(jobs: int, rounds: int, logdir: Path) -> dict[str, Any]:
         job_type = load_queues(settings.queues_file).domain_types("bench")[0]
         function = job_type.load()
         rt = worker.runtime()
-        task = SimpleNamespace(request=SimpleNamespace(delivery_info={}, hostname="bench@host"))
+        # No task id: the jobs are queued with no message of their own (nothing left behind).
+        task = SimpleNamespace(
+            request=SimpleNamespace(delivery_info={}, hostname="bench@host", id=None)
+        )
         data = {"type": job_type.name, "queue": "bench", "payload": {}, "priority": 0}
         owner = str(uuid.uuid4())
         connection = pymysql.connect(**mysql_params(scratch.mysql_url), autocommit=True)
