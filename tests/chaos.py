@@ -121,9 +121,13 @@ class ChaosStack:
             cur.execute(
                 f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
             )
-        add_vhost(AMQP_ADMIN_URL, self.vhost)
+        self.make_vhost()
         out = self.cli("migrate")
         assert out.returncode == 0, out.stdout + out.stderr
+
+    def make_vhost(self) -> None:
+        """The stack's vhost on the shared node (a stack on a node of its own overrides it)."""
+        add_vhost(AMQP_ADMIN_URL, self.vhost)
 
     def destroy(self) -> None:
         for proc in self.procs:

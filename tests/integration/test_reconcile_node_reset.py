@@ -95,14 +95,8 @@ class NodeStack(ChaosStack):
         self.env["JOBLINE_RECONCILE_INTERVAL_SECONDS"] = "2"
         self.env["JOBLINE_RECONCILE_GRACE_SECONDS"] = "3"
 
-    def create(self) -> None:
-        with self.admin() as conn, conn.cursor() as cur:
-            cur.execute(
-                f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
+    def make_vhost(self) -> None:
         self.node.run("setup-vhost", self.vhost)
-        out = self.cli("migrate")
-        assert out.returncode == 0, out.stdout + out.stderr
 
     def destroy(self) -> None:
         for proc in self.procs:
