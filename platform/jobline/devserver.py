@@ -410,7 +410,15 @@ class DevServer:
             return 0
         died = next(waits[t] for t in done if t in waits)
         assert died.process is not None
-        self.say(f"dev: {died.name} exited with code {died.process.returncode}; stopping the rest")
+        if died.pump is not None:  # what it printed last, up to its end of output
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(died.pump), READY_POLL_SECONDS * 4)
+        # Its last lines again, together: a worker's traceback scrolls away among the API's.
+        tail = "\n".join(f"  {line}" for line in died.tail)
+        self.say(
+            f"dev: {died.name} exited with code {died.process.returncode}; stopping the rest."
+            f" Its last lines:\n{tail}"
+        )
         return 1
 
     async def stop_all(self) -> None:

@@ -8,6 +8,7 @@ anything left behind.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -246,7 +247,14 @@ def test_a_child_that_dies_stops_dev_and_the_rest(tmp_path: Path) -> None:
         raise
     out = dev.output()
     assert code == 1, out[-3000:]
-    assert "dev: music exited with code -9; stopping the rest" in out
+    said = "dev: music exited with code -9; stopping the rest. Its last lines:\n"
+    assert said in out
+    # Its own last lines follow, so why it stopped is on the screen, not scrolled away.
+    music_lines = {line.split("| ", 1)[1] for line in out.splitlines() if line.startswith("music")}
+    after = out.split(said, 1)[1].splitlines()
+    repeated = list(itertools.takewhile(lambda line: line.startswith("  "), after))
+    assert repeated, after[:5]
+    assert {line[2:] for line in repeated} <= music_lines, repeated
     assert "dev: every process stopped" in out
     assert not ({pid for pid in tree if alive(pid)} | processes_in(workdir))
 

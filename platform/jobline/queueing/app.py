@@ -64,6 +64,13 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def embedded_transport(settings: Settings) -> dict[str, Any]:
+    """The embedded broker's transport class: kombu's, writing each message file whole."""
+    if not settings.broker_url.startswith(EMBEDDED_BROKER):
+        return {}
+    return {"broker_transport": "jobline.compat.kombu_filesystem:Transport"}
+
+
 def create_celery(settings: Settings, queues: Queues) -> Celery:
     """A Celery app whose queues and routes are those of queues.yaml (no tasks registered)."""
     app = Celery("jobline", broker=settings.broker_url, set_as_current=False)
@@ -92,6 +99,7 @@ def create_celery(settings: Settings, queues: Queues) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_options(settings),
+        **embedded_transport(settings),
         # No task_queue_max_priority: Celery would add x-max-priority to every queue, and a
         # quorum queue refuses it. declare_queue sets it on classic queues only.
         task_default_priority=0,
