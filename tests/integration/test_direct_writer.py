@@ -99,6 +99,63 @@ async def test_it_appends_on_the_view_read_and_tells_the_listener(url: str) -> N
     conn.close()
 
 
+class CountingConnection:
+    """A pymysql connection counting the requests sent to the server (round trips)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.requests = 0
+        send = conn._execute_command
+
+        def counted(command: int, sql: Any) -> Any:
+            self.requests += 1
+            return send(command, sql)
+
+        conn._execute_command = counted
+
+
+async def test_started_and_the_outcome_take_two_round_trips_after_the_read(url: str) -> None:
+    """BEGIN goes with the UPDATE, the INSERT with the COMMIT: 2 requests, not 4."""
+    store = JobStore()
+    opened: list[CountingConnection] = []
+
+    def connect() -> Any:
+        opened.append(CountingConnection(connector(url)()))
+        return opened[-1].conn
+
+    direct = DirectWriter(connect, store, MYSQL)
+    direct._consecutive = True  # as learnt by the first write of the connection
+    view = await queued_job(store)
+    assert direct.get(view.id) == view
+    assert opened[0].requests == 1
+    done = direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1)
+    assert done is not None and opened[0].requests == 3
+    assert (await store.get(view.id)).state is JobState.SUCCEEDED
+    assert len(opened) == 1
+
+
+async def test_a_failed_insert_undoes_the_update_with_it(url: str) -> None:
+    """The INSERT and COMMIT travel together: when the INSERT fails, nothing is committed."""
+    store = JobStore()
+    direct = DirectWriter(connector(url), store, MYSQL)
+    view = await queued_job(store)
+    # A row at the seq the write will take, without the job's own row moving: the INSERT
+    # meets the unique (job_id, seq) after the compare-and-set succeeded.
+    conn = connector(url)()
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO job_events (job_id, seq, type, attempt, data, at, owner_id)"
+            " SELECT job_id, seq + 2, type, attempt, data, at, owner_id FROM job_events"
+            " WHERE job_id = %s AND seq = 1",
+            (str(view.id),),
+        )
+    conn.close()
+    with pytest.raises(pymysql.err.IntegrityError):
+        direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1)
+    assert await store.get(view.id) == view  # the UPDATE was rolled back with the INSERT
+    assert direct.get(view.id) == view  # and the connection still serves
+
+
 async def test_a_row_that_moved_on_is_left_to_the_store(url: str) -> None:
     store = JobStore()
     direct = DirectWriter(connector(url), store, MYSQL)
@@ -174,4 +231,51 @@ async def test_fair_share_slots_go_to_one_connection_at_a_time_and_die_with_it(u
     writers[1]._drop()
     assert writers[2].get_with_slot(jobs[2], select)[1] == b
     for writer in writers:
+        writer._drop()
+
+
+async def test_a_slot_goes_back_with_the_outcome_commit_in_the_same_request(url: str) -> None:
+    """queueing/fairness.py: the outcome's request carries RELEASE_LOCK; release_slot() then
+    sends nothing. Without a commit (the row moved on), release_slot() still releases it."""
+    from jobline.queueing.fairness import slot_select
+
+    store = JobStore()
+    owner = str(uuid.uuid4())
+    data = {"type": "music.transcode", "queue": "music", "payload": {}, "priority": 0}
+    jobs = []
+    for _ in range(2):
+        job_id = uuid.uuid4()
+        await store.submit(job_id=job_id, data={**data, "owner_id": owner})
+        jobs.append((await store.append(job_id, E.QUEUED, {"task_id": "t"})).view)
+    opened: list[CountingConnection] = []
+
+    def connect() -> Any:
+        opened.append(CountingConnection(connector(url)()))
+        return opened[-1].conn
+
+    direct, other = DirectWriter(connect, store, MYSQL), DirectWriter(connector(url), store, MYSQL)
+    direct._consecutive = True  # as learnt by the first write of the connection
+    select = slot_select(MYSQL, 1)  # a cap of 1
+    view, slot = direct.get_with_slot(jobs[0].id, select)
+    assert view == jobs[0] and slot is not None
+    assert other.get_with_slot(jobs[1].id, select)[1] is None  # held
+    direct.release_with_commit(slot)
+    before = opened[0].requests
+    assert direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1)
+    assert opened[0].requests - before == 2  # (BEGIN, UPDATE) and (INSERT, COMMIT, RELEASE)
+    taken = other.get_with_slot(jobs[1].id, select)[1]
+    assert taken == slot  # free again
+    other.release_slot(taken)
+    direct.release_slot(slot)
+    assert opened[0].requests - before == 2  # nothing more to send
+    # Nothing committed (the row moved on): the slot is released on its own.
+    _, again = direct.get_with_slot(jobs[1].id, select)
+    assert again == slot
+    direct.release_with_commit(again)
+    await store.append(jobs[1].id, E.CANCELLED, {})
+    assert direct.append_expected(jobs[1], [Step(E.STARTED, {})], 1) is None  # it moved on
+    direct.release_with_commit(None)
+    direct.release_slot(again)
+    assert other.get_with_slot(jobs[1].id, select)[1] == slot
+    for writer in (direct, other):
         writer._drop()

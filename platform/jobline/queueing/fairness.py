@@ -10,7 +10,7 @@ twice and the delay costs no retry.
 How workers agree, on MariaDB (the worker's direct connection, jobs/direct.py): a running
 job holds one of its owner's `cap` slots of the domain, a named lock of the database server
 (GET_LOCK), taken in the SELECT that reads the delivered job - no extra round trip - and
-released when the job ends (one statement). The server hands each slot to one connection
+released when the job ends: in the request that commits its outcome, or on its own. The server hands each slot to one connection
 at a time, so two workers starting the same user's jobs at the same instant cannot both take
 the last slot; a worker that dies loses its connection and with it its slots. Elsewhere
 (SQLite, green pools, a URL with options) the cap is the count of the owner's jobs recorded
@@ -111,9 +111,18 @@ def admit(
     return view, slot
 
 
+def release_with_outcome(rt: Any, slot: str | None) -> None:
+    """Have the transaction recording the job's outcome on the task's thread give the slot
+    back in its own request; release() then has nothing left to do."""
+    if slot is not None:
+        rt.direct.release_with_commit(slot)
+
+
 def release(rt: Any, slot: str) -> None:
-    """Give a slot back (from the task's thread: its connection holds the lock)."""
+    """Give a slot back (from the task's thread: its connection holds the lock), unless
+    the outcome's commit did."""
     try:
+        rt.direct.release_with_commit(None)
         rt.direct.release_slot(slot)
     except Exception:
         # The connection is gone, and with it the lock: nothing is held any more.

@@ -48,6 +48,7 @@ def run_job(
             read, slot = fairness.admit(rt, job_type, jid, generation)
         except fairness.Deferred:
             return
+        fairness.release_with_outcome(rt, slot)
     try:
         redelivered = bool((task.request.delivery_info or {}).get("redelivered"))
         worker = task.request.hostname or "worker"
