@@ -14,7 +14,7 @@ from kombu import Connection
 from kombu.utils.json import dumps
 
 from jobline.compat import kombu_filesystem
-from jobline.config import Settings
+from jobline.config import EMBEDDED_BROKER, Settings
 from jobline.jobs.spec import load_queues
 from jobline.queueing.app import broker_options, create_celery
 
@@ -93,9 +93,9 @@ def test_a_failed_write_leaves_no_file(
 
 
 def test_the_embedded_broker_uses_this_transport(tmp_path: Path) -> None:
-    settings = Settings(env="development", var_dir=tmp_path)
+    # The embedded default, whatever the test run's environment names.
+    settings = Settings(env="development", var_dir=tmp_path, broker_url=EMBEDDED_BROKER)
     app = create_celery(settings, load_queues(settings.queues_file))
-    assert settings.broker_url == "filesystem://"
     with app.connection_for_write() as connection:
         assert isinstance(connection.transport, kombu_filesystem.Transport)
         assert connection.transport_options == broker_options(settings)
