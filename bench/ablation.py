@@ -48,7 +48,7 @@ def run(
     servers: dict[str, Server] = {}
     worktree: Path | None = None
     try:
-        env = jobline_env(scratch, logdir)
+        env = jobline_env(scratch, logdir, purges_queue=True)
         email = prepare_jobline(env)
         for name, extra in VARIANTS.items():
             servers[name] = start_jobline_api({**env, **extra}, logdir)

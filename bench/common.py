@@ -164,8 +164,19 @@ class Scratch:
         return int(r.json().get("messages", 0)) if r.status_code == 200 else 0
 
 
-def jobline_env(scratch: Scratch, logdir: Path, **extra: str) -> dict[str, str]:
-    """JOBLINE_* of a benchmark's jobline processes: the scratch services, bench/queues.yaml."""
+def jobline_env(
+    scratch: Scratch, logdir: Path, *, purges_queue: bool = False, **extra: str
+) -> dict[str, str]:
+    """JOBLINE_* of a benchmark's jobline processes: the scratch services, bench/queues.yaml.
+
+    `purges_queue`: the benchmark purges jobline's queue between runs (no worker consumes
+    there). Its jobs stay `queued` in the database with no message, which is a lost message
+    to the reconciler (queueing/reconcile.py): it would rightly publish them again, 500 per
+    round, during the next runs (the API's own CPU, and in `latency` jobs its workers run).
+    So reconciliation is off in those APIs; `e2e` purges nothing and runs it as shipped.
+    """
+    if purges_queue:
+        extra = {"JOBLINE_RECONCILE_INTERVAL_SECONDS": "0", **extra}
     return {
         "JOBLINE_ENV": "test",
         "JOBLINE_DATABASE_URL": scratch.mysql_url,

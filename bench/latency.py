@@ -178,7 +178,7 @@ def run(options: LatencyOptions, logdir: Path) -> dict[str, Any]:
     procs: list[Proc] = []
     try:
         peer_db = peer.PeerDatabase.create()
-        env = jobline_env(scratch, logdir)
+        env = jobline_env(scratch, logdir, purges_queue=True)
         email = prepare_jobline(env)
         submit_bench.start_servers(scratch, peer_db, env, logdir, servers)
         token = login(servers["jobline"].base, email)

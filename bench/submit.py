@@ -87,7 +87,7 @@ def run(options: SubmitOptions, logdir: Path) -> dict[str, Any]:
     servers: dict[str, Server] = {}
     try:
         peer_db = peer.PeerDatabase.create()
-        env = jobline_env(scratch, logdir)
+        env = jobline_env(scratch, logdir, purges_queue=True)
         email = prepare_jobline(env)
         start_servers(scratch, peer_db, env, logdir, servers)
         token = login(servers["jobline"].base, email)
