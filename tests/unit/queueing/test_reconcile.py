@@ -105,3 +105,19 @@ def test_the_defaults_publish_a_loss_again_within_a_minute() -> None:
         + defaults.relay_interval_seconds
     )
     assert worst <= 60
+
+
+def test_an_interval_of_zero_turns_reconciliation_off() -> None:
+    """`JOBLINE_RECONCILE_INTERVAL_SECONDS=0` (documented "0: never"; bench/ uses it where it
+    purges its queue): the relay runs no reconcile loop; any other interval, on RabbitMQ, does."""
+    from jobline.jobs.spec import load_queues
+    from jobline.jobs.store import JobStore
+    from jobline.queueing.app import create_celery
+    from jobline.queueing.relay import wire
+
+    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+    for interval, runs in ((0.0, False), (10.0, True)):
+        config = settings(broker_url=amqp, reconcile_interval_seconds=interval)
+        queues = load_queues(REPO / "queues.yaml")
+        _, relay = wire(config, queues, create_celery(config, queues), JobStore())
+        assert (relay.reconcile is not None) is runs, interval
