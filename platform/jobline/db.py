@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tortoise import BaseDBAsyncClient, Tortoise
+from tortoise import BaseDBAsyncClient, Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 
 from jobline.config import Settings, tortoise_config
@@ -57,3 +57,23 @@ async def apply_migrations(settings: Settings) -> list[str]:
         await command.init()
         applied: list[str] = await command.upgrade(run_in_transaction=True)
     return applied
+
+
+async def pending_migrations(settings: Settings, db: BaseDBAsyncClient | None = None) -> list[str]:
+    """The migrations shipped for the database's dialect that it has not applied, in order:
+    what `jobline migrate` would apply. Code newer than its schema fails on the columns and
+    tables it lacks, so readiness (/readyz) names them instead of letting requests fail."""
+    folder = settings.migrations_dir / settings.dialect / "models"
+    shipped = sorted(
+        (p.name for p in folder.glob("*.py") if p.name[:1].isdigit()),
+        key=lambda name: int(name.split("_", 1)[0]),
+    )
+    conn = db or connections.get("default")
+    try:
+        _, rows = await conn.execute_query("SELECT version FROM aerich WHERE app = 'models'")
+    except Exception as exc:
+        if "aerich" not in str(exc):
+            raise  # the database is away: not a question of its schema
+        return shipped  # never migrated: its error names the missing aerich table
+    applied = {str(row["version"]) for row in rows}
+    return [name for name in shipped if name not in applied]

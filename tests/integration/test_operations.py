@@ -108,7 +108,7 @@ def test_gunicorn_with_the_shipped_config_serves_readyz_and_metrics_of_every_wor
     proc, base = gunicorn_server
     r = httpx.get(f"{base}/readyz", timeout=10)
     assert r.status_code == 200, r.text
-    assert r.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert r.json()["checks"] == {"database": "ok", "schema": "ok", "broker": "ok"}
     # Enough requests that both workers serve some; /metrics adds up every worker's files.
     for _ in range(20):
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200

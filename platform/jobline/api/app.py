@@ -29,7 +29,7 @@ from jobline.api.limits import BodyGuard, BodyLimit
 from jobline.api.login_guard import LoginThrottle
 from jobline.api.registration import RegistrationGate
 from jobline.config import Settings, get_settings
-from jobline.db import close_db, open_db
+from jobline.db import close_db, open_db, pending_migrations
 from jobline.heap import frozen_after_startup
 from jobline.jobs.batching import SubmitBatcher
 from jobline.jobs.service import JobService
@@ -157,9 +157,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: the database and the broker answer."""
+        """Readiness: the database answers and has every migration applied; the broker answers."""
+        database = await _check_database()
         checks = {
-            "database": await _check_database(),
+            "database": database,
+            "schema": (
+                await _check_schema(request.app.state.settings)
+                if database == "ok"
+                else "not checked"
+            ),
             "broker": await _check_broker(request.app.state.celery),
         }
         ok = all(v == "ok" for v in checks.values())
@@ -177,6 +183,21 @@ async def _check_database() -> str:
             await connections.get("default").execute_query("SELECT 1")
     except Exception as exc:
         return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+async def _check_schema(settings: Settings) -> str:
+    try:
+        with anyio.fail_after(READY_TIMEOUT_SECONDS):
+            pending = await pending_migrations(settings)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    if pending:
+        # This code reads columns and tables they add: every request would fail on them.
+        return (
+            f"error: {len(pending)} migration(s) not applied, from {pending[0]};"
+            " run `jobline migrate`"
+        )
     return "ok"
 
 
