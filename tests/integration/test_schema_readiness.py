@@ -42,8 +42,10 @@ async def test_a_migrated_database_lacks_nothing_and_a_forgotten_one_is_named(
     backend: Settings,
 ) -> None:
     names = shipped(backend)
-    assert len(names) >= 10 and names[0].startswith("0_") and names[-1].startswith(
-        f"{len(names) - 1}_"
+    assert (
+        len(names) >= 10
+        and names[0].startswith("0_")
+        and names[-1].startswith(f"{len(names) - 1}_")
     )
     assert await pending_migrations(backend) == []
     db = connections.get("default")
