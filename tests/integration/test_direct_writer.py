@@ -59,10 +59,11 @@ def test_a_url_with_options_or_not_mysql_gets_no_direct_path() -> None:
     assert mysql_connector("mysql://u:p%40ss@db:3306/jobs") is not None
 
 
-async def queued_job(store: JobStore) -> Any:
+async def queued_job(store: JobStore, owner: str | None = None) -> Any:
+    """A job queued for `owner` (a new one by default): its view."""
     job_id = uuid.uuid4()
     data = {"type": "music.transcode", "queue": "music", "payload": {"n": "é"}, "priority": 0}
-    await store.submit(job_id=job_id, data={**data, "owner_id": str(uuid.uuid4())})
+    await store.submit(job_id=job_id, data={**data, "owner_id": owner or str(uuid.uuid4())})
     return (await store.append(job_id, E.QUEUED, {"task_id": "t"})).view
 
 
@@ -206,12 +207,7 @@ async def test_fair_share_slots_go_to_one_connection_at_a_time_and_die_with_it(u
 
     store = JobStore()
     owner = str(uuid.uuid4())
-    data = {"type": "music.transcode", "queue": "music", "payload": {}, "priority": 0}
-    jobs = []
-    for _ in range(4):
-        job_id = uuid.uuid4()
-        await store.submit(job_id=job_id, data={**data, "owner_id": owner})
-        jobs.append(job_id)
+    jobs = [(await queued_job(store, owner)).id for _ in range(4)]
     stranger = (await queued_job(store)).id  # another owner
     writers = [DirectWriter(connector(url), store, MYSQL) for _ in range(4)]
     select = slot_select(MYSQL, 2)  # a cap of 2
@@ -241,12 +237,7 @@ async def test_a_slot_goes_back_with_the_outcome_commit_in_the_same_request(url:
 
     store = JobStore()
     owner = str(uuid.uuid4())
-    data = {"type": "music.transcode", "queue": "music", "payload": {}, "priority": 0}
-    jobs = []
-    for _ in range(2):
-        job_id = uuid.uuid4()
-        await store.submit(job_id=job_id, data={**data, "owner_id": owner})
-        jobs.append((await store.append(job_id, E.QUEUED, {"task_id": "t"})).view)
+    jobs = [await queued_job(store, owner) for _ in range(2)]
     opened: list[CountingConnection] = []
 
     def connect() -> Any:
