@@ -109,6 +109,12 @@ class DatabaseUnavailable(JoblineError):
     code = "DATABASE_UNAVAILABLE"
 
 
+class DatabaseSchemaBehind(JoblineError):
+    """The database lacks migrations this version needs; an operator must run `jobline migrate`."""
+
+    code = "DATABASE_SCHEMA_BEHIND"
+
+
 class TransientError(JoblineError):
     """A temporary failure: the job is retried with backoff."""
 

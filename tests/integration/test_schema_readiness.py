@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -93,3 +94,23 @@ async def test_readyz_is_503_naming_the_first_missing_migration(
     finally:
         await db.execute_query("UPDATE aerich SET version = %s WHERE version = %s", [last, row])
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_request_on_a_database_without_a_column_is_503_schema_behind(
+    make_user: Any, client: httpx.AsyncClient
+) -> None:
+    """Not "The database is unreachable": an operator must migrate, and the answer says so."""
+    user = await make_user()
+    assert (await user.client.get("/api/v1/jobs")).status_code == 200
+    db = connections.get("default")
+    # The column migration 9 added, as a database of the release before lacks it.
+    await db.execute_query("ALTER TABLE jobs RENAME COLUMN worker TO worker_away")
+    try:
+        r = await user.client.get("/api/v1/jobs")
+    finally:
+        await db.execute_query("ALTER TABLE jobs RENAME COLUMN worker_away TO worker")
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"]["code"] == "DATABASE_SCHEMA_BEHIND"
+    assert "jobline migrate" in r.json()["detail"]["message"]
+    assert int(r.headers["Retry-After"]) > 0
+    assert (await user.client.get("/api/v1/jobs")).status_code == 200

@@ -16,6 +16,7 @@ from jobline.dialects import (
     SQLite,
     dialect_for,
     dialect_for_url,
+    schema_behind,
 )
 from jobline.errors import ConfigError
 from jobline.jobs import sql
@@ -103,3 +104,28 @@ def test_issue15_a_stream_ends_quietly_on_pymysql_s_connection_errors() -> None:
     for error in (pymysql.err.InterfaceError(0, ""), pymysql.err.OperationalError(2013, "")):
         with ends_on_outage():
             raise error
+
+
+def test_a_missing_table_or_column_is_a_schema_behind_not_an_outage() -> None:
+    """The error a request meets on a database without this version's migrations."""
+    import sqlite3
+
+    for missing in (
+        pymysql.err.OperationalError(1054, "Unknown column 'worker' in 'SELECT'"),
+        pymysql.err.ProgrammingError(1146, "Table 'jobline.workers' doesn't exist"),
+        sqlite3.OperationalError("no such column: worker"),
+        sqlite3.OperationalError("no such table: workers"),
+    ):
+        assert schema_behind(missing), missing
+        # As Tortoise raises it: its own error, the driver's as the cause.
+        wrapped = OperationalError(str(missing))
+        wrapped.__cause__ = missing
+        assert schema_behind(wrapped), missing
+    for away in (
+        pymysql.err.OperationalError(2003, "Can't connect to MySQL server"),
+        pymysql.err.OperationalError(1213, "Deadlock found"),
+        sqlite3.OperationalError("database is locked"),
+        OperationalError("connection lost"),
+        ValueError("no such column"),
+    ):
+        assert not schema_behind(away), away

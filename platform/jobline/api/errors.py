@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette import status
 
 from jobline import errors
-from jobline.dialects import DATA_ERRORS, UNAVAILABLE, refused_data
+from jobline.dialects import DATA_ERRORS, UNAVAILABLE, refused_data, schema_behind
 
 log = logging.getLogger("jobline.api")
 # What a client is told to wait after a 503 for a database outage.
@@ -32,6 +32,7 @@ STATUS_OF: dict[type[errors.JoblineError], int] = {
     errors.IdempotencyConflict: status.HTTP_409_CONFLICT,
     errors.BrokerUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
     errors.DatabaseUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+    errors.DatabaseSchemaBehind: status.HTTP_503_SERVICE_UNAVAILABLE,
     errors.SuperuserRequired: status.HTTP_403_FORBIDDEN,
     errors.TooManyActiveJobs: status.HTTP_429_TOO_MANY_REQUESTS,
     errors.TooManyStreams: status.HTTP_429_TOO_MANY_REQUESTS,
@@ -153,8 +154,11 @@ def install(app: FastAPI) -> None:
                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             )
         # A restarting database is an outage, not a bug in the request: 503, retry later.
+        # So is one behind this version's migrations, but it needs an operator: said so.
         log.warning("database error on %s %s: %s", request.method, request.url.path, exc)
-        unavailable = errors.DatabaseUnavailable()
+        unavailable: errors.JoblineError = (
+            errors.DatabaseSchemaBehind() if schema_behind(exc) else errors.DatabaseUnavailable()
+        )
         return JSONResponse(
             problem(unavailable.code, unavailable.message),
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -69,6 +69,20 @@ def refused_data(exc: BaseException) -> bool:
     return False
 
 
+def schema_behind(exc: BaseException) -> bool:
+    """Whether an error (or one it wraps) says a table or column the code reads is missing:
+    the database lacks migrations of this version. Not an outage: a retry fails the same
+    way until an operator runs `jobline migrate`."""
+    seen: BaseException | None = exc
+    for _ in range(ERROR_CHAIN_DEPTH):
+        if seen is None:
+            return False
+        if any(dialect.lacks_schema(seen) for dialect in DIALECTS.values()):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def dialect_for(name: str) -> Dialect:
     """The dialect of a Tortoise dialect name ("sqlite", "mysql")."""
     try:
@@ -103,4 +117,5 @@ __all__ = [
     "dialect_for_url",
     "dialect_of",
     "refused_data",
+    "schema_behind",
 ]

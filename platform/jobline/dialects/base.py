@@ -89,6 +89,11 @@ class Dialect:
         cannot store: retrying fails the same way); None for an error not the driver's."""
         return True if isinstance(exc, self.data_errors) else None
 
+    def lacks_schema(self, exc: BaseException) -> bool:
+        """Whether a driver error says a table or column is missing: the database is behind
+        the code's migrations (`jobline migrate` was not run), not away."""
+        return False
+
     def first_free_lock_sql(self, key_columns: Sequence[str], count: int) -> str:
         """An expression taking the first free one of `count` named locks of a row's key
         (`key_columns`' values, server-wide): the lock's name, or NULL when all are held."""

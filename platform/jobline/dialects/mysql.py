@@ -31,6 +31,9 @@ DATA_ERRNOS = frozenset(
     }
 )
 
+# A table or column the code reads is missing: migrations not applied.
+SCHEMA_ERRNOS = frozenset({1054, 1146})  # ER_BAD_FIELD_ERROR, ER_NO_SUCH_TABLE
+
 
 class MySQL(Dialect):
     """MySQL/MariaDB: `%s` placeholders, backquotes, row locks, index hints."""
@@ -79,6 +82,14 @@ class MySQL(Dialect):
         if isinstance(exc, pymysql.err.MySQLError) and exc.args:
             return exc.args[0] in DATA_ERRNOS
         return None
+
+    def lacks_schema(self, exc: BaseException) -> bool:
+        """ER_BAD_FIELD_ERROR (1054) or ER_NO_SUCH_TABLE (1146)."""
+        return (
+            isinstance(exc, pymysql.err.MySQLError)
+            and bool(exc.args)
+            and (exc.args[0] in SCHEMA_ERRNOS)
+        )
 
     def first_free_lock_sql(self, key_columns: Sequence[str], count: int) -> str:
         """GET_LOCK of each name in turn, without waiting. Names are server-wide: the

@@ -40,6 +40,12 @@ class SQLite(Dialect):
         url["credentials"]["busy_timeout"] = busy_timeout_ms
         return url
 
+    def lacks_schema(self, exc: BaseException) -> bool:
+        """sqlite3's "no such table" / "no such column"."""
+        return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith(
+            ("no such table", "no such column")
+        )
+
     def insert_if_absent_sql(self, table: str, columns: Sequence[str], touch: str) -> str:
         """INSERT OR IGNORE: the writer already holds the database's lock."""
         return self.insert_sql(table, columns).replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
