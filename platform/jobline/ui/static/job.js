@@ -222,8 +222,10 @@
     if (b) b.disabled = false;
     if (response.ok && body) {
       answer.textContent = `${response.status}: ${action === "cancel" ? "cancel" : "retry"} accepted; the job is ${body.state}${action === "cancel" && body.state === "running" ? " (asked to stop)" : ""}.`;
-      // The stream brings the events; a retried job has a new attempt to follow.
-      if (!J.FINAL.has(body.state)) open();
+      // The stream brings the events; a retried job has a new attempt to follow. A fast
+      // job may have finished before this answer came (its state final already): the page
+      // still lacks the events past its own last one, and the stream brings those too.
+      if (!J.FINAL.has(body.state) || body.last_seq > lastSeq) open();
     } else {
       answer.setAttribute("data-error", "");
       answer.textContent = J.problemText(response.status, body);
