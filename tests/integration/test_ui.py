@@ -259,6 +259,54 @@ def test_cancel_a_running_job_from_its_page(
         assert_clean(driver, ui_server)
 
 
+# The page's fetch of a retry answers only once the test releases it, with the job as it
+# is then: as the API answers when the new attempt ran and ended before its 202 went out.
+HOLD_THE_RETRY_ANSWER = """
+const original = window.fetch;
+window.fetch = async (url, options) => {
+  const response = await original(url, options);
+  if (!String(url).endsWith("/retry")) return response;
+  await new Promise((resolve) => { window.releaseRetry = resolve; });
+  const now = await original(String(url).replace(/\\/retry$/, ""), {
+    headers: { Accept: "application/json" },
+  });
+  return new Response(await now.text(), {
+    status: response.status,
+    headers: { "Content-Type": "application/json" },
+  });
+};
+"""
+
+
+def test_a_retry_whose_new_attempt_ended_before_the_answer_still_shows_it(
+    ui_server: str, alice: Account, workers: dict[str, Proc]
+) -> None:
+    """The race the whole suite met once: attempt 2 failed 6 ms after its message arrived,
+    before the retry's 202, whose job was then final; the page never showed attempt 2."""
+    job = alice.submit("music.validate_master", {"source": "master.mp3"})
+    assert alice.wait_final(job["id"])["state"] == "failed"
+    with chromium() as driver:
+        log_in(driver, ui_server, alice.email)
+        driver.get(f"{ui_server}/ui/jobs/{job['id']}")
+        assert "not a lossless master" in find(driver, '[data-field="error"]').text
+        driver.execute_script(HOLD_THE_RETRY_ANSWER)
+        find(driver, 'button[data-action="retry"]').click()
+        wait_for(
+            driver, lambda d: d.execute_script("return typeof window.releaseRetry") == "function"
+        )
+        deadline = time.monotonic() + 60
+        while not ((now := alice.job(job["id"]))["attempt"] == 2 and now["state"] == "failed"):
+            assert time.monotonic() < deadline, now
+            time.sleep(0.05)
+        driver.execute_script("window.releaseRetry()")
+        answer = find(driver, '[data-field="action-result"]')
+        wait_for(driver, lambda d: answer.text.startswith("202") and "is failed" in answer.text)
+        wait_for(driver, lambda d: find_all(d, '[data-attempt="2"] [data-type="failed"]'))
+        assert find(driver, '[data-field="attempt"]').text == "2"
+        history = [(e["seq"], e["type"]) for e in alice.events(job["id"])]
+        wait_for(driver, lambda d: timeline(d) == history)
+
+
 def test_retry_a_failed_job_from_its_page_and_see_a_409(
     ui_server: str, alice: Account, workers: dict[str, Proc]
 ) -> None:
