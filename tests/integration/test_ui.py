@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -259,6 +260,17 @@ def test_cancel_a_running_job_from_its_page(
         assert_clean(driver, ui_server)
 
 
+def open_a_failed_job(driver: Any, ui_server: str, alice: Account) -> dict[str, Any]:
+    """A job that failed (validate_master refuses a lossy source, with no retries of its
+    own), its page open in `driver`, logged in as `alice`."""
+    job = alice.submit("music.validate_master", {"source": "master.mp3"})
+    assert alice.wait_final(job["id"])["state"] == "failed"
+    log_in(driver, ui_server, alice.email)
+    driver.get(f"{ui_server}/ui/jobs/{job['id']}")
+    assert "not a lossless master" in find(driver, '[data-field="error"]').text
+    return job
+
+
 # The page's fetch of a retry answers only once the test releases it, with the job as it
 # is then: as the API answers when the new attempt ran and ended before its 202 went out.
 HOLD_THE_RETRY_ANSWER = """
@@ -283,12 +295,8 @@ def test_a_retry_whose_new_attempt_ended_before_the_answer_still_shows_it(
 ) -> None:
     """The race the whole suite met once: attempt 2 failed 6 ms after its message arrived,
     before the retry's 202, whose job was then final; the page never showed attempt 2."""
-    job = alice.submit("music.validate_master", {"source": "master.mp3"})
-    assert alice.wait_final(job["id"])["state"] == "failed"
     with chromium() as driver:
-        log_in(driver, ui_server, alice.email)
-        driver.get(f"{ui_server}/ui/jobs/{job['id']}")
-        assert "not a lossless master" in find(driver, '[data-field="error"]').text
+        job = open_a_failed_job(driver, ui_server, alice)
         driver.execute_script(HOLD_THE_RETRY_ANSWER)
         find(driver, 'button[data-action="retry"]').click()
         wait_for(
@@ -310,13 +318,8 @@ def test_a_retry_whose_new_attempt_ended_before_the_answer_still_shows_it(
 def test_retry_a_failed_job_from_its_page_and_see_a_409(
     ui_server: str, alice: Account, workers: dict[str, Proc]
 ) -> None:
-    # validate_master fails a lossy source, with no retries of its own.
-    job = alice.submit("music.validate_master", {"source": "master.mp3"})
-    assert alice.wait_final(job["id"])["state"] == "failed"
     with chromium() as driver:
-        log_in(driver, ui_server, alice.email)
-        driver.get(f"{ui_server}/ui/jobs/{job['id']}")
-        assert "not a lossless master" in find(driver, '[data-field="error"]').text
+        job = open_a_failed_job(driver, ui_server, alice)
         find(driver, 'button[data-action="retry"]').click()
         answer = find(driver, '[data-field="action-result"]')
         wait_for(driver, lambda d: answer.text.startswith("202"))
