@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+from pathlib import Path
 from typing import Any
 
 from tortoise import BaseDBAsyncClient, Tortoise, connections
@@ -59,21 +61,25 @@ async def apply_migrations(settings: Settings) -> list[str]:
     return applied
 
 
-async def pending_migrations(settings: Settings, db: BaseDBAsyncClient | None = None) -> list[str]:
+@functools.cache
+def shipped_migrations(folder: Path) -> tuple[str, ...]:
+    """The migration files in `folder`, in their order (read once: they ship with the code)."""
+    names = (p.name for p in folder.glob("*.py") if p.name[:1].isdigit())
+    return tuple(sorted(names, key=lambda name: int(name.split("_", 1)[0])))
+
+
+async def pending_migrations(settings: Settings) -> list[str]:
     """The migrations shipped for the database's dialect that it has not applied, in order:
     what `jobline migrate` would apply. Code newer than its schema fails on the columns and
     tables it lacks, so readiness (/readyz) names them instead of letting requests fail."""
-    folder = settings.migrations_dir / settings.dialect / "models"
-    shipped = sorted(
-        (p.name for p in folder.glob("*.py") if p.name[:1].isdigit()),
-        key=lambda name: int(name.split("_", 1)[0]),
-    )
-    conn = db or connections.get("default")
+    shipped = shipped_migrations(settings.migrations_dir / settings.dialect / "models")
     try:
-        _, rows = await conn.execute_query("SELECT version FROM aerich WHERE app = 'models'")
+        _, rows = await connections.get("default").execute_query(
+            "SELECT version FROM aerich WHERE app = 'models'"
+        )
     except Exception as exc:
         if "aerich" not in str(exc):
             raise  # the database is away: not a question of its schema
-        return shipped  # never migrated: its error names the missing aerich table
+        return list(shipped)  # never migrated: its error names the missing aerich table
     applied = {str(row["version"]) for row in rows}
     return [name for name in shipped if name not in applied]

@@ -17,18 +17,14 @@ import pytest
 from tortoise import connections
 
 from jobline.config import Settings
-from jobline.db import pending_migrations
+from jobline.db import pending_migrations, shipped_migrations
 from tests.integration.backends import BACKENDS, open_backend
 
 pytestmark = pytest.mark.integration
 
 
 def shipped(settings: Settings) -> list[str]:
-    folder = settings.migrations_dir / settings.dialect / "models"
-    return sorted(
-        (p.name for p in folder.glob("*.py") if p.name[:1].isdigit()),
-        key=lambda name: int(name.split("_", 1)[0]),
-    )
+    return list(shipped_migrations(settings.migrations_dir / settings.dialect / "models"))
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

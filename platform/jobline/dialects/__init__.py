@@ -6,6 +6,7 @@ A new database: a module with its Dialect subclass, one line in DIALECTS.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from tortoise.exceptions import (
@@ -50,6 +51,16 @@ DATA_ERRORS: tuple[type[Exception], ...] = (
 ERROR_CHAIN_DEPTH = 5
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The error and those it wraps (Tortoise wraps the driver's), up to ERROR_CHAIN_DEPTH."""
+    seen: BaseException | None = exc
+    for _ in range(ERROR_CHAIN_DEPTH):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 def refused_data(exc: BaseException) -> bool:
     """Whether the database refused the data of a statement (a value it cannot store).
 
@@ -57,15 +68,11 @@ def refused_data(exc: BaseException) -> bool:
     answering 503 would invite a retry. Tortoise wraps the driver's error; the chain is
     followed to it, and the first driver's error met decides.
     """
-    seen: BaseException | None = exc
-    for _ in range(ERROR_CHAIN_DEPTH):
-        if seen is None:
-            return False
+    for seen in _chain(exc):
         for dialect in DIALECTS.values():
             verdict = dialect.refuses_data(seen)
             if verdict is not None:
                 return verdict
-        seen = seen.__cause__ or seen.__context__
     return False
 
 
@@ -73,14 +80,7 @@ def schema_behind(exc: BaseException) -> bool:
     """Whether an error (or one it wraps) says a table or column the code reads is missing:
     the database lacks migrations of this version. Not an outage: a retry fails the same
     way until an operator runs `jobline migrate`."""
-    seen: BaseException | None = exc
-    for _ in range(ERROR_CHAIN_DEPTH):
-        if seen is None:
-            return False
-        if any(dialect.lacks_schema(seen) for dialect in DIALECTS.values()):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(d.lacks_schema(seen) for seen in _chain(exc) for d in DIALECTS.values())
 
 
 def dialect_for(name: str) -> Dialect:
