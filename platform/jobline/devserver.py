@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from jobline.config import EMBEDDED_BROKER, Settings, redact_url
 from jobline.jobs.spec import JobType, Queues
+from jobline.waiting import wait_event
 
 DEMO_EMAIL = "demo@example.com"
 SUPERUSER_EMAIL = "admin@example.com"
@@ -321,8 +322,7 @@ class DevServer:
                     raise DevFailed(
                         f"not ready after {self.settings.dev_ready_seconds:g}s: {', '.join(waiting)}"
                     )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_requested.wait(), READY_POLL_SECONDS)
+                await wait_event(self.stop_requested, READY_POLL_SECONDS)
         return None
 
     @staticmethod
@@ -412,7 +412,8 @@ class DevServer:
         assert died.process is not None
         if died.pump is not None:  # what it printed last, up to its end of output
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(died.pump), READY_POLL_SECONDS * 4)
+                async with asyncio.timeout(READY_POLL_SECONDS * 4):
+                    await asyncio.shield(died.pump)
         # Its last lines again, together: a worker's traceback scrolls away among the API's.
         tail = "\n".join(f"  {line}" for line in died.tail)
         self.say(
@@ -431,7 +432,8 @@ class DevServer:
         if running and not self._forced:
             waits = [c.process.wait() for c in running if c.process is not None]
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits), self.settings.dev_stop_seconds)
+                async with asyncio.timeout(self.settings.dev_stop_seconds):
+                    await asyncio.gather(*waits)
         # Whatever is left of each group (a stuck leader, an orphaned pool process) dies now.
         self._kill_groups(signal.SIGKILL)
         for child in self.children:
@@ -439,7 +441,8 @@ class DevServer:
                 await child.process.wait()
             if child.pump is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(child.pump, READY_POLL_SECONDS * 4)
+                    async with asyncio.timeout(READY_POLL_SECONDS * 4):
+                        await child.pump
         if self.children:
             self.say("dev: every process stopped")
             await self._name_interrupted()

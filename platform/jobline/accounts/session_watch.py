@@ -28,6 +28,7 @@ from typing import Any
 
 from jobline.accounts.models import RevokedSession, User
 from jobline.accounts.sessions import Credential, still_valid
+from jobline.waiting import wait_event
 
 log = logging.getLogger("jobline.accounts")
 # Ids per IN (...) list: far under any statement or placeholder limit.
@@ -78,8 +79,7 @@ class SessionWatch:
     async def _run(self) -> None:
         now = self._now = asyncio.Event()
         while self._watched:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(now.wait(), self.interval)
+            await wait_event(now, self.interval)
             now.clear()
             try:
                 await self.check()

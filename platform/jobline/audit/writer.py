@@ -26,6 +26,7 @@ from jobline.audit.models import CLIENT_MAX, METHOD_MAX, REQUEST_ID_MAX, ROUTE_M
 from jobline.compat.tortoise import meta
 from jobline.dialects import dialect_of
 from jobline.metrics import AUDIT_DROPPED, AUDIT_WRITTEN
+from jobline.waiting import wait_event
 
 log = logging.getLogger("jobline.audit")
 
@@ -114,8 +115,7 @@ class AuditWriter:
             if self.queue.qsize() + 1 < self.batch_max:
                 # Wait for a full batch, at most flush_seconds: few INSERTs under load,
                 # a short delay when idle.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._batch_ready.wait(), self.flush_seconds)
+                await wait_event(self._batch_ready, self.flush_seconds)
             self._batch_ready.clear()
             await self._write(self._drain([first]))
 

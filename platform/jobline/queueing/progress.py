@@ -8,7 +8,6 @@ coroutine per burst of reports, which awaits the write itself: no hop to a threa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from concurrent.futures import Future
 from typing import NamedTuple
 
 from jobline.queueing.limits import clip
+from jobline.waiting import wait_event
 
 
 class Wrote(NamedTuple):
@@ -106,8 +106,7 @@ class ProgressReporter:
             while True:
                 wait = self._last_write + self.interval - time.monotonic()
                 if wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), wait)
+                    await wait_event(self._wake, wait)
                 with self._lock:
                     latest, self._latest = self._latest, None
                     if latest is None:

@@ -31,6 +31,7 @@ from types import TracebackType
 from uuid import UUID
 
 from jobline.streaming.reader import EventReader, FeedEvent
+from jobline.waiting import wait_event
 
 log = logging.getLogger("jobline.streaming")
 
@@ -260,11 +261,9 @@ class EventFeed:
     async def _run(self) -> None:
         options = self.options
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(),
-                    options.poll_seconds if self._count else options.idle_poll_seconds,
-                )
+            await wait_event(
+                self._wake, options.poll_seconds if self._count else options.idle_poll_seconds
+            )
             self._wake.clear()
             try:
                 while await self.read_once():

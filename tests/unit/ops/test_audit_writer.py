@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import pytest
 from jobline.audit.store import parse_age
 from jobline.audit.writer import COLUMNS, AuditRecord, AuditWriter
 from jobline.metrics import AUDIT_DROPPED
+from tests.unit.streaming.test_feed import stopped_within
 
 SECRET = "s" * 40
 
@@ -85,3 +87,17 @@ def test_ages_parse(text: str, expected: timedelta) -> None:
 def test_bad_ages_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="30d"):
         parse_age(text)
+
+
+async def test_close_ends_the_writer_when_a_batch_fills_as_it_is_cancelled() -> None:
+    # The batch filling in the loop iteration of the cancel: with asyncio.wait_for (Python
+    # 3.11) the cancel was lost, the writer waited for its next record, and close() hung.
+    w = writer(queue_max=10)
+    w.start()
+    w.offer(record())
+    await asyncio.sleep(0.01)  # it holds the first record and waits for the batch
+    w.offer(record())
+    w.offer(record())  # two queued behind the first: the batch is ready
+    assert w._batch_ready.is_set()
+    await stopped_within(w.close(), 5)
+    assert w._task is None

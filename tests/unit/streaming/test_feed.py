@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Collection
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -296,3 +296,25 @@ async def test_a_user_follower_without_a_last_id_starts_live_and_says_where(
     await feed.read_once()
     assert [e.id for e in await drain(stream, 1)] == [new]  # type: ignore[union-attr]
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_stop_ends_the_feed_when_a_wake_arrives_with_the_cancel(
+    table: TableReader, clock: Clock
+) -> None:
+    # A notice waking the feed in the loop iteration of its cancel: with asyncio.wait_for
+    # (Python 3.11) the cancel was lost, the feed waited again, and the API's shutdown hung.
+    feed = make_feed(table, clock)
+    await feed.start()
+    await asyncio.sleep(0.01)
+    feed.wake()
+    await stopped_within(feed.stop(), 5)
+    assert feed._task is None
+
+
+async def stopped_within(stop: Awaitable[None], seconds: float) -> None:
+    """Fails unless `stop` returns within `seconds`. Not asyncio.timeout: a stop() that
+    suppresses CancelledError would swallow the timeout's own cancel and pass."""
+    stopping = asyncio.ensure_future(stop)
+    done, _ = await asyncio.wait({stopping}, timeout=seconds)
+    assert stopping in done, f"stop() still running after {seconds}s"
+    stopping.result()
