@@ -214,6 +214,11 @@ class Settings(BaseSettings):
     submit_batches_in_flight: int = Field(
         2, ge=1, description="batches being stored or published at once per API process"
     )
+    # "commit": a batched submit is answered once its job and outbox row commit (state
+    # `pending`), its publish and `queued` follow; "queued": once the broker confirmed it.
+    submit_answer: Literal["queued", "commit"] = Field(
+        "queued", description="when a batched submit is answered: after `queued` or at commit"
+    )
     publish_idle_reconnect_seconds: float = Field(
         30.0, gt=0, description="a publishing connection unused this long is reopened first"
     )

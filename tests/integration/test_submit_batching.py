@@ -63,6 +63,36 @@ async def test_a_burst_is_stored_and_published_in_batches_and_runs_to_the_end(
     assert await DispatchRow.filter(job_id__in=[j["id"] for j in jobs]).count() == 0
 
 
+async def test_answered_at_commit_a_burst_is_pending_in_the_answer_and_runs_once(
+    app: FastAPI, user: User, workers: dict[str, Proc]
+) -> None:
+    # JOBLINE_SUBMIT_ANSWER=commit: the answer comes with the job's commit; its publish and
+    # `queued` follow in the same batch, after the answer.
+    batcher = service_of(app).batcher
+    assert batcher is not None
+    batcher.answer_at_commit = True
+    try:
+        responses = await asyncio.gather(
+            *[
+                user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
+                for _ in range(BURST)
+            ]
+        )
+    finally:
+        batcher.answer_at_commit = False
+
+    assert [r.status_code for r in responses] == [202] * BURST
+    jobs = [r.json() for r in responses]
+    assert {j["state"] for j in jobs} == {"pending"}, "answered before the broker's confirm"
+    for job in jobs:
+        done = await user.wait_final(job["id"])
+        assert done["state"] == "succeeded", done
+        types = [e["type"] for e in await user.events(job["id"])]
+        assert types[:3] == ["submitted", "queued", "started"]
+        assert types.count("queued") == 1, "published once"
+    assert await DispatchRow.filter(job_id__in=[j["id"] for j in jobs]).count() == 0
+
+
 async def test_a_batch_the_broker_refuses_is_released_to_the_relay(
     app: FastAPI, user: User, workers: dict[str, Proc], migrated: Settings
 ) -> None:

@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 publisher,
                 max_batch=settings.submit_batch_max,
                 in_flight=settings.submit_batches_in_flight,
+                answer_at_commit=settings.submit_answer == "commit",
             )
             batcher.start()
         app.state.service = JobService(

@@ -53,10 +53,19 @@ class SubmitBatcher:
     """Stores and publishes the submits of one API process in batches; see the module docstring."""
 
     def __init__(
-        self, store: JobStore, publisher: Publisher, *, max_batch: int, in_flight: int
+        self,
+        store: JobStore,
+        publisher: Publisher,
+        *,
+        max_batch: int,
+        in_flight: int,
+        answer_at_commit: bool = False,
     ) -> None:
         assert publisher.batches, "batches are published on a confirming channel"
         self.store = store
+        # JOBLINE_SUBMIT_ANSWER=commit: each job is answered when its transaction commits
+        # (its outbox row with it), not after the broker's confirm and the `queued` commit.
+        self.answer_at_commit = answer_at_commit
         self.publisher = publisher
         self.max_batch = max_batch
         self._slots = asyncio.Semaphore(in_flight)
@@ -75,8 +84,8 @@ class SubmitBatcher:
         """Store the job and publish it with whichever others are waiting; its view after.
 
         The view is `queued` once the broker confirmed it, else `pending` (the relay
-        publishes it). Raises SubmitAlone when the caller must use the single path,
-        NotAdmitted when the owner's cap left no room for it.
+        publishes it); answering at commit, `pending` as stored. Raises SubmitAlone when
+        the caller must use the single path, NotAdmitted when the owner's cap left no room.
         """
         waiting = _Waiting(job, request_id)
         self._waiting.append(waiting)
@@ -147,12 +156,7 @@ class SubmitBatcher:
             for waiting in batch:
                 _settle(waiting, exc=exc)
             raise
-        for waiting in batch:
-            view = views.get(waiting.job.job_id)
-            if view is None:
-                _settle(waiting, exc=NotAdmitted(waiting.job.job_id))
-            else:
-                _settle(waiting, view=view)
+        _settle_all(batch, views)
 
     async def _store_and_publish(self, batch: list[_Waiting]) -> dict[UUID, JobView]:
         publish_now = self.publisher.healthy
@@ -165,6 +169,10 @@ class SubmitBatcher:
         views = {view.id: view for view in stored}
         self.batches += 1
         self.jobs += len(batch)
+        if self.answer_at_commit:
+            # Stored with their outbox rows: from here a job is published whatever happens
+            # to this process (the relay takes a row whose claim ran out).
+            _settle_all(batch, views)
         if not publish_now or not views:
             return views
         request_ids = {w.job.job_id: w.request_id for w in batch if w.request_id is not None}
@@ -178,6 +186,15 @@ class SubmitBatcher:
             if view is not None:
                 views[job_id] = view
         return views
+
+
+def _settle_all(batch: list[_Waiting], views: dict[UUID, JobView]) -> None:
+    for waiting in batch:
+        view = views.get(waiting.job.job_id)
+        if view is None:
+            _settle(waiting, exc=NotAdmitted(waiting.job.job_id))
+        else:
+            _settle(waiting, view=view)
 
 
 def _settle(
