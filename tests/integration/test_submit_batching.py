@@ -93,6 +93,52 @@ async def test_answered_at_commit_a_burst_is_pending_in_the_answer_and_runs_once
     assert await DispatchRow.filter(job_id__in=[j["id"] for j in jobs]).count() == 0
 
 
+async def test_answered_at_commit_a_batch_the_broker_then_refuses_still_runs(
+    app: FastAPI, user: User, workers: dict[str, Proc], migrated: Settings
+) -> None:
+    # The answer went out before the publish: a publish that fails after it leaves the
+    # outbox rows to the relay, as the default path does.
+    batcher = service_of(app).batcher
+    assert batcher is not None
+    service = service_of(app)
+    relay: Relay = app.state.relay
+    dead = ConfirmingPublisher(
+        app.state.celery,
+        service.queues,
+        f"amqp://jobline:jobline@127.0.0.1:{free_port()}//",
+        timeout=2.0,
+        idle_seconds=30.0,
+    )
+    refusing = OutboxPublisher(
+        service.store, relay.publisher.outbox, relay.publisher.dispatcher, migrated, dead
+    )
+    shipped = batcher.publisher
+    batcher.answer_at_commit, batcher.publisher = True, refusing
+    try:
+        responses = await asyncio.gather(
+            *[
+                user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
+                for _ in range(3)
+            ]
+        )
+    finally:
+        batcher.answer_at_commit, batcher.publisher = False, shipped
+
+    assert [r.status_code for r in responses] == [202] * 3
+    assert {r.json()["state"] for r in responses} == {"pending"}
+    # The publish runs after the answers: wait for it to fail (a refused connect, at once).
+    for _ in range(100):
+        if not refusing.health.ok:
+            break
+        await asyncio.sleep(0.1)
+    assert not refusing.health.ok, "the publish after the answer failed"
+    for response in responses:
+        done = await user.wait_final(response.json()["id"])
+        assert done["state"] == "succeeded", done
+        types = [e["type"] for e in await user.events(response.json()["id"])]
+        assert types.count("queued") == 1
+
+
 async def test_a_batch_the_broker_refuses_is_released_to_the_relay(
     app: FastAPI, user: User, workers: dict[str, Proc], migrated: Settings
 ) -> None:
