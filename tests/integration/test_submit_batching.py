@@ -33,6 +33,22 @@ def service_of(app: FastAPI) -> JobService:
     return service
 
 
+def refusing_publisher(app: FastAPI, migrated: Settings) -> OutboxPublisher:
+    """The API's publisher, but on a broker address where nothing listens."""
+    service = service_of(app)
+    relay: Relay = app.state.relay
+    dead = ConfirmingPublisher(
+        app.state.celery,
+        service.queues,
+        f"amqp://jobline:jobline@127.0.0.1:{free_port()}//",
+        timeout=2.0,
+        idle_seconds=30.0,
+    )
+    return OutboxPublisher(
+        service.store, relay.publisher.outbox, relay.publisher.dispatcher, migrated, dead
+    )
+
+
 async def test_a_burst_is_stored_and_published_in_batches_and_runs_to_the_end(
     app: FastAPI, user: User, workers: dict[str, Proc]
 ) -> None:
@@ -100,18 +116,7 @@ async def test_answered_at_commit_a_batch_the_broker_then_refuses_still_runs(
     # outbox rows to the relay, as the default path does.
     batcher = service_of(app).batcher
     assert batcher is not None
-    service = service_of(app)
-    relay: Relay = app.state.relay
-    dead = ConfirmingPublisher(
-        app.state.celery,
-        service.queues,
-        f"amqp://jobline:jobline@127.0.0.1:{free_port()}//",
-        timeout=2.0,
-        idle_seconds=30.0,
-    )
-    refusing = OutboxPublisher(
-        service.store, relay.publisher.outbox, relay.publisher.dispatcher, migrated, dead
-    )
+    refusing = refusing_publisher(app, migrated)
     shipped = batcher.publisher
     batcher.answer_at_commit, batcher.publisher = True, refusing
     try:
@@ -143,17 +148,7 @@ async def test_a_batch_the_broker_refuses_is_released_to_the_relay(
     app: FastAPI, user: User, workers: dict[str, Proc], migrated: Settings
 ) -> None:
     service = service_of(app)
-    dead = ConfirmingPublisher(
-        app.state.celery,
-        service.queues,
-        f"amqp://jobline:jobline@127.0.0.1:{free_port()}//",
-        timeout=2.0,
-        idle_seconds=30.0,
-    )
-    relay: Relay = app.state.relay
-    publisher = OutboxPublisher(
-        service.store, relay.publisher.outbox, relay.publisher.dispatcher, migrated, dead
-    )
+    publisher = refusing_publisher(app, migrated)
     write, written = Outbox.writer_many(utcnow(), new_claim(), publisher.lease)
     owner = user.id
     jobs = [
