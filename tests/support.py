@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,3 +261,12 @@ def copy_work_tree(target: Path) -> Path:
             (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name.decode())
     return target
+
+
+async def stopped_within(stop: Awaitable[None], seconds: float) -> None:
+    """Fails unless `stop` returns within `seconds`. Not asyncio.timeout: a stop() that
+    suppresses CancelledError would swallow the timeout's own cancel and pass."""
+    stopping = asyncio.ensure_future(stop)
+    done, _ = await asyncio.wait({stopping}, timeout=seconds)
+    assert stopping in done, f"stop() still running after {seconds}s"
+    stopping.result()

@@ -10,13 +10,11 @@ shutdown, `jobline dev`'s Ctrl-C) waits for ever. `asyncio.timeout` keeps the ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
-async def wait_event(event: asyncio.Event, seconds: float) -> bool:
-    """Whether `event` is set, waiting for it at most `seconds`."""
-    try:
+async def wait_event(event: asyncio.Event, seconds: float) -> None:
+    """Wait until `event` is set, at most `seconds`; a cancel always comes through."""
+    with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
-    except TimeoutError:
-        return event.is_set()
-    return True

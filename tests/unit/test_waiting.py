@@ -7,11 +7,14 @@ import asyncio
 from jobline.waiting import wait_event
 
 
-async def test_it_says_whether_the_event_was_set() -> None:
+async def test_it_returns_at_the_timeout_or_at_once_when_the_event_is_set() -> None:
     event = asyncio.Event()
-    assert await wait_event(event, 0.01) is False
+    await wait_event(event, 0.01)  # not set: the timeout ends the wait, without an error
+    assert not event.is_set()
     event.set()
-    assert await wait_event(event, 0.01) is True
+    waiting = asyncio.ensure_future(wait_event(event, 60))
+    done, _ = await asyncio.wait({waiting}, timeout=5)
+    assert waiting in done, "a set event does not wait for the timeout"
 
 
 async def test_a_cancel_that_arrives_as_the_event_is_set_stops_a_loop_around_it() -> None:

@@ -12,7 +12,7 @@ import pytest
 from jobline.audit.store import parse_age
 from jobline.audit.writer import COLUMNS, AuditRecord, AuditWriter
 from jobline.metrics import AUDIT_DROPPED
-from tests.unit.streaming.test_feed import stopped_within
+from tests.support import stopped_within
 
 SECRET = "s" * 40
 

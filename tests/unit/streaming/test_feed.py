@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Collection
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -16,6 +16,7 @@ from jobline.jobs.events import Event, EventType
 from jobline.streaming.feed import EventFeed, FeedOptions
 from jobline.streaming.follow import StartAt, follow_job, follow_user
 from jobline.streaming.reader import EventReader, FeedEvent
+from tests.support import stopped_within
 
 T = TypeVar("T")
 GAP_SECONDS = 5.0
@@ -309,12 +310,3 @@ async def test_stop_ends_the_feed_when_a_wake_arrives_with_the_cancel(
     feed.wake()
     await stopped_within(feed.stop(), 5)
     assert feed._task is None
-
-
-async def stopped_within(stop: Awaitable[None], seconds: float) -> None:
-    """Fails unless `stop` returns within `seconds`. Not asyncio.timeout: a stop() that
-    suppresses CancelledError would swallow the timeout's own cancel and pass."""
-    stopping = asyncio.ensure_future(stop)
-    done, _ = await asyncio.wait({stopping}, timeout=seconds)
-    assert stopping in done, f"stop() still running after {seconds}s"
-    stopping.result()
