@@ -31,13 +31,17 @@ GREEN_POOLS = frozenset({GEVENT, EVENTLET})
 # Run by the fresh interpreter: patch, then the same `jobline ...` command line.
 _PATCH = {
     GEVENT: "from gevent import monkey\nmonkey.patch_all()\n",
-    # Its multi-line deprecation warning would break the one-line errors of `jobline
-    # worker`; the README says eventlet is deprecated upstream.
+    # Warnings printed while patching would break the one-line errors of `jobline worker`:
+    # eventlet's own deprecation notice (the README says eventlet is deprecated upstream),
+    # and what the libraries it imports say on import, which changes with their releases
+    # (dnspython's DSA module warns six lines under cryptography 51). They concern those
+    # libraries, not the user's command, so the patch step alone is silenced.
     EVENTLET: (
         "import warnings\n"
-        "warnings.filterwarnings('ignore', message=r'\\s*Eventlet is deprecated')\n"
-        "import eventlet\n"
-        "eventlet.monkey_patch()\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        "    import eventlet\n"
+        "    eventlet.monkey_patch()\n"
     ),
 }
 _RUN = "import sys\nsys.argv = sys.argv[1:]\nfrom jobline.cli import app\nsys.exit(app())\n"
