@@ -25,7 +25,8 @@ async def test_each_domain_runs_a_job_to_succeeded_with_its_history(
     user: User, workers: dict[str, Proc], type: str, payload: dict[str, Any], result_key: str
 ) -> None:
     submitted = await user.submit(type, payload)
-    assert submitted["state"] in ("queued", "running", "succeeded")
+    # Answered at commit: `pending`, or further if the batch was published meanwhile.
+    assert submitted["state"] in ("pending", "queued", "running", "succeeded")
     job = await user.wait_final(submitted["id"])
     assert job["state"] == "succeeded", job
     assert result_key in job["result"]

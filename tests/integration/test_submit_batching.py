@@ -54,14 +54,20 @@ async def test_a_burst_is_stored_and_published_in_batches_and_runs_to_the_end(
 ) -> None:
     batcher = service_of(app).batcher
     assert batcher is not None, "an API on RabbitMQ batches its submits"
+    assert batcher.answer_at_commit, "JOBLINE_SUBMIT_ANSWER=commit is the default"
     batches_before, jobs_before = batcher.batches, batcher.jobs
 
-    responses = await asyncio.gather(
-        *[
-            user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
-            for _ in range(BURST)
-        ]
-    )
+    # JOBLINE_SUBMIT_ANSWER=queued: the answer waits for the broker's confirm.
+    batcher.answer_at_commit = False
+    try:
+        responses = await asyncio.gather(
+            *[
+                user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
+                for _ in range(BURST)
+            ]
+        )
+    finally:
+        batcher.answer_at_commit = True
 
     assert [r.status_code for r in responses] == [202] * BURST
     jobs = [r.json() for r in responses]
@@ -82,20 +88,16 @@ async def test_a_burst_is_stored_and_published_in_batches_and_runs_to_the_end(
 async def test_answered_at_commit_a_burst_is_pending_in_the_answer_and_runs_once(
     app: FastAPI, user: User, workers: dict[str, Proc]
 ) -> None:
-    # JOBLINE_SUBMIT_ANSWER=commit: the answer comes with the job's commit; its publish and
-    # `queued` follow in the same batch, after the answer.
+    # JOBLINE_SUBMIT_ANSWER=commit (the default): the answer comes with the job's commit;
+    # its publish and `queued` follow in the same batch, after the answer.
     batcher = service_of(app).batcher
-    assert batcher is not None
-    batcher.answer_at_commit = True
-    try:
-        responses = await asyncio.gather(
-            *[
-                user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
-                for _ in range(BURST)
-            ]
-        )
-    finally:
-        batcher.answer_at_commit = False
+    assert batcher is not None and batcher.answer_at_commit
+    responses = await asyncio.gather(
+        *[
+            user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
+            for _ in range(BURST)
+        ]
+    )
 
     assert [r.status_code for r in responses] == [202] * BURST
     jobs = [r.json() for r in responses]
@@ -109,6 +111,45 @@ async def test_answered_at_commit_a_burst_is_pending_in_the_answer_and_runs_once
     assert await DispatchRow.filter(job_id__in=[j["id"] for j in jobs]).count() == 0
 
 
+async def test_answered_at_commit_a_job_cancelled_at_once_never_runs(
+    app: FastAPI, user: User, workers: dict[str, Proc]
+) -> None:
+    # The client holds the id before the batch has published: a cancel can land before,
+    # during or after the publish and the `queued` transaction. A job cancelled before it
+    # started ends cancelled, once, and the message its worker may still get is dropped.
+    responses = await asyncio.gather(
+        *[
+            user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
+            for _ in range(20)
+        ]
+    )
+    ids = [r.json()["id"] for r in responses]
+    cancels = await asyncio.gather(*[user.client.post(f"/api/v1/jobs/{i}/cancel") for i in ids])
+
+    # A job submitted after them on the same queue: once it has run, the workers have had
+    # the cancelled jobs' messages (published first) in hand.
+    after = await user.submit("music.transcode", QUICK)
+    assert (await user.wait_final(after["id"]))["state"] == "succeeded"
+    before_start = 0
+    for job_id, cancel in zip(ids, cancels, strict=True):
+        if cancel.status_code == 202 and cancel.json()["state"] == "cancelled":
+            # Cancelled while pending (before `queued`) or queued: never started.
+            types = [e["type"] for e in await user.events(job_id)]
+            assert types in (["submitted", "cancelled"], ["submitted", "queued", "cancelled"])
+            before_start += 1
+        else:
+            # A fast worker got there first: running (asked to stop) or already finished.
+            assert cancel.status_code in (202, 409), cancel.text
+            done = await user.wait_final(job_id)
+            assert done["state"] in ("succeeded", "cancelled"), done
+            types = [e["type"] for e in await user.events(job_id)]
+            assert types[:3] == ["submitted", "queued", "started"], types
+        transitions = [t for t in types if t != "progress"]
+        assert len(transitions) == len(set(transitions)), f"recorded twice: {types}"
+    assert before_start > 0, "no cancel landed before its job started"
+    assert await DispatchRow.filter(job_id__in=ids).count() == 0
+
+
 async def test_answered_at_commit_a_batch_the_broker_then_refuses_still_runs(
     app: FastAPI, user: User, workers: dict[str, Proc], migrated: Settings
 ) -> None:
@@ -118,7 +159,7 @@ async def test_answered_at_commit_a_batch_the_broker_then_refuses_still_runs(
     assert batcher is not None
     refusing = refusing_publisher(app, migrated)
     shipped = batcher.publisher
-    batcher.answer_at_commit, batcher.publisher = True, refusing
+    batcher.publisher = refusing
     try:
         responses = await asyncio.gather(
             *[
@@ -127,7 +168,7 @@ async def test_answered_at_commit_a_batch_the_broker_then_refuses_still_runs(
             ]
         )
     finally:
-        batcher.answer_at_commit, batcher.publisher = False, shipped
+        batcher.publisher = shipped
 
     assert [r.status_code for r in responses] == [202] * 3
     assert {r.json()["state"] for r in responses} == {"pending"}
