@@ -33,6 +33,26 @@ def service_of(app: FastAPI) -> JobService:
     return service
 
 
+async def post_burst(user: User, count: int) -> list[httpx.Response]:
+    """`count` no-op submits sent at once (they share batches)."""
+    body = {"type": "music.transcode", "payload": QUICK}
+    return await asyncio.gather(
+        *[user.client.post("/api/v1/jobs", json=body) for _ in range(count)]
+    )
+
+
+async def assert_each_ran_once(user: User, ids: list[str]) -> None:
+    """Each job succeeded, published once (`queued` before `started`), no outbox row left."""
+    for job_id in ids:
+        done = await user.wait_final(job_id)
+        assert done["state"] == "succeeded", done
+        types = [e["type"] for e in await user.events(job_id)]
+        assert types[:3] == ["submitted", "queued", "started"], types
+        assert types[-1] == "succeeded", types
+        assert types.count("queued") == 1, "published once"
+    assert await DispatchRow.filter(job_id__in=ids).count() == 0
+
+
 def refusing_publisher(app: FastAPI, migrated: Settings) -> OutboxPublisher:
     """The API's publisher, but on a broker address where nothing listens."""
     service = service_of(app)
@@ -60,12 +80,7 @@ async def test_a_burst_is_stored_and_published_in_batches_and_runs_to_the_end(
     # JOBLINE_SUBMIT_ANSWER=queued: the answer waits for the broker's confirm.
     batcher.answer_at_commit = False
     try:
-        responses = await asyncio.gather(
-            *[
-                user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
-                for _ in range(BURST)
-            ]
-        )
+        responses = await post_burst(user, BURST)
     finally:
         batcher.answer_at_commit = True
 
@@ -75,14 +90,7 @@ async def test_a_burst_is_stored_and_published_in_batches_and_runs_to_the_end(
     assert {j["state"] for j in jobs} <= {"queued", "running", "succeeded"}
     assert batcher.jobs - jobs_before == BURST
     assert batcher.batches - batches_before < BURST, "concurrent submits share batches"
-    for job in jobs:
-        done = await user.wait_final(job["id"])
-        assert done["state"] == "succeeded", done
-        types = [e["type"] for e in await user.events(job["id"])]
-        assert types[:3] == ["submitted", "queued", "started"]
-        assert types[-1] == "succeeded"
-        assert types.count("queued") == 1, "published once"
-    assert await DispatchRow.filter(job_id__in=[j["id"] for j in jobs]).count() == 0
+    await assert_each_ran_once(user, [j["id"] for j in jobs])
 
 
 async def test_answered_at_commit_a_burst_is_pending_in_the_answer_and_runs_once(
@@ -92,23 +100,12 @@ async def test_answered_at_commit_a_burst_is_pending_in_the_answer_and_runs_once
     # its publish and `queued` follow in the same batch, after the answer.
     batcher = service_of(app).batcher
     assert batcher is not None and batcher.answer_at_commit
-    responses = await asyncio.gather(
-        *[
-            user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
-            for _ in range(BURST)
-        ]
-    )
+    responses = await post_burst(user, BURST)
 
     assert [r.status_code for r in responses] == [202] * BURST
     jobs = [r.json() for r in responses]
     assert {j["state"] for j in jobs} == {"pending"}, "answered before the broker's confirm"
-    for job in jobs:
-        done = await user.wait_final(job["id"])
-        assert done["state"] == "succeeded", done
-        types = [e["type"] for e in await user.events(job["id"])]
-        assert types[:3] == ["submitted", "queued", "started"]
-        assert types.count("queued") == 1, "published once"
-    assert await DispatchRow.filter(job_id__in=[j["id"] for j in jobs]).count() == 0
+    await assert_each_ran_once(user, [j["id"] for j in jobs])
 
 
 async def test_answered_at_commit_a_job_cancelled_at_once_never_runs(
@@ -117,12 +114,7 @@ async def test_answered_at_commit_a_job_cancelled_at_once_never_runs(
     # The client holds the id before the batch has published: a cancel can land before,
     # during or after the publish and the `queued` transaction. A job cancelled before it
     # started ends cancelled, once, and the message its worker may still get is dropped.
-    responses = await asyncio.gather(
-        *[
-            user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
-            for _ in range(20)
-        ]
-    )
+    responses = await post_burst(user, 20)
     ids = [r.json()["id"] for r in responses]
     cancels = await asyncio.gather(*[user.client.post(f"/api/v1/jobs/{i}/cancel") for i in ids])
 
@@ -161,12 +153,7 @@ async def test_answered_at_commit_a_batch_the_broker_then_refuses_still_runs(
     shipped = batcher.publisher
     batcher.publisher = refusing
     try:
-        responses = await asyncio.gather(
-            *[
-                user.client.post("/api/v1/jobs", json={"type": "music.transcode", "payload": QUICK})
-                for _ in range(3)
-            ]
-        )
+        responses = await post_burst(user, 3)
     finally:
         batcher.publisher = shipped
 
@@ -178,11 +165,7 @@ async def test_answered_at_commit_a_batch_the_broker_then_refuses_still_runs(
             break
         await asyncio.sleep(0.1)
     assert not refusing.health.ok, "the publish after the answer failed"
-    for response in responses:
-        done = await user.wait_final(response.json()["id"])
-        assert done["state"] == "succeeded", done
-        types = [e["type"] for e in await user.events(response.json()["id"])]
-        assert types.count("queued") == 1
+    await assert_each_ran_once(user, [r.json()["id"] for r in responses])
 
 
 async def test_a_batch_the_broker_refuses_is_released_to_the_relay(
