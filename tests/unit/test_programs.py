@@ -431,16 +431,17 @@ def enclosing_function(node: ast.AST, module: Module) -> ast.FunctionDef | None:
 def assignments(scope: ast.AST, name: str, top_level: bool = False) -> list[ast.expr]:
     """Values assigned to `name` in a scope (the module's own statements when top_level)."""
     nodes = scope.body if top_level and isinstance(scope, ast.Module) else ast.walk(scope)
-    found = []
+    found: list[ast.expr] = []
     for node in nodes:
-        if (
-            isinstance(node, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
-        ) or (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == name
-            and node.value is not None
+        targets: list[ast.expr]
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
+        if node.value is not None and any(
+            isinstance(t, ast.Name) and t.id == name for t in targets
         ):
             found.append(node.value)
     return found

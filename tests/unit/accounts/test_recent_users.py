@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from jobline.accounts import users
 from jobline.accounts.models import User
 from jobline.accounts.users import RecentUsers
 
@@ -19,7 +18,7 @@ def test_a_user_is_reused_within_the_interval_and_read_again_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(users.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("jobline.accounts.users.time.monotonic", lambda: clock[0])
     recent = RecentUsers()
     user = a_user()
     recent.put(user)
@@ -34,7 +33,7 @@ def test_expired_entries_are_dropped_so_the_cache_holds_only_recent_users(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = [0.0]
-    monkeypatch.setattr(users.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("jobline.accounts.users.time.monotonic", lambda: clock[0])
     recent = RecentUsers()
     old = [a_user() for _ in range(100)]
     for user in old:

@@ -172,7 +172,7 @@ def _best(*works: Callable[[], object]) -> list[float]:
 @pytest.fixture(scope="module")
 def plain_body() -> bytes:
     """An ordinary body as large as the cap: objects, strings, numbers."""
-    items = []
+    items: list[dict[str, Any]] = []
     body = b""
     while len(body) < CAP:
         items.extend({"name": f"item-{i}", "size": i * 1.5, "tags": ["a", "b"]} for i in range(500))

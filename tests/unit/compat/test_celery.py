@@ -4,6 +4,7 @@ message apply_async sends, without sending it."""
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from celery import Celery
 
@@ -75,11 +76,12 @@ class Requests:
         self.moved.append(request)
 
 
-def held_consumer(cls: type) -> tuple[object, Requests]:
+def held_consumer(cls: type[Any]) -> tuple[object, Requests]:
     """A consumer of `cls` with only what the rate-limit path reads: a timer and a pool."""
     from kombu.asynchronous.timer import Timer
 
-    consumer = cls.__new__(cls)
+    # An instance without __init__ (neither consumer class defines its own __new__).
+    consumer: Any = object.__new__(cls)
     consumer.timer = Timer()
     consumer._limit_order = 0
     consumer.bucket_wakeups = {}

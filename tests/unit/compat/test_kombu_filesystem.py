@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from kombu import Connection
+from kombu.exceptions import ChannelError
 from kombu.utils.json import dumps
 
 from jobline.compat import kombu_filesystem
@@ -74,7 +75,7 @@ def test_while_a_message_is_written_a_consumer_sees_nothing(
         seen.append((channel._size(QUEUE), Path(src).read_text()))
         rename(src, dst)
 
-    monkeypatch.setattr(kombu_filesystem.os, "replace", look_then_rename)
+    monkeypatch.setattr("jobline.compat.kombu_filesystem.os.replace", look_then_rename)
     channel._put(QUEUE, {"n": 1})
     assert seen == [(0, dumps({"n": 1}))]
     assert channel._get(QUEUE) == {"n": 1}
@@ -86,8 +87,8 @@ def test_a_failed_write_leaves_no_file(
     def refuse(src: str, dst: str) -> None:
         raise PermissionError(dst)
 
-    monkeypatch.setattr(kombu_filesystem.os, "replace", refuse)
-    with pytest.raises(kombu_filesystem.ChannelError):
+    monkeypatch.setattr("jobline.compat.kombu_filesystem.os.replace", refuse)
+    with pytest.raises(ChannelError):
         channel._put(QUEUE, {"n": 1})
     assert list(folder.iterdir()) == []
 

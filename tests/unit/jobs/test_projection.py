@@ -204,6 +204,10 @@ def test_a_job_never_published_again_is_at_the_first_generation() -> None:
 
 
 def test_requeued_applies_only_to_a_queued_job() -> None:
-    for before in ([], [(E.QUEUED, 1, {}), (E.STARTED, 1, {})]):
+    befores: list[list[tuple[EventType, int, dict[str, Any]]]] = [
+        [],
+        [(E.QUEUED, 1, {}), (E.STARTED, 1, {})],
+    ]
+    for before in befores:
         with pytest.raises(InvalidTransition):
             project(history(*before, (E.REQUEUED, 1, {"generation": 2})))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.projection import project
@@ -16,7 +17,12 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def events() -> list[Event]:
     job = uuid.uuid4()
-    submitted = {"type": "music.transcode", "queue": "music", "payload": {}, "owner_id": None}
+    submitted: dict[str, Any] = {
+        "type": "music.transcode",
+        "queue": "music",
+        "payload": {},
+        "owner_id": None,
+    }
     return [
         Event(job, 1, EventType.SUBMITTED, 1, T0, submitted),
         Event(job, 2, EventType.QUEUED, 1, T0 + timedelta(seconds=1), {"task_id": str(job)}),

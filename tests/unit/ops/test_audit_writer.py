@@ -52,7 +52,8 @@ def token(user_id: uuid.UUID, secret: str = SECRET, expired: bool = False) -> st
 
 def user_of(credential: str | None) -> str | None:
     values = dict(zip(COLUMNS, writer().values_of(record(credential)), strict=True))
-    return values["user_id"]
+    user_id: str | None = values["user_id"]
+    return user_id
 
 
 def test_the_row_holds_the_user_id_of_a_signed_token_never_the_token() -> None:

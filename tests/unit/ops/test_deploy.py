@@ -204,13 +204,13 @@ def test_every_compose_service_passes_the_production_checks() -> None:
         env = service.get("environment") or {}
         if env.get("JOBLINE_ENV") != "production":
             continue
-        values = {}
+        values: dict[str, Any] = {}
         for key, value in env.items():
             text = str(value)
             for secret, replacement in secrets.items():
                 text = re.sub(r"\$\{" + secret + r"[^}]*\}", replacement, text)
             values[key.removeprefix("JOBLINE_").lower()] = text
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, **values)
         assert settings.env == "production", name
 
 

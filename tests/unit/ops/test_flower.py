@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from jobline.config import Settings
 from jobline.errors import ConfigError
 from jobline.flower import broker_api, check_auth, flower_argv
 
-PROD = {
+PROD: dict[str, Any] = {
     "env": "production",
     "secret_key": "k" * 40,
     "database_url": "mysql://u:p@db:3306/jobline",

@@ -7,13 +7,13 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from jobline.config import Settings
+from jobline.config import Settings, management_api
 from jobline.jobs.events import FIRST_GENERATION, EventType
 from jobline.jobs.projection import JobView
 from jobline.jobs.states import JobState
 from jobline.queueing.delivery import stale, started_data
 from jobline.queueing.dispatch import message_kwargs
-from jobline.queueing.reconcile import BrokerCount, management_api, reconcilable
+from jobline.queueing.reconcile import BrokerCount, reconcilable
 from tests.support import REPO
 
 
