@@ -128,8 +128,7 @@ def settings(stack_env: dict[str, str]) -> Settings:
 @pytest.fixture(scope="session")
 async def migrated(settings: Settings) -> AsyncIterator[Settings]:
     """The run's database with the committed migrations applied by `jobline migrate`'s code."""
-    from jobline.cli import apply_migrations
-    from jobline.db import close_db
+    from jobline.db import apply_migrations, close_db
 
     applied = await apply_migrations(settings)
     assert applied, "the initial migration should apply to a fresh database"

@@ -13,9 +13,8 @@ import pymysql
 import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from jobline.cli import apply_migrations
 from jobline.config import Settings
-from jobline.db import close_db, open_db
+from jobline.db import apply_migrations, close_db, open_db
 from tests.conftest import _mysql_parts
 
 BACKENDS = ["sqlite", "mariadb"]

@@ -249,6 +249,7 @@ async def test_a_slot_goes_back_with_the_outcome_commit_in_the_same_request(url:
     select = slot_select(MYSQL, 1)  # a cap of 1
     view, slot = direct.get_with_slot(jobs[0].id, select)
     assert view == jobs[0] and slot is not None
+    assert view is not None
     assert other.get_with_slot(jobs[1].id, select)[1] is None  # held
     direct.release_with_commit(slot)
     before = opened[0].requests

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests import chaos as chaos_module
 from tests.chaos import ChaosStack, Figures, assert_clean, running_stack
+from tests.support import RABBIT_API
 
 pytestmark = pytest.mark.integration
 
@@ -449,7 +449,7 @@ def test_workers_ack_manually_with_a_prefetch_of_their_concurrency(stack: ChaosS
     auth = stack.rabbit_auth
     deadline = time.monotonic() + WAIT
     while True:
-        r = httpx.get(f"{chaos_module.RABBIT_API}/consumers/{stack.vhost}", auth=auth, timeout=10)
+        r = httpx.get(f"{RABBIT_API}/consumers/{stack.vhost}", auth=auth, timeout=10)
         consumers = [c for c in r.json() if c["queue"]["name"] == "chaos"]
         if consumers or time.monotonic() > deadline:
             break
@@ -458,7 +458,7 @@ def test_workers_ack_manually_with_a_prefetch_of_their_concurrency(stack: ChaosS
     consumer = consumers[0]
     assert consumer["ack_required"] is True
     channel = httpx.get(
-        f"{chaos_module.RABBIT_API}/channels/{consumer['channel_details']['name']}",
+        f"{RABBIT_API}/channels/{consumer['channel_details']['name']}",
         auth=auth,
         timeout=10,
     ).json()

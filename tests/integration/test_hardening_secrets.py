@@ -44,7 +44,7 @@ def db_dump(env: dict[str, str], tables: list[str]) -> str:
     conn = pymysql.connect(
         host=host, port=int(port), user=user, password=password, database=db, charset="utf8mb4"
     )
-    out = []
+    out: list[str] = []
     try:
         with conn.cursor() as cur:
             for table in tables:

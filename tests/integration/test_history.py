@@ -244,7 +244,7 @@ async def test_users_see_only_their_own_jobs_and_a_superuser_sees_all(
         cursor = None
         while True:
             # created_after is exclusive: one microsecond earlier includes the first job.
-            params = {"size": 100, "created_after": _just_before(since)}
+            params: dict[str, str | int] = {"size": 100, "created_after": _just_before(since)}
             if cursor:
                 params["cursor"] = cursor
             page = (await admin.get(JOBS, params=params)).json()

@@ -15,9 +15,8 @@ import pytest
 from tortoise import connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
-from jobline.cli import apply_migrations
 from jobline.config import PROJECT_ROOT, Settings
-from jobline.db import close_db, open_db
+from jobline.db import apply_migrations, close_db, open_db
 from tests.integration.backends import BACKENDS, private_database
 
 pytestmark = pytest.mark.integration

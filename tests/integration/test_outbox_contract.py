@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -166,6 +167,9 @@ async def test_a_relay_claims_only_the_types_it_can_publish(
     assert [d.job_id for d in await knows_music.claim(10, LEASE)] == [mine.id]
     knows_other = Outbox(box.connection, types={"elsewhere.only", "music.transcode"})
     assert {d.job_id for d in await knows_other.claim(10, LEASE)} == {other.id, deferred}
-    rows = await DispatchRow.filter(job_id__in=[other.id, deferred]).values_list("type", flat=True)
+    # A flat values_list is a list of values; tortoise annotates every values_list as tuples.
+    rows: list[Any] = await DispatchRow.filter(job_id__in=[other.id, deferred]).values_list(
+        "type", flat=True
+    )
     assert rows == ["elsewhere.only", "elsewhere.only"]
     await DispatchRow.filter(job_id__in=[mine.id, other.id, deferred]).delete()

@@ -244,7 +244,7 @@ async def test_errors_come_before_the_stream_starts(
         assert r.json()["detail"]["code"] == "JOB_NOT_FOUND"
     for bad in (b"abc", b"-1", b"1.5", b"1e3", b"99999999999999999999", "٣".encode()):
         for path in (job_path(job["id"]), "/api/v1/stream"):
-            r = await alice.client.get(path, headers={"Last-Event-ID": bad})
+            r = await alice.client.get(path, headers={b"Last-Event-ID": bad})
             assert r.status_code == 400, (bad, path, r.text)
             assert r.json()["detail"]["code"] == "INVALID_LAST_EVENT_ID"
 

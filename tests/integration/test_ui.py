@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from jobline.config import Settings
@@ -65,10 +67,10 @@ def bob(ui_server: str) -> Iterator[Account]:
     user.client.close()
 
 
-def assert_clean(driver: object, base: str, *statuses: int) -> None:
+def assert_clean(driver: webdriver.Chrome, base: str, *statuses: int) -> None:
     """Nothing left the origin, and the console holds no error but the expected answers."""
-    assert offsite_requests(driver, base) == []  # type: ignore[arg-type]
-    assert console_errors(driver, statuses) == []  # type: ignore[arg-type]
+    assert offsite_requests(driver, base) == []
+    assert console_errors(driver, statuses) == []
 
 
 def test_log_in_wrong_then_right_then_out(ui_server: str, alice: Account) -> None:
@@ -528,7 +530,11 @@ def test_a_long_timeline_is_paged_and_keeps_following(
         while earlier.is_displayed():
             count = len(timeline(driver))
             earlier.click()
-            wait_for(driver, lambda d, n=count: len(timeline(d)) > n)
+
+            def grew(d: WebDriver, n: int = count) -> bool:
+                return len(timeline(d)) > n
+
+            wait_for(driver, grew)
         assert timeline(driver) == history
         # Opened afresh: the newest page (4), and the rest a page at a time.
         driver.refresh()

@@ -57,7 +57,7 @@ def chromedriver_path() -> str:
 @contextmanager
 def chromium(
     width: int = 1280, height: int = 900, extra_flags: tuple[str, ...] = ()
-) -> Iterator[WebDriver]:
+) -> Iterator[webdriver.Chrome]:
     """A headless Chromium with a fresh profile, its console and network logs kept."""
     profile = tempfile.mkdtemp(prefix="jobline-chromium-")
     options = webdriver.ChromeOptions()
@@ -211,7 +211,7 @@ def timeline(driver: WebDriver) -> list[tuple[int, str]]:
     return [(int(s), str(t)) for s, t in pairs]
 
 
-def offsite_requests(driver: WebDriver, base: str) -> list[str]:
+def offsite_requests(driver: webdriver.Chrome, base: str) -> list[str]:
     """Every URL the page asked for that is not on its own origin (resource timing and
     Chrome's network log)."""
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
@@ -221,7 +221,8 @@ def offsite_requests(driver: WebDriver, base: str) -> list[str]:
     )
     import json
 
-    for entry in driver.get_log("performance"):
+    # selenium leaves ChromiumDriver.get_log unannotated.
+    for entry in driver.get_log("performance"):  # type: ignore[no-untyped-call]
         message = json.loads(entry["message"])["message"]
         if message.get("method") == "Network.requestWillBeSent":
             urls.append(message["params"]["request"]["url"])
@@ -230,11 +231,12 @@ def offsite_requests(driver: WebDriver, base: str) -> list[str]:
     return sorted({u for u in urls if u.startswith(network) and not u.startswith(origin)})
 
 
-def console_errors(driver: WebDriver, allowed_statuses: tuple[int, ...] = ()) -> list[str]:
+def console_errors(driver: webdriver.Chrome, allowed_statuses: tuple[int, ...] = ()) -> list[str]:
     """The browser log's errors; a failed load with an expected status (a 404 page, the 400
     of a wrong password, a 409 or 422 answer the page shows) is not one."""
     problems = []
-    for entry in driver.get_log("browser"):
+    # selenium leaves ChromiumDriver.get_log unannotated.
+    for entry in driver.get_log("browser"):  # type: ignore[no-untyped-call]
         if entry["level"] != "SEVERE":
             continue
         text = entry["message"]
