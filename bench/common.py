@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import PASSWORD, Proc, free_port, spawn  # noqa: E402
+from tests.support import PASSWORD as PASSWORD  # noqa: E402
+from tests.support import Proc as Proc  # noqa: E402
+from tests.support import free_port, spawn  # noqa: E402
 
 BIN = Path(sys.executable).parent
 JOBLINE = str(BIN / "jobline")

@@ -352,7 +352,7 @@ def sql_keyset_vs_offset(
 ) -> list[dict[str, Any]]:
     """The main owner's page at each depth, by keyset (jobline's SQL) and by OFFSET."""
     owner = str(accounts[False][1])
-    out = []
+    out: list[dict[str, Any]] = []
     with admin_connection(options.database) as db, db.cursor() as cur:
         for depth in options.depths:
             row = _row_at(
@@ -411,8 +411,9 @@ class _Captured(logging.Handler):
         self.queries: list[tuple[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.args and len(record.args) == 2 and str(record.args[0]).startswith("SELECT"):
-            self.queries.append((str(record.args[0]), record.args[1]))
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 2 and str(args[0]).startswith("SELECT"):
+            self.queries.append((str(args[0]), args[1]))
 
 
 async def plans(

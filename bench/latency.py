@@ -199,7 +199,7 @@ def run(options: LatencyOptions, logdir: Path) -> dict[str, Any]:
             t: [] for t in SUBMIT_TARGETS
         }
         for index in range(options.rounds):
-            order = SUBMIT_TARGETS if index % 2 == 0 else SUBMIT_TARGETS[::-1]
+            order: tuple[str, ...] = SUBMIT_TARGETS if index % 2 == 0 else SUBMIT_TARGETS[::-1]
             for target in order:
                 measured = offer(target, options.submit_rate, _count(options, options.submit_rate))
                 submit_rounds[target].append(measured)

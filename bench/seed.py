@@ -217,7 +217,11 @@ def seed(
     quiet: bool = False,
 ) -> SeedResult:
     """(Re)create `database` and fill it; see the module docstring."""
-    say = (lambda *_: None) if quiet else print
+
+    def say(*args: Any, **kwargs: Any) -> None:
+        if not quiet:
+            print(*args, **kwargs)
+
     with admin_connection() as admin, admin.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
         cur.execute(

@@ -26,6 +26,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from selenium.webdriver.remote.webdriver import WebDriver
 from tests.integration.ui_browser import chromium, log_in, wait_for
 from tests.support import PASSWORD, start_worker
 
@@ -70,6 +71,7 @@ def stack(logdir: Path, **extra: str) -> Iterator[tuple[str, dict[str, str], str
             logdir,
             JOBLINE_QUEUES_FILE=str(SHIPPED_QUEUES),
             JOBLINE_LOG_LEVEL="INFO",
+            purges_queue=False,
             **extra,
         )
         email = prepare_jobline(env)
@@ -171,7 +173,10 @@ def depth(jobs: int, events: int, samples: int, logdir: Path) -> dict[str, Any]:
                         database, "owner_id = %s", (str(owner),), "idx_jobs_owner_created", d
                     )
                     cursor = _cursor(env["JOBLINE_SECRET_KEY"], owner, False, {}, row)
-                params = {"size": 50, **({"cursor": cursor} if cursor else {})}
+                params: dict[str, str | int] = {
+                    "size": 50,
+                    **({"cursor": cursor} if cursor else {}),
+                }
                 timings: dict[str, list[float]] = {"ui": [], "api": []}
                 for path, key in (("/ui/", "ui"), ("/api/v1/jobs", "api")):
                     client.get(path, params=params).raise_for_status()  # warm
@@ -404,7 +409,12 @@ def long_timeline(events: int, seconds: float, logdir: Path) -> dict[str, Any]:
         for _ in range(3 if out["followed"]["earlier"] else 0):
             before = driver.execute_script(PAGE_STATE)["first"]
             driver.execute_script("document.querySelector('[data-action=\"earlier\"]').click()")
-            wait_for(driver, lambda d, b=before: d.execute_script(PAGE_STATE)["first"] < b)
+
+            def went_back(d: WebDriver, b: int = before) -> bool:
+                first: int = d.execute_script(PAGE_STATE)["first"]
+                return first < b
+
+            wait_for(driver, went_back)
         out["after_three_earlier"] = driver.execute_script(PAGE_STATE)
         # Opened afresh: the newest page only, rendered by the server.
         began = time.perf_counter()

@@ -53,11 +53,12 @@ def run(jobs: int, rounds: int, logdir: Path) -> dict[str, Any]:
         from jobline.jobs.spec import load_queues
         from jobline.jobs.store import Change, NewJob
         from jobline.queueing import worker
+        from jobline.queueing.runtime import runtime
 
         settings = get_settings()
         job_type = load_queues(settings.queues_file).domain_types("bench")[0]
         function = job_type.load()
-        rt = worker.runtime()
+        rt = runtime()
         # No task id: the jobs are queued with no message of their own (nothing left behind).
         task = SimpleNamespace(
             request=SimpleNamespace(delivery_info={}, hostname="bench@host", id=None)

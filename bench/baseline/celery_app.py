@@ -64,7 +64,7 @@ def _connection() -> Any:
     return conn
 
 
-@app.task(name="baseline.noop")
+@app.task(name="baseline.noop")  # type: ignore[untyped-decorator]  # celery ships no types
 def noop(payload: dict[str, Any], job_id: str | None = None) -> None:
     """The job's whole record: one row, written when it ran."""
     with _connection().cursor() as cur:

@@ -277,7 +277,8 @@ def provision(run: str) -> tuple[str, str, Any]:
         cur.execute(f"CREATE DATABASE `{run}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     amqp_rest = AMQP_ADMIN.split("://", 1)[1]
     amqp_creds, amqp_hostpart = amqp_rest.rsplit("@", 1)
-    auth = tuple(amqp_creds.split(":", 1))
+    amqp_user, amqp_password = amqp_creds.split(":", 1)
+    auth = (amqp_user, amqp_password)
     httpx.put(f"{RABBIT_API}/vhosts/{run}", auth=auth, timeout=10).raise_for_status()
     httpx.put(
         f"{RABBIT_API}/permissions/{run}/{auth[0]}",
@@ -294,7 +295,8 @@ def drop(run: str, db: Any) -> None:
     with db.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{run}`")
     creds = AMQP_ADMIN.split("://", 1)[1].rsplit("@", 1)[0]
-    httpx.delete(f"{RABBIT_API}/vhosts/{run}", auth=tuple(creds.split(":", 1)), timeout=10)
+    amqp_user, amqp_password = creds.split(":", 1)
+    httpx.delete(f"{RABBIT_API}/vhosts/{run}", auth=(amqp_user, amqp_password), timeout=10)
 
 
 def table(results: list[Result]) -> None:
