@@ -221,3 +221,60 @@ async def test_remover_many_deletes_the_rows_of_every_change_whatever_its_outcom
     assert await DispatchRow.filter(job_id=bystander.id).count() == 1, "only the batch's rows"
     await DispatchRow.filter(job_id=bystander.id).delete()
     assert other[0].job_id == bystander.id
+
+
+async def test_append_many_at_writes_what_append_many_writes(store: JobStore) -> None:
+    write, written = Outbox.writer_many(utcnow(), new_claim(), LEASE)
+    stored = await store.submit_many(new_jobs(3), also=write)
+    other = await store.submit_many(new_jobs(3))
+
+    def queued(views: list[Any]) -> list[Change]:
+        return [Change(v.id, E.QUEUED, {"task_id": task_id_for(v.id, 1)}, 1) for v in views]
+
+    done = await store.append_many_at(
+        list(zip(queued(stored), stored, strict=True)), also=Outbox.remover_many(written)
+    )
+    by_lock = await store.append_many(queued(other))
+
+    assert done is not None
+    ids = [v.id for v in stored]
+    assert await DispatchRow.filter(job_id__in=ids).count() == 0, "the hook ran"
+    for view, outcome, locked in zip(stored, done, by_lock, strict=True):
+        assert isinstance(locked, Appended) and locked.event is not None
+        assert outcome.event is not None and outcome.event.type is E.QUEUED
+        events = await store.all_events(view.id)
+        assert [e.type for e in events] == [E.SUBMITTED, E.QUEUED]
+        assert outcome.view == await store.get(view.id) == project(events)
+        # The same transition as the locking path's, field by field but the job's own.
+        mine, theirs = vars_of(outcome.view), vars_of(locked.view)
+        differ = {n for n in mine if mine[n] != theirs[n]}
+        assert differ <= {"id", "task_id", "created_at", "updated_at", "queued_at", "owner_id"}
+    told = recorder(store).told
+    assert {k: told[k] for k in await row_ids(ids)} == await row_ids(ids)
+
+
+async def test_append_many_at_writes_nothing_when_any_job_moved(store: JobStore) -> None:
+    write, written = Outbox.writer_many(utcnow(), new_claim(), LEASE)
+    still, moved = await store.submit_many(new_jobs(2), also=write)
+    await store.append(moved.id, E.CANCELLED, {"reason": "test"})
+    changes = [Change(v.id, E.QUEUED, {"task_id": "t"}, 1) for v in (still, moved)]
+
+    done = await store.append_many_at(
+        list(zip(changes, (still, moved), strict=True)), also=Outbox.remover_many(written)
+    )
+
+    assert done is None
+    assert [e.type for e in await store.all_events(still.id)] == [E.SUBMITTED]
+    assert [e.type for e in await store.all_events(moved.id)] == [E.SUBMITTED, E.CANCELLED]
+    assert await store.get(still.id) == still, "the UPDATE of the other job was rolled back"
+    assert await DispatchRow.filter(job_id__in=[still.id, moved.id]).count() == 2
+
+
+async def test_append_many_at_refuses_a_change_its_view_does_not_allow(store: JobStore) -> None:
+    (view,) = await store.submit_many(new_jobs(1))
+    cancelled = await store.append(view.id, E.CANCELLED, {"reason": "test"})
+
+    done = await store.append_many_at([(Change(view.id, E.QUEUED, {}, 1), cancelled.view)])
+
+    assert done is None
+    assert [e.type for e in await store.all_events(view.id)] == [E.SUBMITTED, E.CANCELLED]

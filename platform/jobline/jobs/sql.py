@@ -120,10 +120,10 @@ def update_sql(
 
 
 def update_many_sql(
-    dialect: Dialect, changes: Sequence[tuple[JobView, JobView]]
+    dialect: Dialect, changes: Sequence[tuple[JobView, JobView]], *, at_seq: bool = False
 ) -> tuple[str, list[Any]] | None:
     """One UPDATE writing several jobs' changed fields (a CASE on the id per column), or
-    None when nothing changed.
+    None when nothing changed; with `at_seq`, only the rows still at the old view's seq.
 
     Only the columns some event changed are sent: an upsert of whole rows re-encoded every
     job's payload, a fifth of the batch's CPU.
@@ -144,11 +144,13 @@ def update_many_sql(
         for key, (_, new) in zip(keys, changes, strict=True):
             values += [key, field.to_db_value(getattr(new, name), JobRow)]
     values += keys
-    sql = (
-        f"UPDATE {q(meta(JobRow).db_table)} SET {', '.join(assignments)} "
-        f"WHERE {q('id')} IN ({dialect.marks(len(keys))})"
-    )
-    return sql, values
+    where = f"{q('id')} IN ({dialect.marks(len(keys))})"
+    if at_seq:
+        whens = " ".join([f"WHEN {m} THEN {m}"] * len(changes))
+        where += f" AND {q('last_seq')} = CASE {q('id')} {whens} END"
+        for key, (old, _) in zip(keys, changes, strict=True):
+            values += [key, old.last_seq]
+    return f"UPDATE {q(meta(JobRow).db_table)} SET {', '.join(assignments)} WHERE {where}", values
 
 
 def _event_values(event: Event, owner_id: UUID | None) -> list[Any]:
@@ -233,11 +235,16 @@ async def update_view(
     return int(count)
 
 
-async def update_views(conn: Any, changes: Sequence[tuple[JobView, JobView]]) -> None:
-    """Write several jobs' changed fields in one UPDATE."""
-    statement = update_many_sql(dialect_of(conn), changes)
-    if statement is not None:
-        await conn.execute_query(*statement)
+async def update_views(
+    conn: Any, changes: Sequence[tuple[JobView, JobView]], *, at_seq: bool = False
+) -> int:
+    """Write several jobs' changed fields in one UPDATE; with `at_seq`, only the rows still
+    at their old view's seq. How many rows changed."""
+    statement = update_many_sql(dialect_of(conn), changes, at_seq=at_seq)
+    if statement is None:
+        return 0
+    count, _ = await conn.execute_query(*statement)
+    return int(count)
 
 
 async def insert_rows(conn: Any, model: type[Model], rows: Sequence[dict[str, Any]]) -> None:

@@ -326,6 +326,47 @@ class JobStore(JobReads):
             self.after_commit(new_view, event, row_ids[event.job_id, event.seq])
         return outcomes
 
+    async def append_many_at(
+        self, changes: Sequence[tuple[Change, JobView]], also: BatchTxHook | None = None
+    ) -> list[Appended] | None:
+        """append_many() for jobs whose views the caller holds (as it just stored them):
+        each event decided on its view and written only while the job is still at it, by a
+        compare-and-set UPDATE, in one transaction - no read and no row lock first.
+
+        None, and nothing written, when any change is refused on its view or any job moved
+        on meanwhile (cancelled, or started by a worker quicker than this commit): the
+        caller then takes append_many(), which reads and locks.
+        """
+        at = utcnow()
+        planned: list[tuple[JobView, Appended, Event]] = []
+        for change, view in changes:
+            if change.job_id != view.id or needs_lookup(view, change.type, change.attempt):
+                return None
+            try:
+                done = decide(view, change.type, change.data, change.attempt, at, None)
+            except InvalidTransition:
+                return None
+            if done.event is None:
+                return None
+            planned.append((view, done, done.event))
+        if not planned:
+            return []
+        try:
+            async with in_transaction(self.connection) as conn:
+                pairs = [(old, done.view) for old, done, _ in planned]
+                if await sql.update_views(conn, pairs, at_seq=True) != len(planned):
+                    raise _Moved()  # leaving the block rolls the UPDATE back
+                if also is not None:
+                    await also(conn, [old for old, _, _ in planned])
+                events = [event for _, _, event in planned]
+                owners = [old.owner_id for old, _, _ in planned]
+                row_ids = await self._insert_events(events, owners, conn)
+        except _Moved:
+            return None
+        for _, done, event in planned:
+            self.after_commit(done.view, event, row_ids[event.job_id, event.seq])
+        return [done for _, done, _ in planned]
+
     async def _insert_events(
         self, events: Sequence[Event], owners: Sequence[UUID | None], conn: Any
     ) -> dict[tuple[UUID, int], int]:

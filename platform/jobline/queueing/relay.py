@@ -217,7 +217,15 @@ class OutboxPublisher:
         changes = [
             Change(d.job_id, EventType.QUEUED, {"task_id": d.task_id}, d.attempt) for d in confirmed
         ]
-        appended = await self.store.append_many(changes, also=Outbox.remover_many(confirmed))
+        remove = Outbox.remover_many(confirmed)
+        # Most jobs are still as their caller stored them: written by compare-and-set on
+        # those views, without reading and locking the rows; if one moved, the locking path.
+        at_views = await self.store.append_many_at(
+            [(change, views[change.job_id]) for change in changes], also=remove
+        )
+        appended: Sequence[Appended | Exception] = (
+            at_views if at_views is not None else await self.store.append_many(changes, also=remove)
+        )
         for dispatch, done in zip(confirmed, appended, strict=True):
             if isinstance(done, Appended):
                 result[dispatch.job_id] = done.view
