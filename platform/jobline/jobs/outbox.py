@@ -22,6 +22,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from jobline.compat.tortoise import meta
 from jobline.dialects import dialect_of
 from jobline.jobs.models import DispatchRow
 from jobline.jobs.projection import JobView
@@ -158,11 +159,20 @@ class Outbox:
             by_key: dict[tuple[int, str], list[UUID]] = {}
             for dispatch in dispatches:
                 by_key.setdefault((dispatch.attempt, dispatch.claim), []).append(dispatch.job_id)
+            # Written by hand: on every batch of submits, the query builder's DELETE cost
+            # more CPU than the statement's round trip.
+            dialect = dialect_of(conn)
+            q, m = dialect.ident, dialect.mark
+            key = meta(DispatchRow).fields_map["job_id"]
             for (attempt, claim), job_ids in by_key.items():
-                rows = DispatchRow.filter(job_id__in=job_ids, attempt=attempt)
+                where = f"{q('job_id')} IN ({dialect.marks(len(job_ids))}) AND {q('attempt')}={m}"
+                values: list[Any] = [key.to_db_value(job_id, DispatchRow) for job_id in job_ids]
+                values.append(attempt)
                 if claim:
-                    rows = rows.filter(claim=claim)
-                await rows.using_db(conn).delete()
+                    where += f" AND {q('claim')}={m}"
+                    values.append(claim)
+                table = q(meta(DispatchRow).db_table)
+                await conn.execute_query(f"DELETE FROM {table} WHERE {where}", values)
 
         return remove
 
