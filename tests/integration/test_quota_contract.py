@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -77,3 +78,23 @@ async def test_finished_jobs_free_their_places_once_counted_again(store: JobStor
     admitted = [await submit(store, owner, cap) for _ in range(4)]
     assert admitted == [True, True, True, False]
     assert await JobRow.filter(owner_id=owner).exclude(state="cancelled").count() == CAP
+
+
+async def test_a_stale_bound_is_counted_again_though_it_shows_room(store: JobStore) -> None:
+    owner = uuid.uuid4()
+    cap = ActiveJobsCap(CAP, recheck_seconds=60.0)
+    ids = [uuid.uuid4() for _ in range(3)]
+    for job_id in ids:
+        await store.submit(job_id=job_id, data=job_data(owner), admit=cap.admit)
+    for job_id in ids:
+        await store.append(job_id, EventType.CANCELLED, {"reason": "test"})
+    # Fresh, the bound (3) only grows: the fourth job makes it 4.
+    assert await submit(store, owner, cap)
+    assert (await ActiveJobsBound.get(owner_id=owner)).bound == 4
+    # Counted more than recheck_seconds ago: the jobs are counted again (1 unfinished).
+    old = datetime.now(UTC) - timedelta(seconds=61)
+    await ActiveJobsBound.filter(owner_id=owner).update(counted_at=old)
+    assert await submit(store, owner, cap)
+    row = await ActiveJobsBound.get(owner_id=owner)
+    assert row.bound == 2
+    assert row.counted_at > old + timedelta(seconds=30)
