@@ -44,6 +44,9 @@ class Dialect:
     driver_errors: ClassVar[tuple[type[Exception], ...]] = ()
     # What the driver raises for data the database will not store (refuses_data()).
     data_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    # Several statements may travel in one request and writes wait for the next one
+    # (jobs/pipeline.py): a server across a network, whose driver allows it.
+    pipelines: ClassVar[bool] = False
     # Named locks of the server (fair-share slots: queueing/fairness.py).
     supports_named_locks: ClassVar[bool] = False
     # An expression for the database server's clock, in milliseconds since the epoch:

@@ -43,6 +43,8 @@ class MySQL(Dialect):
     quote: ClassVar[str] = "`"
     mark: ClassVar[str] = "%s"
     supports_for_update: ClassVar[bool] = True
+    # aiomysql connects with CLIENT_MULTI_STATEMENTS.
+    pipelines: ClassVar[bool] = True
     supports_skip_locked: ClassVar[bool] = True
     # MariaDB picks a poor plan for keyset pages without the hint.
     force_index: ClassVar[bool] = True

@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 
 from jobline.compat.tortoise import meta
 from jobline.dialects import dialect_of
+from jobline.jobs import pipeline
 from jobline.jobs.models import DispatchRow
 from jobline.jobs.projection import JobView
 from jobline.jobs.sql import insert_rows
@@ -172,7 +173,7 @@ class Outbox:
                     where += f" AND {q('claim')}={m}"
                     values.append(claim)
                 table = q(meta(DispatchRow).db_table)
-                await conn.execute_query(f"DELETE FROM {table} WHERE {where}", values)
+                await pipeline.write(conn, f"DELETE FROM {table} WHERE {where}", values)
 
         return remove
 

@@ -26,6 +26,7 @@ from uuid import UUID
 from jobline.compat.tortoise import from_row, meta
 from jobline.dialects import dialect_of
 from jobline.errors import TooManyActiveJobs
+from jobline.jobs import pipeline
 from jobline.jobs.models import ActiveJobsBound, JobRow
 from jobline.jobs.states import ACTIVE_STATES
 
@@ -122,7 +123,8 @@ async def _update_row(conn: Any, owner: UUID, bound: int, counted_at: datetime) 
     dialect = dialect_of(conn)
     q, m = dialect.ident, dialect.mark
     when = meta(ActiveJobsBound).fields_map["counted_at"].to_db_value(counted_at, ActiveJobsBound)
-    await conn.execute_query(
+    await pipeline.write(
+        conn,
         f"UPDATE {q(meta(ActiveJobsBound).db_table)} SET {q('bound')}={m}, {q('counted_at')}={m} "
         f"WHERE {q('owner_id')}={m}",
         [bound, when, str(owner)],

@@ -21,6 +21,7 @@ from tortoise.models import Model
 
 from jobline.compat.tortoise import from_row, meta
 from jobline.dialects import Dialect, dialect_of
+from jobline.jobs import pipeline
 from jobline.jobs.events import Event, EventType
 from jobline.jobs.models import JobEventRow, JobRow
 from jobline.jobs.projection import JobView
@@ -248,7 +249,11 @@ async def update_views(
 
 
 async def insert_rows(conn: Any, model: type[Model], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (dicts of field values, the same keys each) in one multi-row INSERT
-    (aiomysql's executemany sends one statement for all rows)."""
+    """Insert rows (dicts of field values, the same keys each) in one multi-row INSERT,
+    held back to travel with the next statement in a pipelined transaction."""
     if rows:
-        await conn.execute_many(*insert_rows_sql(dialect_of(conn), model, rows))
+        dialect = dialect_of(conn)
+        one_row, values = insert_rows_sql(dialect, model, rows)
+        head, _, row = one_row.partition(" VALUES ")
+        query = f"{head} VALUES {', '.join([row] * len(values))}"
+        await pipeline.write(conn, query, [value for each in values for value in each])

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from jobline import metrics
 from jobline.dialects import Dialect, dialect_of
 from jobline.errors import InvalidTransition, JobNotFound
-from jobline.jobs import reads, sql
+from jobline.jobs import pipeline, reads, sql
 from jobline.jobs.changes import (
     AdmitHook,
     BatchTxHook,
@@ -243,7 +245,7 @@ class JobStore(JobReads):
         events = [Event(job.job_id, 1, EventType.SUBMITTED, 1, at, job.data) for job in jobs]
         views = [start(event) for event in events]
         try:
-            async with in_transaction(self.connection) as conn:
+            async with await self._batch_transaction() as conn:
                 if admit is not None:
                     keep = admitted(views, await admit(conn, per_owner(views)))
                     jobs = [job for job, ok in zip(jobs, keep, strict=True) if ok]
@@ -261,7 +263,7 @@ class JobStore(JobReads):
                     for job, view in zip(jobs, views, strict=True)
                 ]
                 await sql.insert_rows(conn, JobRow, rows)
-                row_ids = await self._insert_events(events, [v.owner_id for v in views], conn)
+                row_ids = await self._write_events(events, [v.owner_id for v in views], conn)
                 if also is not None:
                     await also(conn, views)
         except IntegrityError as exc:
@@ -269,8 +271,9 @@ class JobStore(JobReads):
             if keys:
                 raise DuplicateIdempotencyKey(", ".join(keys)) from exc
             raise
+        ids = row_ids()
         for event, view in zip(events, views, strict=True):
-            self.after_commit(view, event, row_ids[event.job_id, event.seq])
+            self.after_commit(view, event, ids[event.job_id, event.seq])
         return views
 
     async def append_many(
@@ -352,7 +355,7 @@ class JobStore(JobReads):
         if not planned:
             return []
         try:
-            async with in_transaction(self.connection) as conn:
+            async with await self._batch_transaction() as conn:
                 pairs = [(old, done.view) for old, done, _ in planned]
                 if await sql.update_views(conn, pairs, at_seq=True) != len(planned):
                     raise _Moved()  # leaving the block rolls the UPDATE back
@@ -360,12 +363,36 @@ class JobStore(JobReads):
                     await also(conn, [old for old, _, _ in planned])
                 events = [event for _, _, event in planned]
                 owners = [old.owner_id for old, _, _ in planned]
-                row_ids = await self._insert_events(events, owners, conn)
+                row_ids = await self._write_events(events, owners, conn)
         except _Moved:
             return None
+        ids = row_ids()
         for _, done, event in planned:
-            self.after_commit(done.view, event, row_ids[event.job_id, event.seq])
+            self.after_commit(done.view, event, ids[event.job_id, event.seq])
         return [done for _, done, _ in planned]
+
+    async def _batch_transaction(self) -> AbstractAsyncContextManager[Any]:
+        """The transaction of a batch path: pipelined where the dialect allows it and the
+        events' row ids follow from the first (jobs/pipeline.py), else Tortoise's."""
+        client = connections.get(self.connection)
+        if await self._consecutive_ids(client, dialect_of(client)):
+            return pipeline.transaction(self.connection)
+        return in_transaction(self.connection)
+
+    async def _write_events(
+        self, events: Sequence[Event], owners: Sequence[UUID | None], conn: Any
+    ) -> Callable[[], dict[tuple[UUID, int], int]]:
+        """_insert_events() on a transaction that may hold the INSERT back: a function
+        giving the row ids once it committed."""
+        dialect = dialect_of(conn)
+        if not isinstance(conn, pipeline.Pipelined):
+            ids = await self._insert_events(events, owners, conn)
+            return lambda: ids
+        # Only chosen where the ids are consecutive (_batch_transaction).
+        inserted = await pipeline.write(
+            conn, *sql.insert_events_sql(dialect, events, owners), insert=True
+        )
+        return lambda: {(e.job_id, e.seq): inserted.lastrowid + i for i, e in enumerate(events)}
 
     async def _insert_events(
         self, events: Sequence[Event], owners: Sequence[UUID | None], conn: Any
