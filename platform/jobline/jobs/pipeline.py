@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tortoise import connections
@@ -56,6 +57,7 @@ class Pipelined:
         self.capabilities = client.capabilities
         self._waiting: list[Statement] = [Statement(BEGIN)]
         self._sent = False
+        self._instants: dict[datetime, str] = {}
 
     def defer(self, query: str, values: Sequence[Any] = ()) -> Statement:
         """A write sent with the next statement awaited, or with the COMMIT."""
@@ -96,7 +98,17 @@ class Pipelined:
     def _text(self, query: str, values: Sequence[Any]) -> str:
         # What aiomysql's cursor.execute(query, values) sends: each value escaped by the
         # connection, then put in the query's %s marks.
-        return query % tuple(self.raw.literal(value) for value in values) if values else query
+        return query % tuple(self._literal(value) for value in values) if values else query
+
+    def _literal(self, value: Any) -> str:
+        if type(value) is datetime:
+            # A batch's rows share their few instants (created, updated, the event's, the
+            # outbox row's): each is escaped once, not once per row and column.
+            text = self._instants.get(value)
+            if text is None:
+                text = self._instants[value] = self.raw.literal(value)
+            return text
+        return str(self.raw.literal(value))
 
     async def _run(self, query: str, values: Sequence[Any]) -> Statement:
         statement = self.defer(query, values)
