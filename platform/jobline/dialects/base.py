@@ -54,6 +54,11 @@ class Dialect:
     # own clocks never enter the comparison.
     now_ms: ClassVar[str]
 
+    def as_tortoise_error(self, exc: Exception) -> Exception:
+        """The error Tortoise's own client raises for `exc`, one of the driver's, when a
+        statement is sent beside Tortoise (jobs/pipeline.py); `exc` itself if none."""
+        return exc
+
     def ident(self, name: str) -> str:
         """A table or column name, quoted."""
         return f"{self.quote}{name}{self.quote}"

@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import pymysql
 from pymysql.constants import CLIENT
+from tortoise.exceptions import IntegrityError, OperationalError
 
 from jobline.dialects.base import Dialect
 
@@ -76,6 +77,14 @@ class MySQL(Dialect):
         """The URL with utf8mb4 and the pool's size."""
         sep = "&" if "?" in database_url else "?"
         return f"{database_url}{sep}charset=utf8mb4&maxsize={pool_max}"
+
+    def as_tortoise_error(self, exc: Exception) -> Exception:
+        """IntegrityError or OperationalError, as Tortoise's client (translate_exceptions)."""
+        if isinstance(exc, pymysql.err.IntegrityError):
+            return IntegrityError(exc)
+        if isinstance(exc, pymysql.err.MySQLError):
+            return OperationalError(exc)
+        return exc
 
     def refuses_data(self, exc: BaseException) -> bool | None:
         """A DataError or IntegrityError, or an error whose number is one of DATA_ERRNOS."""

@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 from tortoise import connections
-from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from jobline.dialects import dialect_of
@@ -55,6 +54,7 @@ class Pipelined:
     def __init__(self, raw: Any, client: Any) -> None:
         self.raw = raw
         self.capabilities = client.capabilities
+        self.dialect = dialect_of(client)
         self._waiting: list[Statement] = [Statement(BEGIN)]
         self._sent = False
         self._instants: dict[datetime, str] = {}
@@ -133,18 +133,7 @@ class Pipelined:
                         names = [column[0] for column in cursor.description]
                         statement.rows = [dict(zip(names, row, strict=True)) for row in rows]
         except Exception as exc:
-            raise _translated(exc) from exc
-
-
-def _translated(exc: Exception) -> Exception:
-    """The exception Tortoise's MySQL client raises for a driver's (its translate_exceptions)."""
-    from pymysql import err
-
-    if isinstance(exc, err.IntegrityError):
-        return IntegrityError(exc)
-    if isinstance(exc, err.MySQLError):
-        return OperationalError(exc)
-    return exc
+            raise self.dialect.as_tortoise_error(exc) from exc
 
 
 @contextlib.asynccontextmanager
@@ -160,7 +149,7 @@ async def transaction(connection_name: str) -> AsyncIterator[Any]:
         acquired = client.acquire_connection()
         raw = await acquired.__aenter__()
     except Exception as exc:
-        raise _translated(exc) from exc
+        raise dialect_of(client).as_tortoise_error(exc) from exc
     try:
         tx = Pipelined(raw, client)
         try:
