@@ -180,8 +180,9 @@ def insert_events_sql(
 
 def insert_rows_sql(
     dialect: Dialect, model: type[Model], rows: Sequence[dict[str, Any]]
-) -> tuple[str, list[list[Any]]]:
-    """One INSERT (for executemany) of rows, dicts of field values with the same keys.
+) -> tuple[str, list[Any]]:
+    """One multi-row INSERT of rows, dicts of field values with the same keys, and its
+    values in order.
 
     Values are encoded by the model's fields, as Tortoise's own create() does; fields left
     out get their model default, as create() would give them.
@@ -200,13 +201,11 @@ def insert_rows_sql(
     columns = [info.fields_db_projection[name] for name in names]
     fields = [info.fields_map[name] for name in names]
     values = [
-        [
-            field.to_db_value(row[name] if name in row else defaults[name], model)
-            for name, field in zip(names, fields, strict=True)
-        ]
+        field.to_db_value(row[name] if name in row else defaults[name], model)
         for row in rows
+        for name, field in zip(names, fields, strict=True)
     ]
-    return dialect.insert_sql(info.db_table, columns), values
+    return dialect.insert_sql(info.db_table, columns, rows=len(rows)), values
 
 
 # Run on a Tortoise connection or transaction (`conn`).
@@ -252,8 +251,4 @@ async def insert_rows(conn: Any, model: type[Model], rows: Sequence[dict[str, An
     """Insert rows (dicts of field values, the same keys each) in one multi-row INSERT,
     held back to travel with the next statement in a pipelined transaction."""
     if rows:
-        dialect = dialect_of(conn)
-        one_row, values = insert_rows_sql(dialect, model, rows)
-        head, _, row = one_row.partition(" VALUES ")
-        query = f"{head} VALUES {', '.join([row] * len(values))}"
-        await pipeline.write(conn, query, [value for each in values for value in each])
+        await pipeline.write(conn, *insert_rows_sql(dialect_of(conn), model, rows))
