@@ -1,5 +1,5 @@
 """The ASGI entry point: `gunicorn -c deploy/gunicorn.conf.py asgi:app`."""
 
-from jobline.api.app import create_app
+from jobline.app import create_app
 
 app = create_app()

@@ -270,7 +270,7 @@ def start_uvicorn(
 
 
 def start_jobline_api(env: Mapping[str, str], logdir: Path) -> Server:
-    return start_uvicorn("jobline-api", "jobline.api.app:create_app", env, logdir, factory=True)
+    return start_uvicorn("jobline-api", "jobline.app:create_app", env, logdir, factory=True)
 
 
 def start_jobline_worker(env: Mapping[str, str], logdir: Path) -> Proc:

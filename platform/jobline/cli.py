@@ -85,7 +85,7 @@ def serve(
     check_services_or_exit(settings)
     configure(settings.log_format, settings.log_level)
     uvicorn.run(
-        "jobline.api.app:create_app",
+        "jobline.app:create_app",
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,

@@ -151,7 +151,7 @@ def supervisor_conf(
     # deploy/gunicorn.conf.py and asgi.py): a project that installed jobline has no checkout.
     program(
         "jobline-api",
-        f"{bin_dir}/gunicorn -c python:jobline.gunicorn_conf jobline.api.app:create_app()",
+        f"{bin_dir}/gunicorn -c python:jobline.gunicorn_conf jobline.app:create_app()",
         API_STOP_SECONDS,
         {},
     )

@@ -1,4 +1,4 @@
-"""gunicorn's configuration for the API: `gunicorn -c python:jobline.gunicorn_conf 'jobline.api.app:create_app()'`.
+"""gunicorn's configuration for the API: `gunicorn -c python:jobline.gunicorn_conf 'jobline.app:create_app()'`.
 
 A module of the package, so a project that installs jobline runs the API under gunicorn
 without a checkout; the repository's deploy/gunicorn.conf.py is this module.

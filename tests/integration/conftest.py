@@ -37,7 +37,7 @@ def workers(
 
 @pytest.fixture(scope="module")
 async def app(migrated: Settings) -> AsyncIterator[FastAPI]:
-    from jobline.api.app import create_app
+    from jobline.app import create_app
 
     application = create_app(migrated)
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):

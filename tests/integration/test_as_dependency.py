@@ -245,7 +245,7 @@ def test_the_generated_supervisor_api_program_runs_from_the_project(project: Pro
     assert api["directory"] == str(project.root)
     # gunicorn with the package's own config and app factory: no checkout's files needed.
     command = shlex.split(api["command"])
-    assert command[1:] == ["-c", "python:jobline.gunicorn_conf", "jobline.api.app:create_app()"]
+    assert command[1:] == ["-c", "python:jobline.gunicorn_conf", "jobline.app:create_app()"]
     port = free_port()
     log = project.root / "gunicorn.log"
     with log.open("wb") as out:

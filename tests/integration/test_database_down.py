@@ -58,7 +58,7 @@ class CuttableProxy:
 async def proxied(
     migrated: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[httpx.AsyncClient, CuttableProxy]]:
-    from jobline.api.app import create_app
+    from jobline.app import create_app
 
     real = migrated.database_url
     hostport = real.split("@", 1)[1].split("/", 1)[0]

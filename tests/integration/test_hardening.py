@@ -26,7 +26,7 @@ import jwt
 import pymysql
 import pytest
 
-from jobline.api.app import BODY_OVERHEAD_BYTES
+from jobline.app import BODY_OVERHEAD_BYTES
 from jobline.config import Settings
 from tests.integration.hardening import (
     ORIGIN,

@@ -198,7 +198,7 @@ def shape(path: str) -> str:
 
 
 def test_the_api_table_lists_every_route() -> None:
-    from jobline.api.app import create_app
+    from jobline.app import create_app
 
     paths = create_app().openapi()["paths"]
     routes = {

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from jobline.api.app import BODY_OVERHEAD_BYTES
 from jobline.api.limits import (
     _SURROGATE_ESCAPE,
     BodyGuard,
@@ -24,6 +23,7 @@ from jobline.api.limits import (
 )
 from jobline.api.schemas import Instant
 from jobline.api.security import REDACTED, redact, redact_error
+from jobline.app import BODY_OVERHEAD_BYTES
 from jobline.config import Settings
 
 

@@ -46,7 +46,7 @@ def test_supervisor_runs_the_api_a_worker_per_domain_the_relay_and_flower() -> N
         programs, key=list(conf["group:jobline"]["programs"].split(",")).index
     )
     assert (
-        "gunicorn -c python:jobline.gunicorn_conf jobline.api.app:create_app()"
+        "gunicorn -c python:jobline.gunicorn_conf jobline.app:create_app()"
         in conf["program:jobline-api"]["command"]
     )
     for name, domain in queues.domains.items():
