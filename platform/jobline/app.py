@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -53,44 +53,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await open_db(settings)
-        celery = create_celery(settings, queues)
-        streaming = StreamingRuntime(settings)
-        await streaming.start()
-        app.state.feed = streaming.feed
-        store = JobStore(listener=streaming.notifier)
-        app.state.celery = celery
-        publisher, relay = wire(settings, queues, celery, store)
-        batcher = None
-        if settings.submit_batching and publisher.batches:
-            batcher = SubmitBatcher(
-                store,
-                publisher,
-                max_batch=settings.submit_batch_max,
-                in_flight=settings.submit_batches_in_flight,
-                answer_at_commit=settings.submit_answer == "commit",
+        # Each stop is pushed once its resource runs. On the way out every one runs, last
+        # started first, even when one before it raised: the database always closes, so
+        # a failing stop cannot keep connections (and their locks) open.
+        async with AsyncExitStack() as stops:
+            await open_db(settings)
+            stops.push_async_callback(close_db)
+            celery = create_celery(settings, queues)
+            stops.callback(celery.close)
+            streaming = StreamingRuntime(settings)
+            await streaming.start()
+            stops.push_async_callback(streaming.stop)
+            app.state.feed = streaming.feed
+            operations = observe.start(app, settings)
+            stops.push_async_callback(operations.stop)
+            store = JobStore(listener=streaming.notifier)
+            app.state.celery = celery
+            publisher, relay = wire(settings, queues, celery, store)
+            if publisher.confirming is not None:
+                stops.callback(publisher.confirming.close)
+            stops.push_async_callback(relay.stop)
+            batcher = None
+            if settings.submit_batching and publisher.batches:
+                batcher = SubmitBatcher(
+                    store,
+                    publisher,
+                    max_batch=settings.submit_batch_max,
+                    in_flight=settings.submit_batches_in_flight,
+                    answer_at_commit=settings.submit_answer == "commit",
+                )
+                batcher.start()
+                stops.push_async_callback(batcher.stop)
+            app.state.service = JobService(
+                store, queues, publisher, settings.max_payload_bytes, batcher
             )
-            batcher.start()
-        app.state.service = JobService(
-            store, queues, publisher, settings.max_payload_bytes, batcher
-        )
-        app.state.relay = relay
-        if settings.api_relay:
-            relay.start()
-        operations = observe.start(app, settings)
-        try:
+            app.state.relay = relay
+            if settings.api_relay:
+                relay.start()
             with frozen_after_startup(settings.api_gc_thresholds):
                 yield
-        finally:
-            if batcher is not None:
-                await batcher.stop()
-            await relay.stop()
-            if publisher.confirming is not None:
-                publisher.confirming.close()
-            await operations.stop()
-            await streaming.stop()
-            celery.close()
-            await close_db()
 
     # /docs and /redoc are jobline's own pages (api/docs.py): FastAPI's load from a CDN.
     app = FastAPI(

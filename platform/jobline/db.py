@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
+import logging
 from pathlib import Path
 from typing import Any
 
 from tortoise import BaseDBAsyncClient, Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 
+from jobline.compat.tortoise import abandon_context, terminate_pools
 from jobline.config import Settings, tortoise_config
+
+log = logging.getLogger(__name__)
+
+# How long closing waits for connections still lent out before closing them under their
+# holders: longer than any statement of a request or a batch, shorter than a supervisor's
+# stop timeout.
+CLOSE_WAIT_SECONDS = 10.0
 
 
 async def open_db(settings: Settings) -> None:
@@ -21,8 +31,26 @@ async def open_db(settings: Settings) -> None:
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
 
 
-async def close_db() -> None:
-    await Tortoise.close_connections()
+async def close_db(wait_seconds: float = CLOSE_WAIT_SECONDS) -> None:
+    """Close the process's connections.
+
+    A pool closes once every connection it lent out is back: one held by a task stuck
+    mid-statement would keep the process waiting for ever, so after `wait_seconds` those
+    are closed under their holders. Whatever happens, Tortoise's process-wide context is
+    let go, so the database can be opened again in this process.
+    """
+    try:
+        try:
+            async with asyncio.timeout(wait_seconds):
+                await Tortoise.close_connections()
+        except TimeoutError:
+            log.warning(
+                "database connections still in use %.0f s into closing; closing them", wait_seconds
+            )
+            terminate_pools(connections.all())
+            await Tortoise.close_connections()
+    finally:
+        abandon_context()
 
 
 def own_connection(settings: Settings, name: str) -> BaseDBAsyncClient:

@@ -6,6 +6,7 @@ time (a module-scoped fixture parametrised over BACKENDS) and closes it before t
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -21,15 +22,21 @@ BACKENDS = ["sqlite", "mariadb"]
 
 
 def private_database(mysql_url: str) -> Iterator[str]:
-    """A database of its own beside the run's, so listing every owner sees only these tests."""
+    """A database of its own beside the run's, so listing every owner sees only these tests.
+
+    Named afresh each time: one a failed test could not drop never fails the next. Its
+    DROP gives up after a minute instead of waiting for ever on a lock a leaked
+    transaction holds (MariaDB's lock_wait_timeout is a year by default).
+    """
     parts = _mysql_parts(mysql_url)
-    name = f"{parts['db']}_store"
+    name = f"{parts['db']}_store_{uuid.uuid4().hex[:8]}"
     conn = pymysql.connect(
         host=str(parts["host"]),
         port=int(str(parts["port"])),
         user=str(parts["user"]),
         password=str(parts["password"]),
         autocommit=True,
+        init_command="SET SESSION lock_wait_timeout = 60",
     )
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
@@ -60,13 +67,15 @@ async def open_backend(
     # Tortoise caches each model's INSERT/DELETE SQL per connection name, whatever the
     # dialect: switching SQLite <-> MySQL in one process needs the cache emptied.
     EXECUTOR_CACHE.clear()
-    applied = await apply_migrations(settings)
-    assert applied, "a fresh database gets the initial migration"
-    await open_db(settings)
     try:
-        yield settings
+        applied = await apply_migrations(settings)
+        assert applied, "a fresh database gets the initial migration"
+        await open_db(settings)
+        try:
+            yield settings
+        finally:
+            await close_db()
+            EXECUTOR_CACHE.clear()
     finally:
-        await close_db()
-        EXECUTOR_CACHE.clear()
         if databases is not None:
             next(databases, None)

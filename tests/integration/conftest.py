@@ -16,6 +16,20 @@ from tests.support import Proc, User, free_port, register, start_server, start_w
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module", autouse=True)
+async def tortoise_left_closed() -> AsyncIterator[None]:
+    """Each module leaves the database closed in this process. One it left open makes every
+    later open_db() refuse ("Global context fallback is already enabled"): the module that
+    left it gets the error, and the rest of the run starts clean."""
+    yield
+    from jobline.compat.tortoise import context_left_open
+    from jobline.db import close_db
+
+    if context_left_open():
+        await close_db(wait_seconds=5)
+        pytest.fail("the module left the database open: its app's shutdown did not finish")
+
+
 @pytest.fixture(scope="session")
 def workers(
     migrated: Settings, stack_env: dict[str, str], logdir: Path

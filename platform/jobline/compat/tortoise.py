@@ -1,5 +1,6 @@
-"""Tortoise ORM internals: a model's metadata (`Model._meta`) and building an instance from a
-row (`Model._init_from_db`). Tested with tortoise-orm 1.1.
+"""Tortoise ORM internals: a model's metadata (`Model._meta`), building an instance from a
+row (`Model._init_from_db`), and letting go of a context whose close did not finish.
+Tested with tortoise-orm 1.1.
 
 The store writes its hot statements by hand (a job read through the query builder costs
 about twice the CPU, bench/README.md) but encodes and decodes values through the models'
@@ -8,7 +9,7 @@ own fields, so they match the ORM's exactly; these two functions are how it reac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, TypeVar, cast
 
 from tortoise.fields import Field
@@ -36,3 +37,29 @@ def from_row(model: type[M], row: Mapping[str, Any]) -> M:
     """An instance of `model` from a row as the driver returned it (column -> value),
     each value decoded by its field, as Tortoise's own queries build instances."""
     return model._init_from_db(**row)
+
+
+def context_left_open() -> bool:
+    """Whether the process-wide context of `Tortoise.init(_enable_global_fallback=True)`
+    is still set: no close_db() finished since the last open_db()."""
+    from tortoise import context
+
+    return context._global_context is not None
+
+
+def abandon_context() -> None:
+    """Let go of the process-wide context `Tortoise.init(_enable_global_fallback=True)`
+    set, as a completed `close_connections()` does: while it is set, a later init refuses
+    to run ("Global context fallback is already enabled")."""
+    from tortoise import context
+
+    context._global_context = None
+
+
+def terminate_pools(clients: Iterable[Any]) -> None:
+    """Close the connections each client's pool has lent out (aiomysql's `terminate`): a
+    pool's close waits for them to come back, which a task stuck on one never does."""
+    for client in clients:
+        pool = getattr(client, "_pool", None)
+        if pool is not None:
+            pool.terminate()

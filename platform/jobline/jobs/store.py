@@ -219,7 +219,6 @@ class JobStore(JobReads):
         return self._consecutive
 
     @staticmethod
-    @staticmethod
     async def _step(conn: Any, view: JobView, step: Step, attempt: int | None) -> Appended:
         """One event on a locked job's view: its outcome, nothing written yet."""
         earlier = None
