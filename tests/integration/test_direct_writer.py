@@ -115,8 +115,9 @@ class CountingConnection:
         conn._execute_command = counted
 
 
-async def test_started_and_the_outcome_take_two_round_trips_after_the_read(url: str) -> None:
-    """BEGIN goes with the UPDATE, the INSERT with the COMMIT: 2 requests, not 4."""
+async def test_started_and_the_outcome_take_one_round_trip_after_the_read(url: str) -> None:
+    """BEGIN, the UPDATE, the INSERT conditional on it and COMMIT in one request, not 4;
+    when the row moved on, that one request writes nothing."""
     store = JobStore()
     opened: list[CountingConnection] = []
 
@@ -130,8 +131,21 @@ async def test_started_and_the_outcome_take_two_round_trips_after_the_read(url: 
     assert direct.get(view.id) == view
     assert opened[0].requests == 1
     done = direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1)
-    assert done is not None and opened[0].requests == 3
+    assert done is not None and opened[0].requests == 2
     assert (await store.get(view.id)).state is JobState.SUCCEEDED
+    assert [e.seq for e in await store.all_events(view.id)] == [1, 2, 3, 4]
+
+    moved = await queued_job(store)
+    await store.append(moved.id, E.CANCELLED, {})  # after the worker read it
+    before = opened[0].requests
+    assert direct.append_expected(moved, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1) is None
+    assert opened[0].requests - before == 1
+    assert [e.type for e in await store.all_events(moved.id)] == [
+        E.SUBMITTED,
+        E.QUEUED,
+        E.CANCELLED,
+    ]
+    assert (await store.get(moved.id)).state is JobState.CANCELLED
     assert len(opened) == 1
 
 
@@ -232,7 +246,7 @@ async def test_fair_share_slots_go_to_one_connection_at_a_time_and_die_with_it(u
 
 async def test_a_slot_goes_back_with_the_outcome_commit_in_the_same_request(url: str) -> None:
     """queueing/fairness.py: the outcome's request carries RELEASE_LOCK; release_slot() then
-    sends nothing. Without a commit (the row moved on), release_slot() still releases it."""
+    sends nothing."""
     from jobline.queueing.fairness import slot_select
 
     store = JobStore()
@@ -254,20 +268,23 @@ async def test_a_slot_goes_back_with_the_outcome_commit_in_the_same_request(url:
     direct.release_with_commit(slot)
     before = opened[0].requests
     assert direct.append_expected(view, [Step(E.STARTED, {}), Step(E.SUCCEEDED, {})], 1)
-    assert opened[0].requests - before == 2  # (BEGIN, UPDATE) and (INSERT, COMMIT, RELEASE)
+    assert opened[0].requests - before == 1  # BEGIN, UPDATE, INSERT, COMMIT, RELEASE
     taken = other.get_with_slot(jobs[1].id, select)[1]
     assert taken == slot  # free again
     other.release_slot(taken)
     direct.release_slot(slot)
-    assert opened[0].requests - before == 2  # nothing more to send
-    # Nothing committed (the row moved on): the slot is released on its own.
+    assert opened[0].requests - before == 1  # nothing more to send
+    # The row moved on: nothing is written, and the slot goes back with that request all
+    # the same (the run it held is over; the store's path records the outcome next).
     _, again = direct.get_with_slot(jobs[1].id, select)
     assert again == slot
     direct.release_with_commit(again)
     await store.append(jobs[1].id, E.CANCELLED, {})
+    before = opened[0].requests
     assert direct.append_expected(jobs[1], [Step(E.STARTED, {})], 1) is None  # it moved on
-    direct.release_with_commit(None)
     direct.release_slot(again)
+    assert opened[0].requests - before == 1
+    assert [e.type for e in await store.all_events(jobs[1].id)][-1] is E.CANCELLED
     assert other.get_with_slot(jobs[1].id, select)[1] == slot
     for writer in (direct, other):
         writer._drop()

@@ -78,6 +78,14 @@ class Dialect:
         names = ", ".join(self.ident(c) for c in columns)
         return f"INSERT INTO {self.ident(table)} ({names}) VALUES {', '.join([row] * rows)}"
 
+    def insert_if_one_changed_sql(
+        self, table: str, columns: Sequence[str], rows: int, order: str
+    ) -> str | None:
+        """insert_sql() whose rows are written only if the statement before it, in the same
+        request, changed exactly one row; in the order of column `order`. None where the
+        database cannot tell (a compare-and-set then needs its answer first)."""
+        return None
+
     def insert_if_absent_sql(self, table: str, columns: Sequence[str], touch: str) -> str:
         """An INSERT of one row that leaves a row with the same key as it was.
 

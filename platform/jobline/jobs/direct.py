@@ -5,11 +5,13 @@ Tortoise): per statement some 70 us of CPU, and a thread hand-over each way. The
 case of a job - read it when it is delivered, then record `started` and the outcome on the
 view read - needs neither the loop nor the ORM: here it is five statements (SELECT, BEGIN,
 UPDATE, INSERT, COMMIT) on a connection of the task's thread, about 30 us each
-(bench/worker_body.py). They go in three round trips, not five: BEGIN travels with the
-UPDATE and the INSERT with the COMMIT (the connection allows several statements per
-request), since between the two only the UPDATE's row count is awaited. The decision
-(jobs/decision.py), the statements (jobs/sql.py) and the database's dialect are JobStore's
-own.
+(bench/worker_body.py). They go in two round trips, not five (the connection allows several
+statements per request): the read, then the write whole, its INSERT conditional on the
+UPDATE having changed the row (ROW_COUNT()), a fair-share slot's release after the COMMIT.
+Where that cannot be (a refusal to judge on the row as updated), the write takes two:
+BEGIN with the UPDATE, whose row count is awaited, then the INSERT with the COMMIT. The
+decision (jobs/decision.py), the statements (jobs/sql.py) and the database's dialect are
+JobStore's own.
 
 Whatever else may happen - the row moved on since it was read, a step needs a look at
 earlier events, a write must commit with an outbox row - returns None, and the caller
@@ -117,7 +119,10 @@ class DirectWriter:
         attempt: int | None,
         check: Callable[[int, Appended], None] | None = None,
     ) -> list[Appended] | None:
-        """JobStore.append_chain(expect=...) when nothing moved; None: take its path."""
+        """JobStore.append_chain(expect=...) when nothing moved; None: take its path.
+
+        `check` sees each step's outcome and raises to refuse it; it writes nothing.
+        """
         planned = plan(expect, steps, attempt, clock=utcnow)
         if planned is None:
             return None
@@ -129,18 +134,25 @@ class DirectWriter:
         try:
             with conn.cursor() as cur:
                 self._ensure_consecutive_known(cur)
-                # One round trip: the transaction opens with the compare-and-set.
-                cur.execute(f"{BEGIN}; {update}", values)
-                cur.nextset()
-                if cur.rowcount != 1:
-                    conn.rollback()
-                    return None  # moved on since it was read
-                if check is not None:
-                    for index, done in enumerate(planned):
-                        check(index, done)
-                # One round trip: the events and the commit. A failing INSERT stops the
-                # request there: nothing is committed, and the rollback below undoes it.
-                row_ids = self._insert_and_commit(cur, events, expect.owner_id)
+                insert = self._insert_after_update(events, expect.owner_id, planned, check)
+                if insert is not None:
+                    row_ids = self._in_one_request(cur, update, values, insert, len(events))
+                    if row_ids is None:
+                        return None  # moved on since it was read: nothing was written
+                else:
+                    # One round trip: the transaction opens with the compare-and-set.
+                    cur.execute(f"{BEGIN}; {update}", values)
+                    cur.nextset()
+                    if cur.rowcount != 1:
+                        conn.rollback()
+                        return None  # moved on since it was read
+                    if check is not None:
+                        for index, done in enumerate(planned):
+                            check(index, done)
+                    # One round trip: the events and the commit. A failing INSERT stops
+                    # the request there: nothing is committed, and the rollback below
+                    # undoes it.
+                    row_ids = self._insert_and_commit(cur, events, expect.owner_id)
         except BaseException:
             # A refusal (check) leaves a sound connection; a lost one is not used again.
             try:
@@ -154,6 +166,68 @@ class DirectWriter:
         for event, done, row_id in zip(events, planned, row_ids, strict=True):
             self.store.after_commit(done.view, event, row_id)
         return planned
+
+    def _insert_after_update(
+        self,
+        events: Sequence[Any],
+        owner_id: UUID | None,
+        planned: Sequence[Appended],
+        check: Callable[[int, Appended], None] | None,
+    ) -> tuple[str, list[Any]] | None:
+        """The events' INSERT written only if the UPDATE before it changed the row, where
+        the whole write can go in one request: the ids are consecutive and `check` passes.
+        A refusal takes the path that checks once the compare-and-set held, as it must be
+        judged on that row."""
+        if not events or not self._consecutive:
+            return None
+        if check is not None:
+            try:
+                for index, done in enumerate(planned):
+                    check(index, done)
+            except Exception:
+                return None
+        return sql.insert_events_if_one_changed_sql(self.dialect, events, owner_id)
+
+    def _in_one_request(
+        self, cur: Any, update: str, values: list[Any], insert: tuple[str, list[Any]], count: int
+    ) -> list[int] | None:
+        """BEGIN, the compare-and-set UPDATE, the INSERT conditional on it, COMMIT and any
+        fair-share slot's release in one request: the rows' ids, or None when the UPDATE
+        found the row moved on (the INSERT then wrote nothing, the COMMIT committed
+        nothing). The slot goes back either way: it is the run's, over by now, and the
+        store's path records the outcome of a row that moved on right after."""
+        query, more = insert
+        release: str | None = getattr(self._local, "release", None)
+        statements = [BEGIN, update, query, COMMIT]
+        if release is not None:
+            statements.append(self.dialect.release_lock_sql())
+            more = [*more, release]
+        cur.execute("; ".join(statements), [*values, *more])
+        answers = [(cur.rowcount, cur.lastrowid)]
+        for _ in range(3):  # the UPDATE's, the INSERT's and the COMMIT's: a failure raises
+            cur.nextset()
+            answers.append((cur.rowcount, cur.lastrowid))
+        if release is not None:
+            self._release_answered(cur, release)
+        (updated, _), (inserted, first) = answers[1], answers[2]
+        if updated != 1:
+            return None
+        if inserted != count:
+            # Committed already: the database told the INSERT another count than the
+            # UPDATE's. Never seen; loud, since the job's view and its history now differ.
+            raise RuntimeError(f"{inserted} of {count} events written after the job's UPDATE")
+        return [int(first) + i for i in range(count)]
+
+    def _release_answered(self, cur: Any, release: str) -> None:
+        """Read the answer of a slot's release sent after a COMMIT that succeeded."""
+        self._local.release = None
+        # Committed: a failure now is the lock's alone, and release_slot() retries it.
+        try:
+            cur.nextset()
+        except Exception:
+            log.warning("releasing %s with the commit failed", release, exc_info=True)
+        else:
+            self._local.released = release
 
     def _ensure_consecutive_known(self, cur: Any) -> None:
         if self._consecutive is None:
@@ -185,14 +259,7 @@ class DirectWriter:
             ids.append(int(cur.lastrowid))
         cur.nextset()  # the COMMIT's answer: it failed if it raises here
         if release is not None:
-            self._local.release = None
-            # Committed: a failure now is the lock's alone, and release_slot() retries it.
-            try:
-                cur.nextset()
-            except Exception:
-                log.warning("releasing %s with the commit failed", release, exc_info=True)
-            else:
-                self._local.released = release
+            self._release_answered(cur, release)
         if self._consecutive:
             ids = [ids[0] + i for i in range(len(events))]
         return ids

@@ -178,6 +178,27 @@ def insert_events_sql(
     return f"{head} VALUES {', '.join([row] * len(events))}", values
 
 
+@functools.cache
+def _insert_events_if_one_changed(dialect: Dialect, rows: int) -> str | None:
+    events = meta(JobEventRow)
+    columns = [events.fields_db_projection[n] for n in _EVENT_COLUMNS]
+    return dialect.insert_if_one_changed_sql(
+        events.db_table, columns, rows, order=events.fields_db_projection["seq"]
+    )
+
+
+def insert_events_if_one_changed_sql(
+    dialect: Dialect, events: Sequence[Event], owner: UUID | None
+) -> tuple[str, list[Any]] | None:
+    """insert_events_sql() of one job's events, written only if the statement before it
+    changed exactly one row: a compare-and-set UPDATE and its events travel in one
+    request. Rows in seq order; None where the dialect cannot."""
+    query = _insert_events_if_one_changed(dialect, len(events))
+    if query is None:
+        return None
+    return query, [value for event in events for value in _event_values(event, owner)]
+
+
 def insert_rows_sql(
     dialect: Dialect, model: type[Model], rows: Sequence[dict[str, Any]]
 ) -> tuple[str, list[Any]]:
