@@ -12,7 +12,7 @@ from typing import Any
 from tortoise import BaseDBAsyncClient, Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 
-from jobline.compat.tortoise import abandon_context, terminate_pools
+from jobline.compat.tortoise import abandon_context, release_when_begin_fails, terminate_pools
 from jobline.config import Settings, tortoise_config
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ async def open_db(settings: Settings) -> None:
 
     Tortoise 1.x scopes an init to the calling task unless global fallback is on.
     """
+    release_when_begin_fails()
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
 
 

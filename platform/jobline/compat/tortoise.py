@@ -63,3 +63,37 @@ def terminate_pools(clients: Iterable[Any]) -> None:
         pool = getattr(client, "_pool", None)
         if pool is not None:
             pool.terminate()
+
+
+def release_when_begin_fails() -> None:
+    """Mend Tortoise's pooled transaction (`in_transaction` on MySQL), once per process.
+
+    Its `__aenter__` takes a connection from the pool, then sends BEGIN. When BEGIN fails
+    (the task cancelled while it waits, as on shutdown; the connection lost) `__aexit__`
+    never runs: the connection is never given back, the pool is one smaller for good, and
+    closing the pool waits for it for ever. Here such a connection, whose state is unknown,
+    is closed and given back, and the task's connection context restored.
+    """
+    from tortoise.backends.base.client import TransactionContextPooled
+    from tortoise.connection import get_connections
+
+    original = TransactionContextPooled.__aenter__
+    if getattr(original, "jobline_mended", False):
+        return
+
+    async def __aenter__(self: Any) -> Any:
+        try:
+            return await original(self)
+        except BaseException:
+            token = getattr(self, "token", None)
+            if token is not None:
+                get_connections().reset(token)
+            pool = self.client._parent._pool
+            connection = self.client._connection
+            if pool is not None and connection is not None and connection in pool._used:
+                connection.close()
+                await pool.release(connection)
+            raise
+
+    __aenter__.jobline_mended = True  # type: ignore[attr-defined]
+    TransactionContextPooled.__aenter__ = __aenter__  # type: ignore[method-assign]
