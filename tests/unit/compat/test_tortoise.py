@@ -77,3 +77,19 @@ def _check_from_row() -> None:
     assert job.payload == {"a": 1}
     assert job.cancel_requested is False
     assert job.created_at == at and job.finished_at is None
+
+
+def test_the_pooled_transaction_is_mended_once_and_reads_what_it_relies_on() -> None:
+    """release_when_begin_fails wraps TransactionContextPooled.__aenter__ (once, however
+    often open_db runs) and reads its `token` slot and `client`; a Tortoise that renamed
+    them would fail here, not in a shutdown (tests/integration/test_shutdown.py)."""
+    from tortoise.backends.base.client import TransactionContextPooled
+
+    from jobline.compat.tortoise import release_when_begin_fails
+
+    release_when_begin_fails()
+    mended = TransactionContextPooled.__aenter__
+    release_when_begin_fails()
+    assert TransactionContextPooled.__aenter__ is mended
+    assert getattr(mended, "jobline_mended", False)
+    assert {"token", "client"} <= set(TransactionContextPooled.__slots__)
