@@ -7,7 +7,6 @@ transaction whose BEGIN fails gives its connection back to the pool.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from jobline.compat.tortoise import context_left_open
 from jobline.config import Settings
 from jobline.db import close_db, open_db
 from jobline.queueing.relay import Relay
+from tests.integration.db_proxy import DatabaseProxy
 from tests.support import REPO
 
 pytestmark = pytest.mark.integration
@@ -76,68 +76,25 @@ async def test_a_connection_never_given_back_is_closed_under_its_holder(
         await close_db()
 
 
-class StallingProxy:
-    """Forwards TCP to MariaDB until stalled; then it holds what either side sends: a
-    database that stops answering, its connections still open."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.flowing = asyncio.Event()
-        self.flowing.set()
-        self.server: asyncio.Server | None = None
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def close(self) -> None:
-        self.flowing.set()
-        if self.server is not None:
-            self.server.close()
-        for writer in self.writers:
-            writer.transport.abort()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.writers += [writer, up_writer]
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await src.read(65536):
-                    await self.flowing.wait()
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
-
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-
-
 async def test_a_transaction_whose_begin_never_returns_gives_its_connection_back(
     app_settings: Settings,
 ) -> None:
     """Tortoise took a connection, then sent BEGIN; cancelled while waiting for it (as the
     tasks of a shutting-down process are), it never gave the connection back
     (compat/tortoise.py: release_when_begin_fails)."""
-    real = app_settings.database_url
-    hostport = real.split("@", 1)[1].split("/", 1)[0]
-    host, port = hostport.split(":")
-    proxy = StallingProxy(host, int(port))
-    proxy_port = await proxy.start()
-    settings = app_settings.model_copy(
-        update={"database_url": real.replace(hostport, f"127.0.0.1:{proxy_port}")}
-    )
+    proxy = DatabaseProxy(app_settings.database_url)
+    settings = app_settings.model_copy(update={"database_url": await proxy.start()})
     await open_db(settings)
     try:
         client = connections.get("default")
         await client.execute_query("SELECT 1")  # the pool and a connection through the proxy
         pool = client._pool
-        proxy.flowing.clear()
+        proxy.stall()
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.5), in_transaction("default"):
                 pass
         assert pool.size - pool.freesize == 0  # none lent out
-        proxy.flowing.set()
+        proxy.resume()
         # And the pool still serves, on a new connection.
         _, rows = await client.execute_query("SELECT 1 AS one")
         assert rows[0]["one"] == 1
