@@ -41,6 +41,17 @@ def test_insert_if_absent_keeps_the_present_row_and_on_mysql_locks_it() -> None:
     )
 
 
+def test_an_insert_after_a_compare_and_set_is_mysql_s_alone_and_keeps_the_order() -> None:
+    """jobs/direct.py sends it after the UPDATE in one request: its rows only if that
+    UPDATE changed one row, in `order`'s order (the ids follow it)."""
+    assert SQLite().insert_if_one_changed_sql("t", ["k", "n"], 2, order="n") is None
+    assert MySQL().insert_if_one_changed_sql("t", ["k", "n"], 2, order="n") == (
+        "INSERT INTO `t` (`k`, `n`)"
+        " SELECT %s, %s FROM DUAL WHERE ROW_COUNT() = 1"
+        " UNION ALL SELECT %s, %s FROM DUAL WHERE ROW_COUNT() = 1 ORDER BY 2"
+    )
+
+
 def test_capabilities_are_the_dialects_not_a_test_of_its_name() -> None:
     sqlite, mysql = SQLite(), MySQL()
     assert (sqlite.supports_for_update, sqlite.supports_skip_locked, sqlite.force_index) == (

@@ -1,10 +1,10 @@
 """Tortoise ORM internals: a model's metadata (`Model._meta`), building an instance from a
-row (`Model._init_from_db`), and letting go of a context whose close did not finish.
-Tested with tortoise-orm 1.1.
+row (`Model._init_from_db`), letting go of a context whose close did not finish, and a
+mend of the pooled transaction whose BEGIN fails. Tested with tortoise-orm 1.1.
 
 The store writes its hot statements by hand (a job read through the query builder costs
 about twice the CPU, bench/README.md) but encodes and decodes values through the models'
-own fields, so they match the ORM's exactly; these two functions are how it reaches them.
+own fields, so they match the ORM's exactly; meta() and from_row() are how it reaches them.
 """
 
 from __future__ import annotations
