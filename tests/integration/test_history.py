@@ -264,3 +264,16 @@ async def test_users_see_only_their_own_jobs_and_a_superuser_sees_all(
 def _just_before(iso: str) -> str:
     at = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     return (at - timedelta(microseconds=1)).isoformat()
+
+
+async def test_owners_are_named_by_their_email_for_a_superuser_s_listing(
+    app: FastAPI, make_user: MakeUser
+) -> None:
+    """The dashboard names each job's owner (accounts.users.emails_of); an id no account
+    has is left out, not an error."""
+    from jobline.accounts.users import emails_of
+
+    alice, bob = await make_user(), await make_user()
+    gone = uuid.uuid4()
+    assert await emails_of({alice.id, bob.id, gone}) == {alice.id: alice.email, bob.id: bob.email}
+    assert await emails_of(set()) == {}

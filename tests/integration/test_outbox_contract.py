@@ -77,6 +77,27 @@ async def test_a_submitted_job_has_its_outbox_row_in_the_same_transaction(
     await box.discard(claimed[0])
 
 
+async def test_the_backlog_counts_every_row_and_those_due(
+    outbox: tuple[JobStore, Outbox],
+) -> None:
+    """The operations page: rows, rows due by now, the earliest due time; every type's."""
+    store, box = outbox
+    await drain(box)
+    assert await box.backlog(utcnow()) == (0, 0, None)
+    due_at = utcnow() - timedelta(seconds=30)
+    later = utcnow() + timedelta(hours=1)
+    views = []
+    for at in (due_at, later):
+        write, _ = Outbox.writer(1, at, None, LEASE)
+        views.append(
+            await store.submit(job_id=uuid.uuid4(), data=job_data(uuid.uuid4()), also=write)
+        )
+    total, due, oldest = await Outbox(types=["nobody.knows"]).backlog(utcnow())
+    assert (total, due) == (2, 1)
+    assert oldest is not None and abs(oldest - due_at) < timedelta(seconds=1)
+    await DispatchRow.filter(job_id__in=[v.id for v in views]).delete()
+
+
 async def test_racing_claimers_never_share_a_row(outbox: tuple[JobStore, Outbox]) -> None:
     store, box = outbox
     await drain(box)

@@ -401,6 +401,33 @@ async def test_list_jobs_is_newest_first_and_ties_break_on_id(
     assert [v.id for v in rest] == [v.id for v in expected[3:]]
 
 
+async def test_newer_keys_walk_back_up_a_listing_through_a_tie(
+    store: JobStore, clock: list[datetime]
+) -> None:
+    """The dashboard's Previous page: the keys just newer than a page's first job, oldest
+    first, in the listing's own (created_at, id) order."""
+    owner = uuid.uuid4()
+    start = clock[0]
+    made = []
+    for offset, id_low in [(0, 5), (1, 9), (1, 2), (1, 7), (2, 1)]:
+        clock[0] = start + timedelta(seconds=offset)
+        made.append(
+            await new_job(store, owner, job_id=uuid.UUID(int=(owner.int >> 8 << 8) + id_low))
+        )
+    oldest_first = sorted(made, key=lambda v: (v.created_at, v.id))
+    query = JobQuery(owner_id=owner)
+    # From inside the tie: the rest of the tie, then newer jobs, capped at the limit.
+    newer = await store.newer_keys(query, (oldest_first[1].created_at, oldest_first[1].id), 2)
+    assert newer == [(v.created_at, v.id) for v in oldest_first[2:4]]
+    assert all(at.tzinfo is not None for at, _ in newer)
+    newest = oldest_first[-1]
+    assert await store.newer_keys(query, (newest.created_at, newest.id), 10) == []
+    # The listing's filters hold: another owner's newer jobs are not counted.
+    clock[0] = start + timedelta(seconds=5)
+    await new_job(store, uuid.uuid4())
+    assert await store.newer_keys(query, (newest.created_at, newest.id), 10) == []
+
+
 async def test_list_jobs_filters(store: JobStore, clock: list[datetime]) -> None:
     owner, other = uuid.uuid4(), uuid.uuid4()
     start = clock[0]

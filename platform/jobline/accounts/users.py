@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -314,6 +315,14 @@ cookie_backend = AuthenticationBackend(
 )
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [bearer_backend, cookie_backend])
 current_active_user = fastapi_users.current_user(active=True)
+
+
+async def emails_of(ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The email address of each user among `ids` that exists."""
+    if not ids:
+        return {}
+    rows = await User.filter(id__in=list(ids)).values_list("id", "email")
+    return {uuid.UUID(str(id_)): str(email) for id_, email in rows}
 
 
 async def create_user(email: str, password: str, *, superuser: bool = False) -> User:

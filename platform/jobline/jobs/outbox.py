@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -27,6 +28,7 @@ from jobline.dialects import dialect_of
 from jobline.jobs import pipeline
 from jobline.jobs.models import DispatchRow
 from jobline.jobs.projection import JobView
+from jobline.jobs.reads import as_utc
 from jobline.jobs.sql import insert_rows
 from jobline.jobs.store import BatchTxHook, TxHook, utcnow
 
@@ -71,6 +73,14 @@ class Outbox:
         self.connection = connection
         # Sorted: the claim query's IN list comes out the same each round.
         self.types = None if types is None else sorted(types)
+
+    async def backlog(self, now: datetime) -> tuple[int, int, datetime | None]:
+        """Every type's rows: how many, how many are due by `now`, the earliest due time."""
+        rows = DispatchRow.all().using_db(self._db())
+        total = await rows.count()
+        due = await rows.filter(due_at__lte=now).count()
+        oldest = await rows.order_by("due_at").first().values_list("due_at", flat=True)
+        return total, due, as_utc(oldest) if isinstance(oldest, datetime) else None
 
     @staticmethod
     def writer(
@@ -278,6 +288,4 @@ class Outbox:
         return await DispatchRow.filter(due_at__lte=utcnow()).using_db(self._db()).count()
 
     def _db(self) -> Any:
-        from tortoise import connections
-
         return connections.get(self.connection)

@@ -107,6 +107,22 @@ class JobReads:
         rows = await qs.order_by("-created_at", "-id").limit(limit)
         return [view_of(r) for r in rows]
 
+    async def newer_keys(
+        self, query: JobQuery, key: tuple[datetime, UUID], limit: int
+    ) -> list[tuple[datetime, UUID]]:
+        """The `(created_at, id)` keys of up to `limit` jobs just newer than `key`, oldest
+        first: where the keyset page before the one starting at `key` begins."""
+        created, job_id = as_utc(key[0]), key[1]
+        rows = (
+            await JobRow.filter(**query.filters())
+            .using_db(self._db())
+            .filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=job_id))
+            .order_by("created_at", "id")
+            .limit(limit)
+            .values_list("created_at", "id")
+        )
+        return [(as_utc(at), UUID(str(id_))) for at, id_ in rows]
+
     async def all_events(self, job_id: UUID) -> list[Event]:
         """Every event of one job, oldest first."""
         rows = await JobEventRow.filter(job_id=job_id).using_db(self._db()).order_by("seq")

@@ -24,7 +24,6 @@ from jobline.api.schemas import Instant
 from jobline.audit.store import AuditQuery, list_audit
 from jobline.config import Settings
 from jobline.flower import broker_api
-from jobline.jobs.models import DispatchRow
 
 AUDIT_PAGE = 50
 # The management API answers in milliseconds when it is there; a page does not wait long.
@@ -140,11 +139,9 @@ async def gather(request: Request, filters: dict[str, str], cursor: str | None) 
     """Read every part of the operations page."""
     settings: Settings = request.app.state.settings
     now = datetime.now(UTC)
-    total = await DispatchRow.all().count()
-    due = await DispatchRow.filter(due_at__lte=now).count()
-    oldest = await DispatchRow.all().order_by("due_at").first().values_list("due_at", flat=True)
     relay = request.app.state.relay
     publisher = relay.publisher
+    total, due, oldest = await publisher.outbox.backlog(now)
     relay_state = {
         "runs in this process": settings.api_relay,
         "name": relay.name,

@@ -26,18 +26,17 @@ from fastapi.exceptions import HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
-from tortoise.expressions import Q
 
 from jobline import errors
 from jobline.accounts.credentials import current_user
 from jobline.accounts.models import User
+from jobline.accounts.users import emails_of
 from jobline.api import jobs as jobs_api
 from jobline.api import stream as stream_api
 from jobline.api.deps import CallerDep, JobDep
 from jobline.api.quotas import StreamSlot
 from jobline.api.schemas import Instant, Job
 from jobline.api.stream import FeedDep, LastEventId
-from jobline.jobs.models import JobRow
 from jobline.jobs.projection import JobView
 from jobline.jobs.service import Caller, JobService
 from jobline.jobs.states import FINAL_STATES, RETRYABLE_STATES, JobState
@@ -266,10 +265,7 @@ async def jobs_page(
         prev_url = "?" + urlencode({**base, "cursor": prev} if prev else base)
     owners: dict[UUID, str] = {}
     if caller.is_superuser:
-        ids = {j.owner_id for j in page.items if j.owner_id is not None}
-        if ids:
-            rows = await User.filter(id__in=list(ids)).values_list("id", "email")
-            owners = {UUID(str(i)): str(e) for i, e in rows}
+        owners = await emails_of({j.owner_id for j in page.items if j.owner_id is not None})
     context.update(
         rows=page.items,
         owners=owners,
@@ -292,21 +288,11 @@ async def previous_cursor(
     than `first`, found by the same keyset read upwards, and named by the API's cursor of
     the job just above them.
     """
-    filters = query.filters()
-    created = first.created_at
-    newer = (
-        await JobRow.filter(**filters)
-        .filter(Q(created_at__gt=created) | Q(created_at=created, id__gt=first.id))
-        .order_by("created_at", "id")
-        .limit(size + 1)
-        .values_list("created_at", "id")
-    )
+    service = request.app.state.service
+    newer = await service.store.newer_keys(query, (first.created_at, first.id), size + 1)
     if len(newer) <= size:
         return None
     at, job_id = newer[size]
-    assert isinstance(at, datetime)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
     scope = f"jobs:{caller.id}:{query}"
     cursor: str = request.app.state.cursors.encode(scope, [at.isoformat(), str(job_id)])
     return cursor
@@ -351,8 +337,7 @@ async def job_page(request: Request, job_id: str) -> Response:
     events = await service.events(view, first_seq, page)
     owner = None
     if user.is_superuser and view.owner_id is not None and view.owner_id != user.id:
-        found = await User.get_or_none(id=view.owner_id)
-        owner = found.email if found else str(view.owner_id)
+        owner = (await emails_of([view.owner_id])).get(view.owner_id, str(view.owner_id))
     jt = service.queues.job_types.get(view.type)
     return render(
         request,
