@@ -430,9 +430,18 @@ def test_two_processes_of_a_domain_consume_its_queue_under_their_own_names(
             break
         assert time.monotonic() < deadline, (in_flower, expected)
         time.sleep(1)
-    # Each process serves /metrics on the port supervisor numbered it with.
+    # Each process serves /metrics on the port supervisor numbered it with, once it has
+    # started its server (a full run of 6 December asked one that had not yet: refused).
     for i in range(MUSIC_PROCESSES + 1):
-        r = httpx.get(f"http://127.0.0.1:{supervised.metrics_port + i}/metrics", timeout=10)
+        url = f"http://127.0.0.1:{supervised.metrics_port + i}/metrics"
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                r = httpx.get(url, timeout=10)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, f"nothing serves {url}"
+                time.sleep(0.5)
         assert r.status_code == 200
     # RabbitMQ hands the jobs round to both consumers: both run some, named in `started`.
     ids = [submit(client, SHORT) for _ in range(4 * MUSIC_PROCESSES)]
