@@ -2,9 +2,9 @@
 
 A job that ends within `defer` seconds (JOBLINE_STARTED_DEFER_MS) records `started` and
 its outcome in one transaction: one commit (an fsync) per job instead of two. Temporal does
-the same with an activity's started event. A longer job gets its `started` written when
-`defer` runs out, or sooner when it first reports progress; `started` always carries the
-time the job began. Only a first delivery of a job found queued (or still pending) comes
+the same with an activity's started event. A longer job gets its `started` written once
+`defer` has run out (within half a window more: Windows), or sooner when it first reports
+progress; `started` always carries the time the job began. Only a first delivery of a job found queued (or still pending) comes
 this way. A worker dying inside the window leaves no `started`: the message comes back
 redelivered, and a redelivery takes the full path (queueing/delivery.py), so a job that
 keeps killing its worker is still counted (worker_lost) and stopped.
@@ -12,16 +12,19 @@ keeps killing its worker is still counted (worker_lost) and stopped.
 The late `started` is where a message of an older dispatch generation is refused (the
 reconciler published the job again meanwhile: queueing/reconcile.py): its check runs in
 the transaction that writes it, on the locked row (or the compare-and-set on last_seq,
-which a `requeued` moves on). The job's body has then run for up to `defer` seconds, or
-to its first progress report, unrecorded: the one window in which a republished job runs
+which a `requeued` moves on). The job's body has then run for up to 1.5 x `defer` seconds,
+or to its first progress report, unrecorded: the one window in which a republished job runs
 twice (docs/architecture.md, "Lost messages").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -40,8 +43,8 @@ log = logging.getLogger("jobline.worker")
 class LateStart:
     """An attempt's `started`, written by the loop when its window ends, or with the outcome.
 
-    `arm`, `ensure` and the write run on the worker's event loop; `record` on the task's
-    thread.
+    `ensure` and the write run on the worker's event loop; `arm` and `record` on the task's
+    thread (the process's Windows watches the window).
     """
 
     def __init__(
@@ -72,8 +75,14 @@ class LateStart:
         self._merged = False
 
     def arm(self) -> None:
-        """Start the window (on the loop)."""
-        self.rt.loop.call_later(self.defer, self._start_write)
+        """Start the window: `started` is written once it runs out (see Windows)."""
+        windows().open(self)
+
+    def window_ran_out(self) -> None:
+        """Called by Windows, from its thread: have the loop write `started`."""
+        # A loop already closed: the worker is stopping, and the message comes back.
+        with contextlib.suppress(RuntimeError):
+            self.rt.loop.call_soon_threadsafe(self._start_write)
 
     def _start_write(self) -> asyncio.Task[bool] | None:
         with self._lock:
@@ -92,7 +101,9 @@ class LateStart:
         with self._lock:
             if self._write is None:
                 self._merged = True
-            return self._merged
+            merged = self._merged
+        windows().close(self)
+        return merged
 
     async def _started(self) -> bool:
         assert self._write is not None
@@ -163,6 +174,75 @@ class LateStart:
         return outcomes[-1]
 
 
+class Windows:
+    """One thread per process: has `started` written for each attempt whose window ran out.
+
+    A window per job on the event loop (`call_soon_threadsafe` to arm it, then its
+    `call_later` firing) woke the loop thread twice per job, taking the GIL from the job's
+    thread each time. Here opening and closing a window only takes a lock; the thread looks
+    at the open windows no more often than every `defer / 2` (so a job that outlives its
+    window gets `started` between `defer` and `1.5 x defer` after it began) and sleeps while
+    none is open.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        # id(late) -> (deadline on the monotonic clock, late); in opening order.
+        self._open: dict[int, tuple[float, LateStart]] = {}
+        self.idle = False  # the thread waits for a window to open: wake it
+        self._thread: threading.Thread | None = None
+        self.opened = 0
+        self.ran_out = 0
+
+    def open(self, late: LateStart) -> None:
+        with self._cond:
+            self._open[id(late)] = (time.monotonic() + late.defer, late)
+            self.opened += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="jobline-started-windows", daemon=True
+                )
+                self._thread.start()
+            elif self.idle:
+                self._cond.notify()
+
+    def close(self, late: LateStart) -> None:
+        with self._cond:
+            self._open.pop(id(late), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._open:
+                    self.idle = True
+                    self._cond.wait()
+                    self.idle = False
+                deadline, late = next(iter(self._open.values()))
+            # Never sooner than half a window: one look serves every window ending meanwhile.
+            time.sleep(max(deadline - time.monotonic(), late.defer / 2))
+            now = time.monotonic()
+            with self._cond:
+                due = [late for deadline, late in self._open.values() if deadline <= now]
+                for late in due:
+                    del self._open[id(late)]
+                self.ran_out += len(due)
+            for late in due:
+                late.window_ran_out()
+
+
+_windows: dict[int, Windows] = {}
+_windows_lock = threading.Lock()
+
+
+def windows() -> Windows:
+    """This process's Windows (a prefork child gets its own, not its parent's)."""
+    with _windows_lock:
+        found = _windows.get(os.getpid())
+        if found is None:
+            found = _windows[os.getpid()] = Windows()
+        return found
+
+
 def begin_late(
     rt: WorkerRuntime,
     job_id: UUID,
@@ -178,7 +258,7 @@ def begin_late(
     if read is not None:
         late = _late_for(rt, read, started, defer, task_id, generation)
         if late is not None:
-            rt.loop.call_soon_threadsafe(late.arm)
+            late.arm()
         return read, late
     direct = rt.direct
     if direct is None:
@@ -191,7 +271,7 @@ def begin_late(
         raise JobNotFound(job_id=str(job_id))
     late = _late_for(rt, found, started, defer, task_id, generation)
     if late is not None:
-        rt.loop.call_soon_threadsafe(late.arm)
+        late.arm()
     return found, late
 
 
