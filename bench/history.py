@@ -454,6 +454,10 @@ async def plans(
             captured.queries.clear()
             await store.list_jobs(query, key, PAGE + 1)
             sent[name] = captured.queries[-1]
+        # The dashboard's Previous page from the same depth: the keys just newer than `after`.
+        captured.queries.clear()
+        await store.newer_keys(JobQuery(owner_id=owner), after, PAGE + 1)
+        sent[f"owner previous page at depth {depth:,}"] = captured.queries[-1]
         captured.queries.clear()
         job_id = UUID(str(row[1]))
         await store.events(job_id, 0, PAGE + 1)
