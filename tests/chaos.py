@@ -16,7 +16,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pymysql
+import pytest
 from celery import Celery
 
 from tests.support import (
@@ -440,3 +441,16 @@ def wait_for_mariadb() -> None:
 def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
+
+
+def stack_client_fixture() -> Callable[..., Any]:
+    """The `client` fixture of a module whose `stack` fixture is a ChaosStack: one logged-in
+    client of the stack's API for the module (`client = stack_client_fixture()`)."""
+
+    @pytest.fixture(scope="module", name="client")
+    async def client(stack: ChaosStack) -> AsyncIterator[httpx.AsyncClient]:
+        c = await stack.client()
+        yield c
+        await c.aclose()
+
+    return client

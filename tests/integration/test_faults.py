@@ -13,14 +13,14 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.chaos import ChaosStack, Figures, assert_clean, running_stack
+from tests.chaos import ChaosStack, Figures, assert_clean, running_stack, stack_client_fixture
 from tests.support import RABBIT_API
 
 pytestmark = pytest.mark.integration
@@ -35,11 +35,7 @@ def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
         yield chaos
 
 
-@pytest.fixture(scope="module")
-async def client(stack: ChaosStack) -> AsyncIterator[httpx.AsyncClient]:
-    c = await stack.client()
-    yield c
-    await c.aclose()
+client = stack_client_fixture()
 
 
 def report(figures: Figures) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import chaos
-from tests.chaos import ChaosStack, assert_clean, running_stack
+from tests.chaos import ChaosStack, assert_clean, running_stack, stack_client_fixture
 from tests.integration.stream_helpers import Frame, events_of, read_stream
 
 pytestmark = pytest.mark.integration
@@ -33,11 +33,7 @@ def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
         yield s
 
 
-@pytest.fixture(scope="module")
-async def client(stack: ChaosStack) -> AsyncIterator[httpx.AsyncClient]:
-    c = await stack.client()
-    yield c
-    await c.aclose()
+client = stack_client_fixture()
 
 
 async def test_kill_9_of_workers_at_random_moments_loses_nothing(

@@ -19,7 +19,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,14 @@ import httpx
 import pytest
 
 from jobline.jobs import workers
-from tests.chaos import AMQP_ADMIN_URL, ChaosStack, _url_parts, assert_clean, serving
+from tests.chaos import (
+    AMQP_ADMIN_URL,
+    ChaosStack,
+    _url_parts,
+    assert_clean,
+    serving,
+    stack_client_fixture,
+)
 from tests.support import RABBIT_API, start_worker
 
 pytestmark = pytest.mark.integration
@@ -119,11 +126,7 @@ def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
         yield chaos
 
 
-@pytest.fixture(scope="module")
-async def client(stack: ChaosStack) -> AsyncIterator[httpx.AsyncClient]:
-    c = await stack.client()
-    yield c
-    await c.aclose()
+client = stack_client_fixture()
 
 
 def wait_for_event(

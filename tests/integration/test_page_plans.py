@@ -49,7 +49,9 @@ class _Captured(logging.Handler):
         args = record.args
         if isinstance(args, tuple) and len(args) == 2 and str(args[0]).startswith("SELECT"):
             values = args[1]
-            self.selects.append((str(args[0]), list(values) if isinstance(values, list | tuple) else []))
+            self.selects.append(
+                (str(args[0]), list(values) if isinstance(values, list | tuple) else [])
+            )
 
 
 @pytest.fixture

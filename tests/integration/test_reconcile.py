@@ -12,7 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import httpx
 import pytest
 from kombu import Connection
 
-from tests.chaos import ChaosStack, Figures, assert_clean, serving
+from tests.chaos import ChaosStack, Figures, assert_clean, serving, stack_client_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +41,7 @@ def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
         yield chaos
 
 
-@pytest.fixture(scope="module")
-async def client(stack: ChaosStack) -> AsyncIterator[httpx.AsyncClient]:
-    c = await stack.client()
-    yield c
-    await c.aclose()
+client = stack_client_fixture()
 
 
 def report(figures: Figures) -> None:

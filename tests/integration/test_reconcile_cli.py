@@ -12,14 +12,14 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from kombu import Connection
 
-from tests.chaos import ChaosStack, assert_clean, serving
+from tests.chaos import ChaosStack, assert_clean, serving, stack_client_fixture
 from tests.support import JOBLINE, REPO
 
 pytestmark = pytest.mark.integration
@@ -37,11 +37,7 @@ def stack(logdir: Path, var_dir: Path) -> Iterator[ChaosStack]:
         yield chaos
 
 
-@pytest.fixture(scope="module")
-async def client(stack: ChaosStack) -> AsyncIterator[httpx.AsyncClient]:
-    c = await stack.client()
-    yield c
-    await c.aclose()
+client = stack_client_fixture()
 
 
 def requeued(stack: ChaosStack) -> int:

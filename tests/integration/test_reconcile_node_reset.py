@@ -18,13 +18,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.chaos import ChaosStack, assert_clean, serving, wait_for_mariadb
+from tests.chaos import ChaosStack, assert_clean, serving, stack_client_fixture, wait_for_mariadb
 from tests.support import REPO, Proc
 
 pytestmark = pytest.mark.integration
@@ -127,11 +127,7 @@ def stack(node: Node, logdir: Path, var_dir: Path) -> Iterator[NodeStack]:
         yield chaos
 
 
-@pytest.fixture(scope="module")
-async def client(stack: NodeStack) -> AsyncIterator[httpx.AsyncClient]:
-    c = await stack.client()
-    yield c
-    await c.aclose()
+client = stack_client_fixture()
 
 
 def requeued(stack: ChaosStack, ids: Sequence[str]) -> set[str]:
