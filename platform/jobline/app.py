@@ -13,15 +13,8 @@ from fastapi.responses import JSONResponse
 from tortoise import connections
 
 from jobline import ui
-from jobline.accounts.users import (
-    COOKIE_NAME,
-    UserCreate,
-    UserRead,
-    UserUpdate,
-    bearer_backend,
-    cookie_backend,
-    fastapi_users,
-)
+from jobline.accounts.backends import COOKIE_NAME, bearer_backend, cookie_backend
+from jobline.accounts.users import UserCreate, UserRead, UserUpdate, fastapi_users
 from jobline.api import audit, docs, errors, jobs, observe, openapi, security, stream
 from jobline.api.csrf import CrossOriginGuard
 from jobline.api.cursors import CursorCodec

@@ -74,7 +74,7 @@ def test_the_mysql_url_gets_its_charset_and_pool_size() -> None:
 
 
 def test_production_cookies_are_secure_and_host_prefixed_by_default() -> None:
-    from jobline.accounts.users import cookie_name
+    from jobline.accounts.backends import cookie_name
 
     settings = production(cookie_secure=None)
     assert settings.secure_cookies
@@ -88,7 +88,7 @@ def test_production_refuses_cookies_without_secure() -> None:
 
 
 def test_development_cookies_work_over_plain_http(tmp_path: Path) -> None:
-    from jobline.accounts.users import cookie_name
+    from jobline.accounts.backends import cookie_name
 
     for env in ("development", "test"):
         settings = Settings(_env_file=None, env=env, var_dir=tmp_path, cookie_secure=None)  # type: ignore[call-arg]

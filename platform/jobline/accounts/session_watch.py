@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobline.accounts.models import RevokedSession, User
-from jobline.accounts.sessions import Credential, still_valid
+from jobline.accounts.tokens import Credential, still_valid
 from jobline.waiting import wait_event
 
 log = logging.getLogger("jobline.accounts")

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import jwt
 from fastapi import Request
@@ -36,41 +35,10 @@ from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.manager import BaseUserManager
 
 from jobline.accounts.models import RevokedSession, User
+from jobline.accounts.session_watch import session_watch
+from jobline.accounts.tokens import Credential, credential_of, still_valid
 
 COOKIE_AUDIENCE = "jobline:cookie-session"
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """What a request authenticated with: which backend, whose, when issued, and its id."""
-
-    kind: Literal["bearer", "cookie"]
-    subject: str
-    issued_at: float
-    jti: str | None
-
-
-def credential_of(claims: dict[str, Any], kind: Literal["bearer", "cookie"]) -> Credential | None:
-    """The credential a verified token's claims describe, or None without a subject."""
-    sub = claims.get("sub")
-    if not isinstance(sub, str):
-        return None
-    iat = claims.get("iat")
-    jti = claims.get("jti")
-    # A token from before iat was written (an upgrade) counts as issued at the epoch: any
-    # revocation ends it.
-    issued = float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else 0.0
-    return Credential(kind, sub, issued, jti if isinstance(jti, str) else None)
-
-
-def still_valid(credential: Credential, user: User) -> bool:
-    """False when the user ended their sessions after this token was issued (and kept another)."""
-    after = user.sessions_valid_after
-    if after is None:
-        return True
-    if credential.jti is not None and credential.jti == user.session_kept:
-        return True
-    return credential.issued_at >= after.timestamp()
 
 
 def _claims_of_new_token(audience: list[str]) -> dict[str, Any]:
@@ -149,8 +117,6 @@ class RevocableJWTStrategy(JWTStrategy[User, uuid.UUID]):
         # Housekeeping on the rare logout, not on every request: drop what expired.
         await RevokedSession.filter(expires_at__lt=_now()).delete()
         # Streams of this process opened with the cookie end now, not at the next check.
-        from jobline.accounts.session_watch import session_watch
-
         session_watch.check_now()
 
 

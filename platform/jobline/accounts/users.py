@@ -18,40 +18,21 @@ from fastapi_users import (
     models,
     schemas,
 )
-from fastapi_users.authentication import (
-    AuthenticationBackend,
-    BearerTransport,
-    CookieTransport,
-    JWTStrategy,
-)
 from fastapi_users.db import BaseUserDatabase
 from fastapi_users.password import PasswordHelper
 from pydantic import Field, StrictBool
 
+from jobline.accounts.backends import bearer_backend, cookie_backend, request_credential
 from jobline.accounts.emails import normalize_email
 from jobline.accounts.models import User
 from jobline.accounts.passwords import password_problem
-from jobline.accounts.sessions import BearerJWTStrategy, Credential, get_session_strategy
+from jobline.accounts.session_watch import session_watch
 from jobline.accounts.throttle import AttemptCounter
+from jobline.accounts.tokens import Credential
 from jobline.compat.tortoise import meta
-from jobline.config import Settings, get_settings
+from jobline.config import get_settings
 
-API_PREFIX = "/api/v1"
-COOKIE_BASE_NAME = "jobline_auth"
 COLUMNS = frozenset(meta(User).fields_map)
-
-
-def cookie_name(settings: Settings) -> str:
-    """The session cookie's name: `__Host-` prefixed when Secure (production).
-
-    A browser keeps a `__Host-` cookie only if it is Secure, set by the host itself over
-    https, with Path=/ and no Domain: a sibling subdomain or a plain-http page of the
-    same host cannot plant or overwrite the session.
-    """
-    return ("__Host-" if settings.secure_cookies else "") + COOKIE_BASE_NAME
-
-
-COOKIE_NAME = cookie_name(get_settings())
 
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
@@ -255,17 +236,13 @@ async def end_other_sessions(user: User, keep: Credential | None) -> None:
 
 
 def _check_streams_now() -> None:
-    from jobline.accounts.session_watch import session_watch
-
     session_watch.check_now()
 
 
 async def _credential(request: Request | None) -> Credential | None:
-    """The credential the request authenticated with (accounts/credentials.py)."""
+    """The credential the request authenticated with (accounts/backends.py)."""
     if request is None:
         return None
-    from jobline.accounts.credentials import request_credential
-
     return await request_credential(request)
 
 
@@ -286,33 +263,6 @@ async def get_user_manager() -> UserManager:
     return _user_manager
 
 
-async def get_jwt_strategy(request: Request) -> JWTStrategy[User, uuid.UUID]:
-    strategy: JWTStrategy[User, uuid.UUID] | None = getattr(request.app.state, "jwt_strategy", None)
-    if strategy is None:
-        settings = request.app.state.settings
-        strategy = BearerJWTStrategy(
-            secret=request.app.state.secret,
-            lifetime_seconds=settings.access_token_lifetime_seconds,
-        )
-        request.app.state.jwt_strategy = strategy
-    return strategy
-
-
-bearer_backend = AuthenticationBackend(
-    name="jwt",
-    transport=BearerTransport(tokenUrl=f"{API_PREFIX}/auth/jwt/login"),
-    get_strategy=get_jwt_strategy,
-)
-cookie_backend = AuthenticationBackend(
-    name="cookie",
-    transport=CookieTransport(
-        cookie_name=COOKIE_NAME,
-        cookie_secure=get_settings().secure_cookies,
-        cookie_max_age=get_settings().access_token_lifetime_seconds,
-    ),
-    # Revocable: a logout ends the cookie session at once (accounts/sessions.py).
-    get_strategy=get_session_strategy,
-)
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [bearer_backend, cookie_backend])
 current_active_user = fastapi_users.current_user(active=True)
 

@@ -10,7 +10,8 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from jobline.accounts.credentials import SECURITY, current_user
+from jobline.accounts.backends import SECURITY
+from jobline.accounts.credentials import current_user
 from jobline.api.cursors import CursorCodec
 from jobline.jobs.projection import JobView
 from jobline.jobs.service import Caller, JobService
@@ -53,7 +54,8 @@ class CallerRoute(APIRoute):
     """A route that documents the credentials it takes when it takes a caller.
 
     FastAPI documents a route's security from its security dependencies; get_caller reads
-    the credentials itself (accounts/credentials.py), so the route says it instead.
+    the credentials itself (accounts/credentials.py, by accounts/backends.py's rules), so
+    the route says it instead.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobline import metrics
-from jobline.accounts.users import COOKIE_NAME
+from jobline.accounts.backends import COOKIE_NAME
 from jobline.api.errors import problem
 from jobline.api.schemas import ErrorResponse
 from jobline.audit.store import prune as prune_audit

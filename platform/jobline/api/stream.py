@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from jobline import errors, metrics
 from jobline.accounts.session_watch import session_watch
-from jobline.accounts.sessions import Credential
+from jobline.accounts.tokens import Credential
 from jobline.api.deps import CallerDep, CallerRoute, JobDep
 from jobline.api.errors import responses
 from jobline.api.quotas import StreamSlot

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from fastapi_users.authentication import JWTStrategy
 
-from jobline.accounts.credentials import VerifiedTokens
+from jobline.accounts.backends import VerifiedTokens
 from jobline.accounts.models import User
 
 SECRET = "unit-secret-" + "y" * 40
@@ -43,7 +43,7 @@ def counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(token)
         return decode(token, *args, **kwargs)
 
-    monkeypatch.setattr("jobline.accounts.credentials.jwt.decode", counted)
+    monkeypatch.setattr("jobline.accounts.backends.jwt.decode", counted)
     return calls
 
 
@@ -88,13 +88,13 @@ def test_a_kept_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch
     text = token(exp=expires)
     tokens = VerifiedTokens(strategy())
     assert tokens.subject(text, 3600.0) is not None
-    monkeypatch.setattr("jobline.accounts.credentials.time.time", lambda: int(expires.timestamp()))
+    monkeypatch.setattr("jobline.accounts.backends.time.time", lambda: int(expires.timestamp()))
     assert tokens.subject(text, 3600.0) is None, "at its exp a token is expired (PyJWT: exp <= now)"
 
 
 def test_a_token_is_verified_again_after_keep_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    monkeypatch.setattr("jobline.accounts.credentials.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("jobline.accounts.backends.time.monotonic", lambda: clock[0])
     calls = counting_decode(monkeypatch)
     tokens = VerifiedTokens(strategy())
     text = token()

@@ -15,7 +15,7 @@ from tortoise.backends.sqlite.client import SqliteClient
 
 from jobline.accounts.models import RevokedSession, User
 from jobline.accounts.session_watch import CHUNK, SessionWatch
-from jobline.accounts.sessions import Credential
+from jobline.accounts.tokens import Credential
 from jobline.config import MODEL_MODULES
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from jobline.accounts.models import User
-from jobline.accounts.sessions import Credential, credential_of, still_valid
+from jobline.accounts.tokens import Credential, credential_of, still_valid
 
 
 def user(after: datetime | None = None, kept: str | None = None) -> User:
