@@ -405,7 +405,9 @@ def _time(cur: Any, sql: str, args: tuple[Any, ...]) -> float:
     return time.perf_counter() - started
 
 
-class _Captured(logging.Handler):
+class Captured(logging.Handler):
+    """The SELECTs Tortoise logs (its `tortoise.db_client` logger at DEBUG): (sql, args)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.queries: list[tuple[str, Any]] = []
@@ -434,7 +436,7 @@ async def plans(
     depth = max(d for d in options.depths if d < _existing(options.database) * 0.8)
     row = _row_at(options.database, "owner_id = %s", (str(owner),), "idx_jobs_owner_created", depth)
     after = (row[0].replace(tzinfo=UTC), UUID(str(row[1])))
-    captured = _Captured()
+    captured = Captured()
     db_log = logging.getLogger("tortoise.db_client")
     db_log.addHandler(captured)
     db_log.setLevel(logging.DEBUG)
@@ -478,12 +480,12 @@ async def plans(
                 "sql": literal,
                 "explain": explain,
                 "analyze": analyze,
-                "summary": _plan_summary(analyze),
+                "summary": plan_summary(analyze),
             }
     return out
 
 
-def _plan_summary(analyze: dict[str, Any]) -> dict[str, Any]:
+def plan_summary(analyze: dict[str, Any]) -> dict[str, Any]:
     """Index used, rows examined and time, from MariaDB's ANALYZE FORMAT=JSON."""
     block = analyze.get("query_block", {})
     text = json.dumps(block)

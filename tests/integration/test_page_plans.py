@@ -3,9 +3,9 @@
 A page at depth must seek to its key on the listing's index and stop after `limit` rows.
 Left to itself MariaDB reads on through the owner's rows (20,052 of 30,000 here for
 list_jobs' page, without its FORCE INDEX), which is why the pages name their index
-(jobs/reads.py). Checked with ANALYZE on
-the SQL the store really sends (captured from Tortoise's query log), on MariaDB only:
-SQLite has no index hints and the contract tests cover its answers.
+(jobs/reads.py). Checked with ANALYZE on the SQL the store really sends (captured from
+Tortoise's query log, read as bench/history.py reads the history benchmark's plans), on
+MariaDB only: SQLite has no index hints and the contract tests cover its answers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bench.history import Captured, plan_summary
 from tortoise import connections
 
 from jobline.jobs import models
@@ -32,7 +33,7 @@ OTHER_JOBS = 1000
 PAGE = 51  # a page of 50 and one more, as the API and the dashboard ask
 
 
-@pytest.fixture(scope="module", params=["mysql"])
+@pytest.fixture(scope="module", params=["mariadb"])
 async def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[JobStore]:
@@ -40,23 +41,9 @@ async def store(
         yield JobStore()
 
 
-class _Captured(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.selects: list[tuple[str, list[Any]]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and str(args[0]).startswith("SELECT"):
-            values = args[1]
-            self.selects.append(
-                (str(args[0]), list(values) if isinstance(values, list | tuple) else [])
-            )
-
-
 @pytest.fixture
-def captured() -> Iterator[_Captured]:
-    handler = _Captured()
+def captured() -> Iterator[Captured]:
+    handler = Captured()
     log = logging.getLogger("tortoise.db_client")
     level = log.level
     log.addHandler(handler)
@@ -100,30 +87,17 @@ async def seed(store: JobStore, owner: uuid.UUID, count: int, start: int) -> Non
     await db.execute_query("ANALYZE TABLE jobs")
 
 
-async def analyze(store: JobStore, sql: str, args: list[Any]) -> dict[str, Any]:
-    """The jobs table's line of MariaDB's ANALYZE FORMAT=JSON for one captured SELECT."""
+async def analyze(store: JobStore, sql: str, args: Any) -> dict[str, Any]:
+    """MariaDB's ANALYZE FORMAT=JSON of one captured SELECT, summed up as bench/history.py
+    sums up the history benchmark's plans (index, rows read), and the plan itself."""
     db = connections.get(store.connection)
     rows = await db.execute_query_dict(f"ANALYZE FORMAT=JSON {sql.replace('?', '%s')}", args)
     plan = json.loads(next(iter(rows[0].values())))
-    tables: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("table_name") == "jobs":
-                tables.append(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(plan)
-    (table,) = tables
-    return {"index": table.get("key"), "rows": table.get("r_rows"), "plan": plan}
+    return {**plan_summary(plan), "plan": plan}
 
 
 async def test_a_page_at_depth_and_the_page_before_it_read_one_page_of_rows(
-    store: JobStore, captured: _Captured
+    store: JobStore, captured: Captured
 ) -> None:
     owner = uuid.uuid4()
     await seed(store, owner, OWNER_JOBS, 0)
@@ -140,17 +114,17 @@ async def test_a_page_at_depth_and_the_page_before_it_read_one_page_of_rows(
     key = (row["created_at"].replace(tzinfo=UTC), uuid.UUID(str(row["id"])))
     assert isinstance(key[0], datetime)
 
-    captured.selects.clear()
+    captured.queries.clear()
     page = await store.list_jobs(query, key, PAGE)
     assert len(page) == PAGE and all(v.owner_id == owner for v in page)
-    listing = await analyze(store, *captured.selects[-1])
+    listing = await analyze(store, *captured.queries[-1])
 
-    captured.selects.clear()
+    captured.queries.clear()
     newer = await store.newer_keys(query, key, PAGE)
     assert len(newer) == PAGE and newer[0] > key
-    previous = await analyze(store, *captured.selects[-1])
+    previous = await analyze(store, *captured.queries[-1])
 
     for name, found in (("list_jobs", listing), ("newer_keys", previous)):
         assert found["index"] == models.IDX_OWNER_CREATED, (name, found["plan"])
         # One page and the row that ends the range: not the owner's rows on that side.
-        assert found["rows"] <= PAGE + 1, (name, found["plan"])
+        assert found["rows_read"] <= PAGE + 1, (name, found["plan"])

@@ -187,7 +187,8 @@ class Windows:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        # id(late) -> (deadline on the monotonic clock, late); in opening order.
+        # id(late) -> (deadline on the monotonic clock, late), in opening order: with the
+        # one `defer` of the process, also the order of their deadlines.
         self._open: dict[int, tuple[float, LateStart]] = {}
         self.idle = False  # the thread waits for a window to open: wake it
         self._thread: threading.Thread | None = None
