@@ -7,8 +7,9 @@ carry most of the traffic (programs submitting and polling), that was most of a 
 cost before any work. `current_user` here finds the same user by the same rules:
 
 - the bearer backend first: the token is verified as fastapi-users' JWTStrategy does (the
-  same secret, algorithm and audience, expiry, a subject) and its user looked up through
-  the user manager (so through the short user cache of accounts/users.py);
+  same secret, algorithm and audience, expiry, a subject: accounts/backends.py,
+  VerifiedTokens) and its user looked up through the user manager (so through the short
+  user cache of accounts/users.py);
 - when that finds no user, the cookie backend: its revocable session (accounts/sessions.py),
   checked against the revoked sessions on every request, as before;
 - no user, or an inactive one, or a token issued before the user ended their other

@@ -4,10 +4,11 @@ A job that ends within `defer` seconds (JOBLINE_STARTED_DEFER_MS) records `start
 its outcome in one transaction: one commit (an fsync) per job instead of two. Temporal does
 the same with an activity's started event. A longer job gets its `started` written once
 `defer` has run out (within half a window more: Windows), or sooner when it first reports
-progress; `started` always carries the time the job began. Only a first delivery of a job found queued (or still pending) comes
-this way. A worker dying inside the window leaves no `started`: the message comes back
-redelivered, and a redelivery takes the full path (queueing/delivery.py), so a job that
-keeps killing its worker is still counted (worker_lost) and stopped.
+progress; `started` always carries the time the job began. Only a first delivery of a job
+found queued (or still pending) comes this way. A worker dying inside the window leaves no
+`started`: the message comes back redelivered, and a redelivery takes the full path
+(queueing/delivery.py), so a job that keeps killing its worker is still counted
+(worker_lost) and stopped.
 
 The late `started` is where a message of an older dispatch generation is refused (the
 reconciler published the job again meanwhile: queueing/reconcile.py): its check runs in
