@@ -146,9 +146,7 @@ class DirectWriter:
                     if cur.rowcount != 1:
                         conn.rollback()
                         return None  # moved on since it was read
-                    if check is not None:
-                        for index, done in enumerate(planned):
-                            check(index, done)
+                    _check_all(planned, check)
                     # One round trip: the events and the commit. A failing INSERT stops
                     # the request there: nothing is committed, and the rollback below
                     # undoes it.
@@ -180,12 +178,10 @@ class DirectWriter:
         judged on that row."""
         if not events or not self._consecutive:
             return None
-        if check is not None:
-            try:
-                for index, done in enumerate(planned):
-                    check(index, done)
-            except Exception:
-                return None
+        try:
+            _check_all(planned, check)
+        except Exception:
+            return None
         return sql.insert_events_if_one_changed_sql(self.dialect, events, owner_id)
 
     def _in_one_request(
@@ -263,3 +259,10 @@ class DirectWriter:
         if self._consecutive:
             ids = [ids[0] + i for i in range(len(events))]
         return ids
+
+
+def _check_all(planned: Sequence[Appended], check: Callable[[int, Appended], None] | None) -> None:
+    """Have `check` judge each planned step; it raises to refuse one."""
+    if check is not None:
+        for index, done in enumerate(planned):
+            check(index, done)

@@ -78,7 +78,7 @@ class Outbox:
         """Every type's rows: how many, how many are due by `now`, the earliest due time."""
         rows = DispatchRow.all().using_db(self._db())
         total = await rows.count()
-        due = await rows.filter(due_at__lte=now).count()
+        due = await self.due(now)
         oldest = await rows.order_by("due_at").first().values_list("due_at", flat=True)
         return total, due, as_utc(oldest) if isinstance(oldest, datetime) else None
 
@@ -283,9 +283,11 @@ class Outbox:
             .delete()
         )
 
-    async def due(self) -> int:
-        """How many attempts are due by now and not yet published (claimed or not): the backlog."""
-        return await DispatchRow.filter(due_at__lte=utcnow()).using_db(self._db()).count()
+    async def due(self, now: datetime | None = None) -> int:
+        """How many attempts are due by `now` (default: now) and not yet published, claimed
+        or not: the backlog."""
+        at = utcnow() if now is None else now
+        return await DispatchRow.filter(due_at__lte=at).using_db(self._db()).count()
 
     def _db(self) -> Any:
         return connections.get(self.connection)
