@@ -22,6 +22,8 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -418,6 +420,22 @@ class Captured(logging.Handler):
             self.queries.append((str(args[0]), args[1]))
 
 
+@contextmanager
+def captured_selects() -> Iterator[Captured]:
+    """Capture the SELECTs the store sends, for as long as the block runs; the logger's
+    level is restored after."""
+    handler = Captured()
+    db_log = logging.getLogger("tortoise.db_client")
+    level = db_log.level
+    db_log.addHandler(handler)
+    db_log.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        db_log.removeHandler(handler)
+        db_log.setLevel(level)
+
+
 async def plans(
     database_url: str, accounts: dict[bool, tuple[str, UUID]], options: HistoryOptions
 ) -> dict[str, Any]:
@@ -436,12 +454,6 @@ async def plans(
     depth = max(d for d in options.depths if d < _existing(options.database) * 0.8)
     row = _row_at(options.database, "owner_id = %s", (str(owner),), "idx_jobs_owner_created", depth)
     after = (row[0].replace(tzinfo=UTC), UUID(str(row[1])))
-    captured = Captured()
-    db_log = logging.getLogger("tortoise.db_client")
-    db_log.addHandler(captured)
-    db_log.setLevel(logging.DEBUG)
-    await open_db(settings)
-    store = JobStore()
     cases: dict[str, tuple[JobQuery, tuple[datetime, UUID] | None]] = {
         "owner first page": (JobQuery(owner_id=owner), None),
         f"owner keyset at depth {depth:,}": (JobQuery(owner_id=owner), after),
@@ -451,22 +463,25 @@ async def plans(
         "all type=video.render first page": (JobQuery(type="video.render"), None),
     }
     sent: dict[str, tuple[str, Any]] = {}
-    try:
-        for name, (query, key) in cases.items():
+    with captured_selects() as captured:
+        await open_db(settings)
+        store = JobStore()
+        try:
+            for name, (query, key) in cases.items():
+                captured.queries.clear()
+                await store.list_jobs(query, key, PAGE + 1)
+                sent[name] = captured.queries[-1]
+            # The dashboard's Previous page from the same depth: the keys just newer than
+            # `after`.
             captured.queries.clear()
-            await store.list_jobs(query, key, PAGE + 1)
-            sent[name] = captured.queries[-1]
-        # The dashboard's Previous page from the same depth: the keys just newer than `after`.
-        captured.queries.clear()
-        await store.newer_keys(JobQuery(owner_id=owner), after, PAGE + 1)
-        sent[f"owner previous page at depth {depth:,}"] = captured.queries[-1]
-        captured.queries.clear()
-        job_id = UUID(str(row[1]))
-        await store.events(job_id, 0, PAGE + 1)
-        sent["events of a job"] = captured.queries[-1]
-    finally:
-        await close_db()
-        db_log.removeHandler(captured)
+            await store.newer_keys(JobQuery(owner_id=owner), after, PAGE + 1)
+            sent[f"owner previous page at depth {depth:,}"] = captured.queries[-1]
+            captured.queries.clear()
+            job_id = UUID(str(row[1]))
+            await store.events(job_id, 0, PAGE + 1)
+            sent["events of a job"] = captured.queries[-1]
+        finally:
+            await close_db()
     sent[f"OFFSET at depth {depth:,} (not used by jobline)"] = (OFFSET_SQL, (str(owner), depth))
     out: dict[str, Any] = {}
     with admin_connection(options.database) as db, db.cursor() as cur:

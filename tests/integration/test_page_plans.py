@@ -11,14 +11,13 @@ MariaDB only: SQLite has no index hints and the contract tests cover its answers
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from bench.history import Captured, plan_summary
+from bench.history import Captured, captured_selects, plan_summary
 from tortoise import connections
 
 from jobline.jobs import models
@@ -43,16 +42,8 @@ async def store(
 
 @pytest.fixture
 def captured() -> Iterator[Captured]:
-    handler = Captured()
-    log = logging.getLogger("tortoise.db_client")
-    level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    try:
+    with captured_selects() as handler:
         yield handler
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
 
 
 async def seed(store: JobStore, owner: uuid.UUID, count: int, start: int) -> None:
